@@ -1,0 +1,87 @@
+"""What an action receives and returns: the context, progress reports and the outcome.
+
+Actions never write the incident record themselves; they call the context's hooks, which
+the runner (the record's only writer) provides.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long action has come. ``checkpoint`` (if any) is recorded durably so a
+    resumed run can continue after it; ``data`` is recorded as is (ids, pids, counts)."""
+
+    done: float
+    total: float | None = None
+    unit: str = "items"
+    message: str = ""
+    checkpoint: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """A small table of results, rendered by rich in the CLI and by a DataTable in the TUI."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check result: what was checked, whether it passed, expected vs actual."""
+
+    check: str
+    passed: bool
+    subject: str
+    expected: Any = None
+    actual: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What an action returns: succeeded or failed, a one-line summary and details."""
+
+    status: str
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    tables: list[ResultTable] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED
+
+
+@dataclass
+class ActionContext:
+    """Everything an action may use. Hooks write through the runner, never directly."""
+
+    run_id: str
+    mode: str
+    step_id: str
+    attempt: int
+    params: dict[str, Any]
+    runbook_dir: Path
+    cancel: threading.Event
+    facts: dict[str, Any]
+    add_secret: Callable[[str], None]
+    report_finding: Callable[[Finding], None]
+    last_checkpoint: dict[str, Any] | None = None
+
+
+ActionFunction = Callable[[ActionContext, ProgressCallback], Outcome]

@@ -1,0 +1,107 @@
+"""Credential references: ``keyring:SERVICE/NAME`` or ``env:VARIABLE``, resolved late.
+
+Runbooks and flags carry references only; the value is fetched when a connection is made
+and never written to a record, a log, a report or an exception message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from drconsole.errors import SecretError
+
+_KEYRING = re.compile(r"^keyring:(?P<service>[^/\s]+)/(?P<name>[^\s]+)$")
+_ENV = re.compile(r"^env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+_SECRET_WORDS = ("token", "password", "passwd", "secret", "api_key", "apikey", "credential")
+
+
+def is_reference(text: str) -> bool:
+    """True when text is a credential reference rather than a literal value."""
+    return bool(_KEYRING.match(text) or _ENV.match(text))
+
+
+def looks_secret_name(name: str) -> bool:
+    """True for names such as TOKEN, DB_PASSWORD or aws_secret_access_key."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed credential reference; ``str()`` is the reference, never the secret."""
+
+    scheme: str
+    service: str
+    name: str
+
+    def __str__(self) -> str:
+        if self.scheme == "env":
+            return f"env:{self.name}"
+        return f"keyring:{self.service}/{self.name}"
+
+
+def parse_reference(text: str) -> Reference:
+    """The reference in text; raises SecretError when text is not one."""
+    if match := _KEYRING.match(text):
+        return Reference("keyring", match["service"], match["name"])
+    if match := _ENV.match(text):
+        return Reference("env", "", match["name"])
+    raise SecretError(
+        "expected a credential reference, not a literal value",
+        "write keyring:SERVICE/NAME (stored with `drconsole secrets set`) or env:VARIABLE",
+    )
+
+
+def resolve(text: str) -> str:
+    """The secret a reference points to; raises SecretError naming the reference."""
+    reference = parse_reference(text)
+    if reference.scheme == "env":
+        value = os.environ.get(reference.name)
+        if not value:
+            raise SecretError(
+                f"{reference}: the environment variable {reference.name} is not set",
+                f"export {reference.name} before running drconsole",
+            )
+        return value
+    return _keyring_get(reference)
+
+
+def _keyring_get(reference: Reference) -> str:
+    import keyring
+    from keyring.errors import KeyringError, NoKeyringError
+
+    try:
+        value = keyring.get_password(reference.service, reference.name)
+    except NoKeyringError:
+        raise SecretError(
+            f"{reference}: no keyring backend is available on this machine",
+            "on a headless machine `pip install keyrings.alt` gives a file backend; "
+            "or use an env:VARIABLE reference instead",
+        ) from None
+    except KeyringError as error:
+        raise SecretError(
+            f"{reference}: the keyring refused the lookup ({type(error).__name__})",
+            "unlock the keyring, or use an env:VARIABLE reference instead",
+        ) from None
+    if value is None:
+        raise SecretError(
+            f"{reference}: no such secret in the keyring",
+            f"store it with `drconsole secrets set {reference.service}/{reference.name}`",
+        )
+    return value
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Text with every known secret value (and common token shapes) replaced by ***."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _TOKEN_SHAPES.sub(lambda match: match.group(1) + "***", text)
+
+
+_TOKEN_SHAPES = re.compile(
+    r"((?:authorization:\s*(?:bearer|basic)\s+|(?:token|password|secret|api[_-]?key)"
+    r"[\"']?\s*[=:]\s*[\"']?))[^\s\"',;]+",
+    re.IGNORECASE,
+)
