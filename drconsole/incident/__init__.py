@@ -1,0 +1,1 @@
+"""The incident record: an append-only, hash-chained JSON Lines log of one run."""

@@ -1,0 +1,259 @@
+"""Append-only JSON Lines with a sha256 chain: the writer, the reader and the verifier.
+
+Each line is one event; ``prev_sha256`` is the sha256 of the previous line's bytes
+(without its newline), ``null`` on the first. A changed, removed or reordered line, or a
+file cut mid-line, is found by ``read_record``. Every line is fsynced before ``append``
+returns, so what the console showed as done is on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from drconsole.errors import RecordError
+from drconsole.incident.events import ENVELOPE, TYPES, VERSION, Event
+from drconsole.incident.lock import WriterLock
+from drconsole.timefmt import format_utc
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """The first bad line of a record and what is wrong with it."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class RecordRead:
+    """The events of the intact prefix of a record, and the first problem, if any."""
+
+    path: Path
+    events: list[Event] = field(default_factory=list)
+    problem: RecordProblem | None = None
+    last_sha256: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+def line_sha256(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def read_record(path: Path) -> RecordRead:
+    """Read and check a record; stops at the first bad line (raises only if unreadable)."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(
+            f"{path}: no such record", "list runs with `drconsole runs list`"
+        ) from None
+    except OSError as error:
+        raise RecordError(f"{path}: cannot read the record ({error.strerror})") from None
+    result = RecordRead(path)
+    if not blob:
+        result.problem = RecordProblem(1, "the record is empty")
+        return result
+    lines = blob.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]
+    previous: bytes | None = None
+    run_id: str | None = None
+    for number, line in enumerate(complete, start=1):
+        problem = _check_line(line, number, previous, run_id)
+        if problem is not None:
+            result.problem = problem
+            return result
+        event = Event.from_dict(json.loads(line))
+        run_id = event.run_id
+        result.events.append(event)
+        previous = line
+    if tail:
+        result.problem = RecordProblem(
+            len(complete) + 1, "the line is cut short: the file ends mid-line (truncated)"
+        )
+    result.last_sha256 = line_sha256(previous) if previous is not None else None
+    return result
+
+
+def _check_line(
+    line: bytes, number: int, previous: bytes | None, run_id: str | None
+) -> RecordProblem | None:
+    try:
+        raw = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return RecordProblem(number, "not a JSON object (the line was edited or damaged)")
+    if not isinstance(raw, dict) or set(raw) != set(ENVELOPE):
+        return RecordProblem(number, "not a record event (its fields differ from the envelope)")
+    if raw["v"] != VERSION:
+        return RecordProblem(number, f"unsupported record version {raw['v']!r}")
+    seq = raw["seq"]
+    if seq != number:
+        if isinstance(seq, int) and seq > number:
+            return RecordProblem(
+                number, f"seq is {seq}, expected {number}: lines before it were removed"
+            )
+        return RecordProblem(
+            number, f"seq is {seq!r}, expected {number}: lines were duplicated or moved"
+        )
+    expected = line_sha256(previous) if previous is not None else None
+    if raw["prev_sha256"] != expected:
+        if previous is None:
+            return RecordProblem(number, "the first line names a previous line: lines were removed")
+        return RecordProblem(
+            number - 1,
+            f"the line was changed after it was written (line {number} recorded another sha256)",
+        )
+    if run_id is not None and raw["run_id"] != run_id:
+        return RecordProblem(
+            number, f"run_id {raw['run_id']!r} differs from the record's {run_id!r}"
+        )
+    if raw["type"] not in TYPES:
+        return RecordProblem(number, f"unknown event type {raw['type']!r}")
+    try:
+        Event.from_dict(raw)
+    except (ValueError, KeyError, TypeError) as error:
+        return RecordProblem(number, f"malformed event: {error}")
+    return None
+
+
+class RecordWriter:
+    """The single writer of one record: holds the lock, appends, fsyncs each line."""
+
+    def __init__(self, path: Path, run_id: str, mode: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.mode = mode
+        self._lock = WriterLock(path.with_suffix(".lock"), run_id)
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        self._seq = 0
+        self._last_sha256: str | None = None
+        self._broken: str | None = None
+        self.on_event: Callable[[Event], None] | None = None
+
+    @classmethod
+    def create(cls, path: Path, run_id: str, mode: str) -> RecordWriter:
+        """A new, empty record (refuses to touch an existing file)."""
+        writer = cls(path, run_id, mode)
+        writer._lock.acquire()
+        try:
+            writer._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        except FileExistsError:
+            writer._lock.release()
+            raise RecordError(f"{path}: a record with this run id already exists") from None
+        except OSError as error:
+            writer._lock.release()
+            raise RecordError(f"{path}: cannot create the record ({error.strerror})") from None
+        _fsync_folder(path.parent)
+        return writer
+
+    @classmethod
+    def reopen(cls, path: Path) -> tuple[RecordWriter, RecordRead]:
+        """Take the lock on an existing record and continue its chain; refuses a record
+        that does not verify (appending would hide the damage)."""
+        probe = read_record(path)
+        run_id = probe.events[0].run_id if probe.events else path.stem
+        writer = cls(path, run_id, probe.events[0].mode if probe.events else "")
+        writer._lock.acquire()
+        try:
+            read = read_record(path)
+            if read.problem is not None or not read.events:
+                raise RecordError(
+                    f"{path}: {read.problem or 'the record is empty'}; refusing to append to it",
+                    f"inspect it with `drconsole runs verify {run_id}`",
+                )
+            writer._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except BaseException:
+            writer._lock.release()
+            raise
+        writer.mode = read.events[0].mode
+        writer._seq = read.events[-1].seq
+        writer._last_sha256 = read.last_sha256
+        return writer, read
+
+    def append(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        time: datetime,
+        observed_time: datetime,
+        actor: str,
+        step_id: str | None = None,
+        attempt: int | None = None,
+    ) -> Event:
+        """Write one event durably and return it; raises RecordError if the disk refuses."""
+        with self._mutex:
+            if self._fd is None:
+                raise RecordError(f"{self.path}: the record is closed")
+            if self._broken:
+                raise RecordError(
+                    f"{self.path}: the record can no longer be written ({self._broken})"
+                )
+            raw = {
+                "v": VERSION,
+                "seq": self._seq + 1,
+                "id": uuid.uuid4().hex,
+                "run_id": self.run_id,
+                "type": event_type,
+                "time": format_utc(time),
+                "observed_time": format_utc(observed_time),
+                "actor": actor,
+                "mode": self.mode,
+                "step_id": step_id,
+                "attempt": attempt,
+                "data": data,
+                "prev_sha256": self._last_sha256,
+            }
+            line = json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode()
+            self._write_durably(line + b"\n")
+            self._seq += 1
+            self._last_sha256 = line_sha256(line)
+            event = Event.from_dict(raw)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def _write_durably(self, payload: bytes) -> None:
+        assert self._fd is not None
+        try:
+            written = os.write(self._fd, payload)
+            if written != len(payload):
+                raise OSError(0, f"short write ({written} of {len(payload)} bytes)")
+            os.fsync(self._fd)
+        except OSError as error:
+            self._broken = error.strerror or str(error)
+            raise RecordError(
+                f"{self.path}: could not write the incident record ({self._broken})",
+                "free disk space or fix the folder's permissions; the run stops here so "
+                "nothing happens that the record does not show",
+            ) from None
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._lock.release()
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
