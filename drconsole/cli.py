@@ -1,0 +1,53 @@
+"""The ``drconsole`` command: parses arguments, builds objects, calls the core.
+
+A user mistake or an environment problem is printed in one or two lines (message, then
+hint) with a non-zero exit code; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from drconsole import __version__
+from drconsole.commands import drill_cmd, runbook_cmd, runs_cmd
+from drconsole.commands.output import print_error
+from drconsole.errors import DrconsoleError
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drconsole",
+        description="Restore vector databases after a disaster, and drill it.",
+    )
+    parser.add_argument("--version", action="version", version=f"drconsole {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runbook_cmd.add_parsers(subparsers)
+    runs_cmd.add_parsers(subparsers)
+    drill_cmd.add_parsers(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return handler(args)
+    except DrconsoleError as error:
+        print_error(error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``drconsole`` CLI; each module adds its parsers and handlers."""

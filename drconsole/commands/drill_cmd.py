@@ -1,0 +1,107 @@
+"""``drconsole drill``: walk a runbook headless, or resume a run from its record."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+
+from drconsole.commands.output import print_json, stderr
+from drconsole.commands.runs_cmd import add_runs_dir, print_metrics, store_from
+from drconsole.drill import DrillOptions, drive
+from drconsole.errors import UsageError
+from drconsole.incident.describe import describe
+from drconsole.incident.events import Event
+from drconsole.runbook.loader import load_runbook
+from drconsole.runbook.model import MODES
+from drconsole.runner import Runner
+from drconsole.timefmt import parse_utc
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    drill = subparsers.add_parser(
+        "drill",
+        help="walk a runbook headless (cron, CI), or resume a run",
+        description="Exit codes: 0 every gate passed and the RTO target was met; 1 a gate "
+        "failed or the RTO was missed; 2 invalid input; 3 stopped at a step that needs a person.",
+    )
+    drill.add_argument("runbook", nargs="?", metavar="RUNBOOK", help="runbook file")
+    drill.add_argument("--mode", choices=MODES, default="drill")
+    drill.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm manual and destructive steps (recorded as automatic)",
+    )
+    drill.add_argument("--json", action="store_true", help="print the run's metrics as JSON")
+    drill.add_argument(
+        "--impact-start",
+        metavar="TIME",
+        help="incident mode: when impact began (ISO 8601 UTC), if before now",
+    )
+    drill.add_argument("--resume", metavar="RUN", help="continue this run from its record")
+    choice = drill.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--rerun-interrupted",
+        action="store_true",
+        help="with --resume: run the interrupted step again",
+    )
+    choice.add_argument(
+        "--mark-interrupted-done",
+        action="store_true",
+        help="with --resume: the interrupted step's work is complete",
+    )
+    add_runs_dir(drill)
+    drill.set_defaults(handler=drill_command)
+
+
+def drill_command(args: argparse.Namespace) -> int:
+    store = store_from(args)
+    options = DrillOptions(
+        yes=args.yes,
+        rerun_interrupted=args.rerun_interrupted,
+        mark_interrupted_done=args.mark_interrupted_done,
+    )
+    runner = _open_runner(args, store)
+    if not args.json:
+        stderr.print(f"run {runner.run_id} ({runner.mode}), record {runner.record_path}")
+        runner.subscribe(_print_event)
+    try:
+        result = drive(runner, options)
+    finally:
+        runner.close()
+    if args.json:
+        print_json(result.metrics.to_json())
+    else:
+        print_metrics(result.metrics)
+        stderr.print(escape(result.message))
+    return result.exit_code
+
+
+def _open_runner(args: argparse.Namespace, store) -> Runner:
+    if args.resume:
+        if args.runbook:
+            raise UsageError(
+                "give either RUNBOOK or --resume RUN, not both",
+                "the runbook of a resumed run is found from its record",
+            )
+        return Runner.resume(store, args.resume)
+    if not args.runbook:
+        raise UsageError("drill needs a RUNBOOK file, or --resume RUN")
+    if args.rerun_interrupted or args.mark_interrupted_done:
+        raise UsageError("--rerun-interrupted and --mark-interrupted-done go with --resume RUN")
+    impact_start = None
+    if args.impact_start:
+        if args.mode != "incident":
+            raise UsageError("--impact-start applies to --mode incident")
+        try:
+            impact_start = parse_utc(args.impact_start)
+        except ValueError as error:
+            raise UsageError(f"--impact-start: {error}") from None
+    runbook = load_runbook(args.runbook)
+    return Runner.start(runbook, args.mode, store, impact_start=impact_start)
+
+
+def _print_event(event: Event) -> None:
+    line = describe(event)
+    if line is not None:
+        stderr.print(f"{event.time:%H:%M:%S}  {escape(line)}")
