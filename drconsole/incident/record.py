@@ -76,6 +76,7 @@ def read_record(path: Path) -> RecordRead:
         problem = _check_line(line, number, previous, run_id)
         if problem is not None:
             result.problem = problem
+            del result.events[problem.line - 1 :]
             return result
         event = Event.from_dict(json.loads(line))
         run_id = event.run_id
