@@ -3,7 +3,8 @@
 Manual steps are confirmed only when the step allows it in a drill
 (``auto_confirm_in_drill``) or the operator passed ``--yes``; the record says so. The walk
 stops with exit code 3 at anything that needs a person, 1 on a failed gate or a missed
-RTO, and 0 when every gate passed and the RTO target was met.
+RTO, and 0 when every gate passed and the RTO target was met. A step cancelled with
+Ctrl-C is run again when the run is resumed: a person stopped it, not a failure.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def _walk(
                 runner.confirm(step.id, via="--yes")
             else:
                 stop = needs_operator(step, f"step {step.id} waits for a person: {step.title}")
+        elif pending.kind == "blocked" and runner.state.steps[step.id].status == "cancelled":
+            stop = run(step)
         elif pending.kind == "blocked":
             state = runner.state.steps[step.id]
             what = "gate" if step.gate else "step"

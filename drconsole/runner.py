@@ -147,7 +147,7 @@ class Runner:
                     "nothing to resume",
                     "start a new run with `drconsole drill RUNBOOK`",
                 )
-            runbook = runbook or _runbook_of(state)
+            runbook = runbook or _runbook_of(state, registry)
             state.mark_interrupted()
             runner = cls(
                 runbook, writer, state, store=store, clock=clock, actor=actor, registry=registry
@@ -734,9 +734,10 @@ class _ProgressRecorder:
             self.forward(progress)
 
 
-def _runbook_of(state: RunState) -> Runbook:
+def _runbook_of(state: RunState, registry: dict[str, ActionSpec] | None) -> Runbook:
+    """The runbook a run started with, refused if its bytes changed since."""
     path = Path(str(state.runbook.get("path", "")))
-    runbook = load_runbook(path)
+    runbook = load_runbook(path, registry)
     if runbook.sha256 != state.runbook.get("sha256"):
         raise RunStateError(
             f"{path} changed since run {state.run_id} started; refusing to resume with it",

@@ -12,6 +12,7 @@ from drconsole.drill import DrillOptions, drive
 from drconsole.errors import UsageError
 from drconsole.incident.describe import describe
 from drconsole.incident.events import Event
+from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import MODES
 from drconsole.runner import Runner
@@ -77,7 +78,7 @@ def drill_command(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _open_runner(args: argparse.Namespace, store) -> Runner:
+def _open_runner(args: argparse.Namespace, store: RunStore) -> Runner:
     if args.resume:
         if args.runbook:
             raise UsageError(

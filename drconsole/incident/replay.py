@@ -102,10 +102,11 @@ class RunState:
         return next((s for s in self.steps.values() if s.status == INTERRUPTED), None)
 
     def mark_interrupted(self) -> None:
-        """Called when nobody holds the record: a step in flight was cut off, unless the
-        run was paused on purpose (a manual step then simply goes on waiting)."""
+        """Called when nobody holds the record: a step in flight was cut off. A manual
+        step of a run paused on purpose simply goes on waiting; an automated step is never
+        legitimately running in a paused record."""
         step = self.in_flight
-        if step is not None and self.paused is None:
+        if step is not None and (step.status == RUNNING or self.paused is None):
             step.status = INTERRUPTED
 
     def status(self, writer_alive: bool) -> str:
