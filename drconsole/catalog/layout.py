@@ -1,0 +1,32 @@
+"""Where things live in a catalog (``drconsole-snapshot/1``, DESIGN section 4)."""
+
+from __future__ import annotations
+
+import re
+
+SNAPSHOTS = "snapshots"
+MANIFEST = "manifest.json"
+_PART_NUMBER = re.compile(r"-(\d+)\.[^/]*$")
+
+
+def snapshot_prefix(snapshot_id: str) -> str:
+    return f"{SNAPSHOTS}/{snapshot_id}/"
+
+
+def manifest_key(snapshot_id: str) -> str:
+    return f"{SNAPSHOTS}/{snapshot_id}/{MANIFEST}"
+
+
+def file_key(snapshot_id: str, relative_path: str) -> str:
+    return f"{SNAPSHOTS}/{snapshot_id}/{relative_path}"
+
+
+def part_path(collection: str, kind: str, number: int) -> str:
+    suffix = "npy" if kind in ("vectors", "state") else "jsonl.gz"
+    return f"{collection}/{kind}-{number:05d}.{suffix}"
+
+
+def part_number(path: str) -> int | None:
+    """N in ``records-N.jsonl.gz``; None for a name without one."""
+    match = _PART_NUMBER.search(path)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,112 @@
+"""A catalog on a local folder. Objects are written to a temporary name, fsynced and
+renamed, so an interrupted write never leaves a partial file under its real name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from drconsole.catalog.store import MissingObject, ObjectInfo, check_key
+from drconsole.errors import StoreError
+
+TEMP_PREFIX = ".drconsole-tmp-"
+
+
+class LocalStore:
+    local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = str(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root / prefix if prefix else self.root
+        if not base.is_dir():
+            return
+        for folder, _, files in os.walk(base):
+            for name in sorted(files):
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(folder) / name
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
+                yield ObjectInfo(path.relative_to(self.root).as_posix(), size)
+
+    def list_folders(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        try:
+            return sorted(entry.name for entry in base.iterdir() if entry.is_dir())
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise StoreError(f"{base}: cannot list the folder ({error.strerror})") from None
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise MissingObject(f"{self._path(key)}: no such file") from None
+        except OSError as error:
+            raise StoreError(f"{self._path(key)}: cannot read ({error.strerror})") from None
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise MissingObject(f"{self._path(key)}: no such file") from None
+        except OSError as error:
+            raise StoreError(f"{self._path(key)}: cannot read ({error.strerror})") from None
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        except OSError as error:
+            raise StoreError(
+                f"{path.parent}: cannot write the catalog here ({error.strerror})"
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+            _fsync_folder(path.parent)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove files, then the folders they leave empty (up to the root)."""
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        for parent in sorted({self._path(key).parent for key in keys}, key=lambda p: -len(p.parts)):
+            folder = parent
+            while folder != self.root and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+                folder = folder.parent
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

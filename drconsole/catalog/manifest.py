@@ -1,0 +1,352 @@
+"""``manifest.json`` of ``drconsole-snapshot/1``: the model, a strict parser and the
+serializer. The format is a contract other tools write and read, so the parser checks
+every field and refuses anything that could make a reader leave the snapshot folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from drconsole.errors import IntegrityError
+from drconsole.timefmt import format_utc, parse_utc
+
+FORMAT = "drconsole-snapshot/1"
+KINDS = ("full", "incremental")
+FILE_KINDS = ("records", "vectors", "deletes", "state")
+DISTANCES = ("cosine", "l2", "ip")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ManifestError(IntegrityError):
+    """A manifest that is not valid ``drconsole-snapshot/1``."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One stored file: path relative to the snapshot folder, kind, rows, size, digest."""
+
+    path: str
+    kind: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """The neutral schema of a collection as a snapshot records it."""
+
+    dimension: int
+    distance: str
+    index: dict[str, Any] = field(default_factory=dict)
+    metadata_fields: dict[str, str] = field(default_factory=dict)
+    engine_config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dimension": self.dimension,
+            "distance": self.distance,
+            "index": self.index,
+            "metadata_fields": self.metadata_fields,
+            "engine_config": self.engine_config,
+        }
+
+
+@dataclass(frozen=True)
+class CollectionEntry:
+    name: str
+    schema: CollectionSchema
+    embedding: dict[str, Any]
+    tenants: list[dict[str, Any]]
+    aliases: list[str]
+    counts: dict[str, int]
+    files: list[FileEntry]
+
+    def files_of(self, kind: str) -> list[FileEntry]:
+        return [entry for entry in self.files if entry.kind == kind]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "schema": self.schema.to_json(),
+            "embedding": self.embedding,
+            "tenants": self.tenants,
+            "aliases": self.aliases,
+            "counts": self.counts,
+            "files": [entry.to_json() for entry in self.files],
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest; ``sha256`` is the digest of its bytes as stored."""
+
+    id: str
+    kind: str
+    parent: str | None
+    parent_manifest_sha256: str | None
+    created_at: datetime
+    completed_at: datetime
+    recovery_point: datetime
+    source: dict[str, Any]
+    ingest_checkpoint: dict[str, str]
+    permissions: dict[str, Any]
+    collections: list[CollectionEntry]
+    golden: list[FileEntry]
+    tool: dict[str, Any]
+    sha256: str = ""
+
+    def collection(self, name: str) -> CollectionEntry | None:
+        return next((entry for entry in self.collections if entry.name == name), None)
+
+    @property
+    def all_files(self) -> list[FileEntry]:
+        return [
+            entry for collection in self.collections for entry in collection.files
+        ] + self.golden
+
+    @property
+    def size(self) -> int:
+        return sum(entry.bytes for entry in self.all_files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "kind": self.kind,
+            "parent": self.parent,
+            "parent_manifest_sha256": self.parent_manifest_sha256,
+            "created_at": format_utc(self.created_at),
+            "completed_at": format_utc(self.completed_at),
+            "recovery_point": format_utc(self.recovery_point),
+            "source": self.source,
+            "ingest_checkpoint": self.ingest_checkpoint,
+            "permissions": self.permissions,
+            "collections": [collection.to_json() for collection in self.collections],
+            "golden": {"files": [entry.to_json() for entry in self.golden]},
+            "tool": self.tool,
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def check_relative_path(path: Any, where: str) -> str:
+    """A file path inside the snapshot folder; anything else is refused as tampering."""
+    if not isinstance(path, str) or not path:
+        raise ManifestError(f"{where}: path must be a non-empty string")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise ManifestError(f"{where}: absolute path {path!r} refused as tampering")
+    if "\\" in path:
+        raise ManifestError(f"{where}: path {path!r} with a backslash refused as tampering")
+    if _CONTROL.search(path):
+        raise ManifestError(f"{where}: path with control characters refused as tampering")
+    parts = path.split("/")
+    if any(part in ("..", ".", "") for part in parts):
+        raise ManifestError(
+            f"{where}: path {path!r} leaves or escapes the snapshot folder; refused as tampering"
+        )
+    return path
+
+
+def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Manifest:
+    """Parse and check manifest bytes; raises ManifestError naming the problem."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ManifestError(f"manifest.json is not valid JSON ({error})") from None
+    except RecursionError:
+        raise ManifestError("manifest.json nests too deeply") from None
+    reader = _Fields(raw, "manifest")
+    if reader.text("format") != FORMAT:
+        raise ManifestError(f"manifest format is not {FORMAT}")
+    snapshot_id = reader.text("id")
+    if not _SNAPSHOT_ID.match(snapshot_id):
+        raise ManifestError(f"manifest id {snapshot_id!r} is not a valid snapshot id")
+    if folder_id is not None and snapshot_id != folder_id:
+        raise ManifestError(f"manifest id {snapshot_id!r} differs from its folder {folder_id!r}")
+    kind = reader.choice("kind", KINDS)
+    parent = reader.optional_text("parent")
+    parent_digest = reader.optional_text("parent_manifest_sha256")
+    if kind == "full" and (parent is not None or parent_digest is not None):
+        raise ManifestError("a full snapshot must have parent null")
+    if kind == "incremental":
+        if parent is None or not _SNAPSHOT_ID.match(parent):
+            raise ManifestError("an incremental snapshot must name its parent")
+        if parent_digest is None or not _SHA256.match(parent_digest):
+            raise ManifestError("an incremental snapshot must give parent_manifest_sha256 (64 hex)")
+    golden_raw = reader.optional_mapping("golden")
+    golden = (
+        [
+            _file(item, f"golden.files[{n}]")
+            for n, item in enumerate(_Fields(golden_raw, "golden").items("files"))
+        ]
+        if golden_raw
+        else []
+    )
+    collections = [_collection(item, n) for n, item in enumerate(reader.items("collections"))]
+    names = [collection.name for collection in collections]
+    if len(set(names)) != len(names):
+        raise ManifestError("a collection is listed twice")
+    paths = [entry.path for collection in collections for entry in collection.files] + [
+        g.path for g in golden
+    ]
+    if len(set(paths)) != len(paths):
+        raise ManifestError("a file is listed twice")
+    return Manifest(
+        id=snapshot_id,
+        kind=kind,
+        parent=parent,
+        parent_manifest_sha256=parent_digest,
+        created_at=reader.time("created_at"),
+        completed_at=reader.time("completed_at"),
+        recovery_point=reader.time("recovery_point"),
+        source=reader.mapping("source"),
+        ingest_checkpoint={
+            str(k): str(v) for k, v in reader.optional_mapping("ingest_checkpoint").items()
+        },
+        permissions=reader.optional_mapping("permissions"),
+        collections=collections,
+        golden=golden,
+        tool=reader.optional_mapping("tool"),
+        sha256=sha256,
+    )
+
+
+def _collection(raw: Any, number: int) -> CollectionEntry:
+    where = f"collections[{number}]"
+    reader = _Fields(raw, where)
+    name = reader.text("name")
+    check_relative_path(name, f"{where}.name")
+    if "/" in name:
+        raise ManifestError(f"{where}.name {name!r} must not contain '/'")
+    schema = _Fields(reader.mapping("schema"), f"{where}.schema")
+    dimension = schema.integer("dimension")
+    if dimension <= 0:
+        raise ManifestError(f"{where}.schema.dimension must be positive")
+    fields = schema.optional_mapping("metadata_fields")
+    counts = _Fields(reader.mapping("counts"), f"{where}.counts")
+    files = [_file(item, f"{where}.files[{n}]") for n, item in enumerate(reader.items("files"))]
+    return CollectionEntry(
+        name=name,
+        schema=CollectionSchema(
+            dimension=dimension,
+            distance=schema.choice("distance", DISTANCES),
+            index=schema.optional_mapping("index"),
+            metadata_fields={str(k): str(v) for k, v in fields.items()},
+            engine_config=schema.optional_mapping("engine_config"),
+        ),
+        embedding=reader.optional_mapping("embedding"),
+        tenants=[_Fields(t, f"{where}.tenants").raw for t in reader.optional_items("tenants")],
+        aliases=[str(alias) for alias in reader.optional_items("aliases")],
+        counts={key: counts.integer(key) for key in ("records", "deletes", "total_after_apply")},
+        files=files,
+    )
+
+
+def _file(raw: Any, where: str) -> FileEntry:
+    reader = _Fields(raw, where)
+    digest = reader.text("sha256")
+    if not _SHA256.match(digest):
+        raise ManifestError(f"{where}.sha256 must be 64 lowercase hex digits")
+    entry = FileEntry(
+        path=check_relative_path(reader.text("path"), where),
+        kind=reader.choice("kind", (*FILE_KINDS, "golden")),
+        rows=reader.integer("rows") if "rows" in reader.raw else 0,
+        bytes=reader.integer("bytes"),
+        sha256=digest,
+    )
+    if entry.rows < 0 or entry.bytes < 0:
+        raise ManifestError(f"{where}: rows and bytes must not be negative")
+    return entry
+
+
+class _Fields:
+    """Typed access to a JSON object that raises ManifestError naming the field."""
+
+    def __init__(self, raw: Any, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{where} must be a JSON object")
+        self.raw = raw
+        self.where = where
+
+    def _get(self, key: str) -> Any:
+        if key not in self.raw:
+            raise ManifestError(f"{self.where}.{key} is missing")
+        return self.raw[key]
+
+    def text(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str) or not value:
+            raise ManifestError(f"{self.where}.{key} must be a non-empty string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ManifestError(f"{self.where}.{key} must be a string or null")
+        return value
+
+    def integer(self, key: str) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ManifestError(f"{self.where}.{key} must be a whole number")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        value = self._get(key)
+        if value not in options:
+            raise ManifestError(f"{self.where}.{key} must be one of {', '.join(options)}")
+        return value
+
+    def time(self, key: str) -> datetime:
+        value = self.text(key)
+        try:
+            return parse_utc(value)
+        except ValueError as error:
+            raise ManifestError(f"{self.where}.{key}: {error}") from None
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self._get(key)
+        if not isinstance(value, dict):
+            raise ManifestError(f"{self.where}.{key} must be a JSON object")
+        return value
+
+    def optional_mapping(self, key: str) -> dict[str, Any]:
+        value = self.raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ManifestError(f"{self.where}.{key} must be a JSON object")
+        return value
+
+    def items(self, key: str) -> list[Any]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise ManifestError(f"{self.where}.{key} must be a list")
+        return value
+
+    def optional_items(self, key: str) -> list[Any]:
+        value = self.raw.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ManifestError(f"{self.where}.{key} must be a list")
+        return value

@@ -1,0 +1,208 @@
+"""A catalog on S3 (or an S3-compatible store) through boto3.
+
+``s3://bucket/prefix``; with ``endpoint`` the client uses path-style addressing.
+Credentials come from the standard AWS chain, or from a ``keyring:``/``env:`` reference
+whose value is ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``. Listings are paginated; large objects
+stream (multipart upload from a spooled temporary file, streamed download); transient
+errors are retried with backoff by botocore. An access error names the bucket, prefix and
+credential source, never the secret.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from drconsole.catalog.store import MissingObject, ObjectInfo, check_key
+from drconsole.errors import StoreError
+from drconsole.secrets import resolve
+
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+DELETE_BATCH = 1000
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_DENIED = (
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "403",
+    "Forbidden",
+    "InvalidToken",
+    "ExpiredToken",
+)
+
+
+class S3Store:
+    local = False
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        credentials: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.endpoint = endpoint
+        self.credential_source = credentials or "the standard AWS credential chain"
+        options: dict[str, Any] = {"region_name": region or "us-east-1"}
+        if credentials:
+            access_key, secret_key = _split_credentials(credentials)
+            options.update(aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+        config = Config(
+            retries={"max_attempts": 6, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=32,
+            s3={"addressing_style": "path"} if endpoint else {},
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=endpoint, config=config, **options
+        )
+        self._transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
+        )
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors(f"listing {self.url}/{prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key_prefix(prefix)):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(self._relative(item["Key"]), int(item["Size"]))
+
+    def list_folders(self, prefix: str) -> list[str]:
+        full = self._key_prefix(prefix.rstrip("/") + "/")
+        names: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors(f"listing {self.url}/{prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    names.append(common["Prefix"][len(full) :].rstrip("/"))
+        return sorted(names)
+
+    def _key_prefix(self, prefix: str) -> str:
+        if not prefix:
+            return f"{self.prefix}/" if self.prefix else ""
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    def size(self, key: str) -> int | None:
+        try:
+            with self._errors(f"reading {self.url}/{key}"):
+                return int(
+                    self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+                )
+        except MissingObject:
+            return None
+
+    def read(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            return stream.read()
+
+    def open(self, key: str) -> BinaryIO:
+        with self._errors(f"reading {self.url}/{key}"):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        return _Body(response["Body"], self, key)
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        full_key = self._key(key)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            yield spool  # type: ignore[misc]
+            spool.seek(0)
+            with self._errors(f"writing {self.url}/{key}"):
+                self.client.upload_fileobj(spool, self.bucket, full_key, Config=self._transfer)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            chunk = [{"Key": self._key(key)} for key in keys[start : start + DELETE_BATCH]]
+            with self._errors(f"deleting from {self.url}"):
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """botocore failures as StoreError naming what, where and which credentials."""
+        try:
+            yield
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING:
+                raise MissingObject(f"{doing}: no such object") from None
+            if code == "NoSuchBucket":
+                raise StoreError(
+                    f"{doing}: bucket {self.bucket} does not exist",
+                    f"create it, or check the catalog URL{self._at()}",
+                ) from None
+            if code in _DENIED:
+                raise StoreError(
+                    f"{doing}: access refused ({code}) for bucket {self.bucket}, prefix "
+                    f"{self.prefix or '/'}, using {self.credential_source}",
+                    "check the access key and secret, and that they may read and write this prefix",
+                ) from None
+            raise StoreError(f"{doing}: S3 error {code}{self._at()}") from None
+        except NoCredentialsError:
+            raise StoreError(
+                f"{doing}: no AWS credentials found ({self.credential_source})",
+                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, configure ~/.aws, or give "
+                "--credentials keyring:SERVICE/NAME",
+            ) from None
+        except BotoCoreError as error:
+            raise StoreError(
+                f"{doing}: {type(error).__name__}{self._at()}",
+                "check that the endpoint is reachable and the URL is right",
+            ) from None
+
+    def _at(self) -> str:
+        return f" at {self.endpoint}" if self.endpoint else ""
+
+
+class _Body:
+    """A streamed object body that reports read failures as StoreError."""
+
+    def __init__(self, body: Any, store: S3Store, key: str) -> None:
+        self._body = body
+        self._store = store
+        self._key = key
+
+    def read(self, size: int = -1) -> bytes:
+        with self._store._errors(f"reading {self._store.url}/{self._key}"):
+            return self._body.read() if size < 0 else self._body.read(size)
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _split_credentials(reference: str) -> tuple[str, str]:
+    value = resolve(reference)
+    access_key, separator, secret_key = value.partition(":")
+    if not separator or not access_key or not secret_key:
+        raise StoreError(
+            f"{reference}: the stored value is not ACCESS_KEY_ID:SECRET_ACCESS_KEY",
+            f"store it again with `drconsole secrets set {reference.split(':', 1)[1]}`",
+        )
+    return access_key, secret_key

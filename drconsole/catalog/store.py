@@ -1,0 +1,73 @@
+"""The object-store interface a catalog lives on: a local folder or an S3 prefix.
+
+Keys are relative POSIX paths under the store's root (``snapshots/ID/manifest.json``).
+A write becomes visible only when complete: a reader never sees half an object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from drconsole.errors import StoreError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    """What the catalog needs from a store."""
+
+    url: str
+    local: bool
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under prefix (recursively), paginated underneath."""
+        ...
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """Names of the immediate sub-folders of prefix."""
+        ...
+
+    def size(self, key: str) -> int | None:
+        """The object's size, or None when it does not exist."""
+        ...
+
+    def read(self, key: str) -> bytes:
+        """A small object whole; raises StoreError (``missing=True``) when absent."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A streamed read of an object."""
+        ...
+
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to write an object into; it is committed when the block exits cleanly
+        and discarded otherwise."""
+        ...
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove objects (missing ones are ignored)."""
+        ...
+
+
+class MissingObject(StoreError):
+    """The object does not exist."""
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could leave the store's root."""
+    parts = key.split("/")
+    if (
+        not key
+        or key.startswith("/")
+        or "\\" in key
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise StoreError(f"refusing the object key {key!r}: it could leave the catalog root")
+    return key

@@ -1,0 +1,63 @@
+"""The neutral unit of data moved between catalogs and engines: a batch of records.
+
+``catalog/`` and ``engines/`` may not import each other; both speak ``RecordBatch``.
+Row *i* of ``vectors`` belongs to ``ids[i]``; vectors are float32, C-contiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class RecordBatch:
+    """Records with their vectors, documents, metadata and tenant, row-aligned."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    documents: list[str | None]
+    metadatas: list[dict[str, Any] | None]
+    tenants: list[str | None]
+
+    def __post_init__(self) -> None:
+        rows = len(self.ids)
+        if self.vectors.ndim != 2 or self.vectors.shape[0] != rows:
+            raise ValueError(
+                f"vectors have shape {self.vectors.shape}, expected ({rows}, dimension)"
+            )
+        if not (len(self.documents) == len(self.metadatas) == len(self.tenants) == rows):
+            raise ValueError("ids, documents, metadatas and tenants differ in length")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def take(self, rows: np.ndarray | list[int]) -> RecordBatch:
+        """The batch restricted to the given row positions, in that order."""
+        positions = list(rows)
+        return RecordBatch(
+            ids=[self.ids[i] for i in positions],
+            vectors=np.ascontiguousarray(self.vectors[positions]),
+            documents=[self.documents[i] for i in positions],
+            metadatas=[self.metadatas[i] for i in positions],
+            tenants=[self.tenants[i] for i in positions],
+        )
+
+    def slice(self, start: int, stop: int) -> RecordBatch:
+        return RecordBatch(
+            ids=self.ids[start:stop],
+            vectors=self.vectors[start:stop],
+            documents=self.documents[start:stop],
+            metadatas=self.metadatas[start:stop],
+            tenants=self.tenants[start:stop],
+        )
+
+    @classmethod
+    def empty(cls, dimension: int) -> RecordBatch:
+        return cls([], np.zeros((0, dimension), dtype=np.float32), [], [], [])
