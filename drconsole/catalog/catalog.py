@@ -1,0 +1,214 @@
+"""A catalog as a user sees it: snapshots, unfinished uploads, chains and their findings.
+
+Manifests are fetched concurrently. A chain is broken when a parent is missing, a
+parent's manifest digest differs from what its child recorded, recovery points do not
+increase, or the parents loop; a snapshot is only as intact as its whole chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from drconsole.catalog.layout import SNAPSHOTS, manifest_key, snapshot_prefix
+from drconsole.catalog.manifest import Manifest, ManifestError, parse_manifest
+from drconsole.catalog.store import MissingObject, ObjectStore
+from drconsole.errors import DrconsoleError
+
+FETCH_WORKERS = 16
+
+MISSING_PARENT = "missing_parent"
+PARENT_DIGEST = "parent_digest_mismatch"
+RECOVERY_POINT_ORDER = "recovery_point_order"
+CYCLE = "cycle"
+MANIFEST_INVALID = "manifest_invalid"
+FILE_MISSING = "file_missing"
+SIZE_MISMATCH = "size_mismatch"
+CHECKSUM_MISMATCH = "checksum_mismatch"
+PARENT_BROKEN = "parent_broken"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something wrong with a snapshot, naming the snapshot and, where known, the file."""
+
+    snapshot_id: str
+    kind: str
+    message: str
+    file: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "kind": self.kind,
+            "message": self.message,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A snapshot folder without a manifest: an upload that never completed."""
+
+    id: str
+    files: int
+    bytes: int
+
+
+@dataclass
+class ChainNode:
+    """A snapshot in the chain tree, with the incrementals built on it."""
+
+    manifest: Manifest
+    children: list[ChainNode] = field(default_factory=list)
+
+    def walk(self, depth: int = 0) -> Iterator[tuple[int, ChainNode]]:
+        yield depth, self
+        for child in self.children:
+            yield from child.walk(depth + 1)
+
+
+@dataclass
+class CatalogView:
+    """Everything read from a catalog in one listing."""
+
+    url: str
+    local: bool
+    snapshots: dict[str, Manifest]
+    invalid: dict[str, str]
+    unfinished: list[Unfinished]
+
+    def ordered(self) -> list[Manifest]:
+        """Snapshots by recovery point, oldest first."""
+        return sorted(self.snapshots.values(), key=lambda m: (m.recovery_point, m.id))
+
+    def link_findings(self, snapshot_id: str) -> list[Finding]:
+        """Problems with the snapshot's own link to its parent."""
+        manifest = self.snapshots[snapshot_id]
+        if manifest.parent is None:
+            return []
+        parent = self.snapshots.get(manifest.parent)
+        if parent is None:
+            why = f" ({self.invalid[manifest.parent]})" if manifest.parent in self.invalid else ""
+            return [
+                Finding(snapshot_id, MISSING_PARENT, f"parent {manifest.parent} is missing{why}")
+            ]
+        findings = []
+        if parent.sha256 != manifest.parent_manifest_sha256:
+            findings.append(
+                Finding(
+                    snapshot_id,
+                    PARENT_DIGEST,
+                    f"parent {parent.id}'s manifest changed since this snapshot was taken "
+                    "(sha256 differs)",
+                )
+            )
+        if parent.recovery_point >= manifest.recovery_point:
+            findings.append(
+                Finding(
+                    snapshot_id,
+                    RECOVERY_POINT_ORDER,
+                    f"recovery point is not after its parent {parent.id}'s",
+                )
+            )
+        return findings
+
+    def chain(self, snapshot_id: str) -> tuple[list[Manifest], list[Finding]]:
+        """The chain from its full base to snapshot_id, and every structural finding on
+        it (the snapshot's own links and its ancestors')."""
+        chain: list[Manifest] = []
+        findings: list[Finding] = []
+        seen: set[str] = set()
+        current: str | None = snapshot_id
+        while current is not None:
+            if current in seen:
+                findings.append(Finding(snapshot_id, CYCLE, f"parents loop back to {current}"))
+                break
+            seen.add(current)
+            manifest = self.snapshots.get(current)
+            if manifest is None:
+                break
+            chain.append(manifest)
+            for finding in self.link_findings(current):
+                findings.append(
+                    finding
+                    if current == snapshot_id
+                    else Finding(
+                        snapshot_id, PARENT_BROKEN, f"chain broken at {current}: {finding.message}"
+                    )
+                )
+            current = manifest.parent
+        chain.reverse()
+        if chain and chain[0].kind != "full" and not findings:
+            findings.append(
+                Finding(snapshot_id, MISSING_PARENT, "chain does not start at a full snapshot")
+            )
+        return chain, findings
+
+    def trees(self) -> tuple[list[ChainNode], list[Manifest]]:
+        """Chains as trees (full bases with incrementals as children), and the snapshots
+        that hang from no full base (orphans: missing parent or a cycle)."""
+        nodes = {m.id: ChainNode(m) for m in self.ordered()}
+        roots: list[ChainNode] = []
+        for manifest in self.ordered():
+            node = nodes[manifest.id]
+            if manifest.kind == "full":
+                roots.append(node)
+            elif manifest.parent in nodes:
+                nodes[manifest.parent].children.append(node)
+        reachable = {node.manifest.id for root in roots for _, node in root.walk()}
+        orphans = [m for m in self.ordered() if m.id not in reachable]
+        return roots, orphans
+
+    def chain_size(self, snapshot_id: str) -> int:
+        chain, _ = self.chain(snapshot_id)
+        return sum(manifest.size for manifest in chain)
+
+    def require(self, snapshot_id: str) -> Manifest:
+        if snapshot_id in self.snapshots:
+            return self.snapshots[snapshot_id]
+        if snapshot_id in self.invalid:
+            raise DrconsoleError(
+                f"snapshot {snapshot_id} has an invalid manifest: {self.invalid[snapshot_id]}"
+            )
+        if any(item.id == snapshot_id for item in self.unfinished):
+            raise DrconsoleError(
+                f"snapshot {snapshot_id} is unfinished (no manifest): it can never be restored",
+                "its upload stopped before the manifest was written; choose another snapshot",
+            )
+        raise DrconsoleError(
+            f"no snapshot {snapshot_id} in {self.url}", "list them with `drconsole catalog list`"
+        )
+
+
+def load_catalog(store: ObjectStore) -> CatalogView:
+    """List the catalog: every snapshot folder, its manifest fetched concurrently."""
+    folders = store.list_folders(SNAPSHOTS)
+    with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
+        results = list(pool.map(lambda folder: _fetch(store, folder), folders))
+    snapshots: dict[str, Manifest] = {}
+    invalid: dict[str, str] = {}
+    unfinished: list[Unfinished] = []
+    for folder, outcome in zip(folders, results, strict=True):
+        if isinstance(outcome, Manifest):
+            snapshots[folder] = outcome
+        elif isinstance(outcome, Unfinished):
+            if outcome.files:  # an empty prefix (left by some S3 servers after a delete) is nothing
+                unfinished.append(outcome)
+        else:
+            invalid[folder] = outcome
+    return CatalogView(store.url, store.local, snapshots, invalid, unfinished)
+
+
+def _fetch(store: ObjectStore, folder: str) -> Manifest | Unfinished | str:
+    try:
+        data = store.read(manifest_key(folder))
+    except MissingObject:
+        objects = list(store.list(snapshot_prefix(folder)))
+        return Unfinished(folder, len(objects), sum(item.size for item in objects))
+    try:
+        return parse_manifest(data, hashlib.sha256(data).hexdigest(), folder)
+    except ManifestError as error:
+        return error.message

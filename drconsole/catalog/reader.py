@@ -1,0 +1,112 @@
+"""Reading a snapshot part by part, checking each file's size and sha256 as it is read.
+
+A mismatch raises IntegrityError naming the file and the snapshot; memory stays bounded
+by one part (a records file and its vectors file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from drconsole.catalog import parts
+from drconsole.catalog.layout import file_key, part_number
+from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
+from drconsole.catalog.store import MissingObject, ObjectStore
+from drconsole.errors import IntegrityError
+from drconsole.records import RecordBatch
+
+CHUNK = 1024 * 1024
+
+
+class SnapshotReader:
+    def __init__(self, store: ObjectStore, manifest: Manifest) -> None:
+        self.store = store
+        self.manifest = manifest
+
+    def read_file(self, entry: FileEntry) -> bytes:
+        """The file's bytes, verified against the manifest's size and sha256."""
+        where = f"{entry.path} of snapshot {self.manifest.id}"
+        try:
+            stream = self.store.open(file_key(self.manifest.id, entry.path))
+        except MissingObject:
+            raise IntegrityError(
+                f"{where} is missing", "the snapshot is broken; restore an older one"
+            ) from None
+        digest = hashlib.sha256()
+        chunks: list[bytes] = []
+        size = 0
+        with stream:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > entry.bytes:
+                    raise IntegrityError(
+                        f"{where} is larger than the manifest says ({entry.bytes} bytes)"
+                    )
+                digest.update(chunk)
+                chunks.append(chunk)
+        if size != entry.bytes:
+            raise IntegrityError(f"{where} has {size} bytes, the manifest says {entry.bytes}")
+        if digest.hexdigest() != entry.sha256:
+            raise IntegrityError(
+                f"{where} fails its checksum (sha256 differs from the manifest)",
+                "the file was changed or damaged; restore an older snapshot",
+            )
+        return b"".join(chunks)
+
+    def batches(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
+        """(part number, batch) for each records/vectors pair, in part order."""
+        for number, records, vectors in pair_parts(collection, self.manifest.id):
+            record_bytes = self.read_file(records)
+            vector_bytes = self.read_file(vectors)
+            try:
+                batch = parts.make_batch(
+                    parts.decode_records(record_bytes),
+                    parts.decode_vectors(vector_bytes, collection.schema.dimension),
+                )
+            except ValueError as error:
+                raise IntegrityError(
+                    f"{records.path} of snapshot {self.manifest.id}: {error}"
+                ) from None
+            if len(batch) != records.rows:
+                raise IntegrityError(
+                    f"{records.path} of snapshot {self.manifest.id} has {len(batch)} rows, "
+                    f"the manifest says {records.rows}"
+                )
+            yield number, batch
+
+    def deletes(self, collection: CollectionEntry) -> Iterator[tuple[list[str], list[str | None]]]:
+        for entry in sorted(collection.files_of("deletes"), key=_order):
+            try:
+                yield parts.decode_deletes(self.read_file(entry))
+            except ValueError as error:
+                raise IntegrityError(
+                    f"{entry.path} of snapshot {self.manifest.id}: {error}"
+                ) from None
+
+
+def pair_parts(
+    collection: CollectionEntry, snapshot_id: str
+) -> list[tuple[int, FileEntry, FileEntry]]:
+    """records-N with vectors-N; a part without its partner is an integrity error."""
+    records = {part_number(entry.path): entry for entry in collection.files_of("records")}
+    vectors = {part_number(entry.path): entry for entry in collection.files_of("vectors")}
+    if None in records or None in vectors or set(records) != set(vectors):
+        raise IntegrityError(
+            f"collection {collection.name} of snapshot {snapshot_id}: records and vectors parts "
+            "do not pair up (records-N needs vectors-N)"
+        )
+    pairs = []
+    for number in sorted(n for n in records if n is not None):
+        if records[number].rows != vectors[number].rows:
+            raise IntegrityError(
+                f"{records[number].path} and {vectors[number].path} of snapshot {snapshot_id} "
+                "list different row counts"
+            )
+        pairs.append((number, records[number], vectors[number]))
+    return pairs
+
+
+def _order(entry: FileEntry) -> tuple[int, str]:
+    number = part_number(entry.path)
+    return (number if number is not None else -1, entry.path)
