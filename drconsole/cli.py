@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from drconsole import __version__
-from drconsole.commands import drill_cmd, runbook_cmd, runs_cmd
+from drconsole.commands import catalog_cmd, drill_cmd, runbook_cmd, runs_cmd, secrets_cmd
 from drconsole.commands.output import print_error
 from drconsole.errors import DrconsoleError
 
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     runbook_cmd.add_parsers(subparsers)
     runs_cmd.add_parsers(subparsers)
     drill_cmd.add_parsers(subparsers)
+    catalog_cmd.add_parsers(subparsers)
+    secrets_cmd.add_parsers(subparsers)
     return parser
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from drconsole.errors import SecretError
@@ -68,23 +70,45 @@ def resolve(text: str) -> str:
     return _keyring_get(reference)
 
 
-def _keyring_get(reference: Reference) -> str:
-    import keyring
-    from keyring.errors import KeyringError, NoKeyringError
+def reference_for(name: str) -> Reference:
+    """``SERVICE/NAME`` or ``NAME`` (service ``drconsole``) as a keyring reference."""
+    service, separator, key = name.partition("/")
+    if not separator:
+        service, key = "drconsole", name
+    if not service or not key or any(ch.isspace() for ch in name):
+        raise SecretError(
+            f"{name!r} is not a secret name", "write NAME or SERVICE/NAME, without spaces"
+        )
+    return Reference("keyring", service, key)
 
-    try:
+
+def store_secret(reference: Reference, value: str) -> None:
+    """Save a secret in the keyring under a reference."""
+    if not value:
+        raise SecretError(f"{reference}: refusing to store an empty secret")
+    with _keyring_errors(reference, "store"):
+        import keyring
+
+        keyring.set_password(reference.service, reference.name, value)
+
+
+def delete_secret(reference: Reference) -> None:
+    from keyring.errors import PasswordDeleteError
+
+    with _keyring_errors(reference, "delete"):
+        import keyring
+
+        try:
+            keyring.delete_password(reference.service, reference.name)
+        except PasswordDeleteError:
+            raise SecretError(f"{reference}: no such secret in the keyring") from None
+
+
+def _keyring_get(reference: Reference) -> str:
+    with _keyring_errors(reference, "look up"):
+        import keyring
+
         value = keyring.get_password(reference.service, reference.name)
-    except NoKeyringError:
-        raise SecretError(
-            f"{reference}: no keyring backend is available on this machine",
-            "on a headless machine `pip install keyrings.alt` gives a file backend; "
-            "or use an env:VARIABLE reference instead",
-        ) from None
-    except KeyringError as error:
-        raise SecretError(
-            f"{reference}: the keyring refused the lookup ({type(error).__name__})",
-            "unlock the keyring, or use an env:VARIABLE reference instead",
-        ) from None
     if value is None:
         raise SecretError(
             f"{reference}: no such secret in the keyring",
@@ -105,3 +129,25 @@ _TOKEN_SHAPES = re.compile(
     r"[\"']?\s*[=:]\s*[\"']?))[^\s\"',;]+",
     re.IGNORECASE,
 )
+
+
+@contextmanager
+def _keyring_errors(reference: Reference, doing: str) -> Iterator[None]:
+    """Keyring failures as SecretError with what to do; never the secret itself."""
+    from keyring.errors import KeyringError, NoKeyringError
+
+    try:
+        yield
+    except NoKeyringError:
+        raise SecretError(
+            f"{reference}: no keyring backend is available on this machine",
+            "on a headless machine `pip install keyrings.alt` gives a file backend; "
+            "or use an env:VARIABLE reference instead",
+        ) from None
+    except SecretError:
+        raise
+    except KeyringError as error:
+        raise SecretError(
+            f"{reference}: the keyring refused to {doing} it ({type(error).__name__})",
+            "unlock the keyring, or use an env:VARIABLE reference instead",
+        ) from None

@@ -1,0 +1,293 @@
+"""``drconsole catalog list|show|verify|prune``: browse and check snapshot catalogs."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from rich.markup import escape
+from rich.table import Table
+
+from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.open import open_store
+from drconsole.catalog.retention import KeepPolicy, apply_retention, plan_retention
+from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.verify import Depth, verify
+from drconsole.commands.output import print_json, stderr, stdout
+from drconsole.errors import UsageError
+from drconsole.timefmt import format_duration, format_utc, parse_duration, utc_now
+
+EXIT_FINDINGS = 1
+LOCAL_ONLY = (
+    "this catalog is on local disk only: a node or disk failure can take the database and "
+    "its backups together; keep a copy elsewhere (S3)"
+)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX or a folder")
+    parser.add_argument("--endpoint", help="S3-compatible endpoint URL (path-style addressing)")
+    parser.add_argument("--region", help="S3 region")
+    parser.add_argument(
+        "--credentials",
+        metavar="REF",
+        help="keyring:SERVICE/NAME or env:VAR holding ACCESS_KEY_ID:SECRET (default: AWS chain)",
+    )
+
+
+def store_from(args: argparse.Namespace) -> ObjectStore:
+    return open_store(
+        args.url, endpoint=args.endpoint, region=args.region, credentials=args.credentials
+    )
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    catalog = subparsers.add_parser("catalog", help="browse, verify and prune snapshot catalogs")
+    commands = catalog.add_subparsers(dest="catalog_command", required=True)
+    listing = commands.add_parser("list", help="chains of snapshots, like `pgbackrest info`")
+    add_store_options(listing)
+    listing.add_argument("--rpo", metavar="DURATION", help="colour ages against this RPO (e.g. 4h)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=list_command)
+    show = commands.add_parser("show", help="one snapshot's manifest, readable")
+    add_store_options(show)
+    show.add_argument("snapshot_id", metavar="ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=show_command)
+    check = commands.add_parser("verify", help="check snapshots at a depth; exit 1 on any finding")
+    add_store_options(check)
+    check.add_argument("snapshot_id", nargs="?", metavar="ID", help="one snapshot and its chain")
+    check.add_argument(
+        "--depth", default="sizes", help="manifest | sizes | full | sample:N%% (default sizes)"
+    )
+    check.add_argument("--seed", type=int, help="seed for sample:N%% (recorded in the result)")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=verify_command)
+    prune = commands.add_parser("prune", help="remove snapshots no retention rule keeps")
+    add_store_options(prune)
+    prune.add_argument("--keep-last", type=int, required=True, metavar="N")
+    prune.add_argument("--keep-daily", type=int, default=0, metavar="N")
+    prune.add_argument("--keep-weekly", type=int, default=0, metavar="N")
+    mode = prune.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="show the plan, delete nothing")
+    mode.add_argument("--yes", action="store_true", help="delete what the plan removes")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(handler=prune_command)
+
+
+def list_command(args: argparse.Namespace) -> int:
+    try:
+        rpo_s = parse_duration(args.rpo) if args.rpo else None
+    except ValueError as error:
+        raise UsageError(f"--rpo: {error}") from None
+    view = load_catalog(store_from(args))
+    now = utc_now()
+    if args.json:
+        print_json(_listing_json(view, now))
+        return 0
+    if view.local:
+        stderr.print(f"warning: {LOCAL_ONLY}")
+    roots, orphans = view.trees()
+    table = Table(title=f"catalog {escape(view.url)}", title_justify="left")
+    for column in (
+        "snapshot",
+        "type",
+        "recovery point (UTC)",
+        "age",
+        "size",
+        "chain size",
+        "collections",
+        "status",
+    ):
+        table.add_column(column)
+    for root in roots:
+        for depth, node in root.walk():
+            table.add_row(*_row(view, node.manifest, depth, now, rpo_s))
+    for manifest in orphans:
+        table.add_row(*_row(view, manifest, 0, now, rpo_s))
+    stdout.print(table)
+    for snapshot_id, problem in sorted(view.invalid.items()):
+        stdout.print(f"[red]invalid[/red] {snapshot_id}: {escape(problem)}")
+    for item in view.unfinished:
+        stdout.print(
+            f"[yellow]unfinished[/yellow] {item.id}: {item.files} files, {_size(item.bytes)}; "
+            "no manifest, never restorable"
+        )
+    if not view.snapshots and not view.unfinished and not view.invalid:
+        stdout.print("no snapshots yet")
+    return 0
+
+
+def _row(
+    view: CatalogView, manifest: Manifest, depth: int, now: datetime, rpo_s: float | None
+) -> list[str]:
+    _, findings = view.chain(manifest.id)
+    age = (now - manifest.recovery_point).total_seconds()
+    age_text = format_duration(age)
+    if rpo_s is not None:
+        age_text = f"[{'green' if age <= rpo_s else 'red'}]{age_text}[/]"
+    status = "[red]broken[/red]: " + escape(findings[0].message) if findings else "unverified"
+    return [
+        "  " * depth + ("└ " if depth else "") + manifest.id,
+        "F" if manifest.kind == "full" else "I",
+        format_utc(manifest.recovery_point),
+        age_text,
+        _size(manifest.size),
+        _size(view.chain_size(manifest.id)),
+        ", ".join(c.name for c in manifest.collections),
+        status,
+    ]
+
+
+def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
+    snapshots = []
+    for manifest in view.ordered():
+        chain, findings = view.chain(manifest.id)
+        snapshots.append(
+            {
+                "id": manifest.id,
+                "kind": manifest.kind,
+                "parent": manifest.parent,
+                "recovery_point": format_utc(manifest.recovery_point),
+                "age_s": round((now - manifest.recovery_point).total_seconds(), 3),
+                "bytes": manifest.size,
+                "chain": [item.id for item in chain],
+                "chain_bytes": view.chain_size(manifest.id),
+                "collections": [c.name for c in manifest.collections],
+                "status": "broken" if findings else "unverified",
+                "findings": [finding.to_json() for finding in findings],
+            }
+        )
+    return {
+        "url": view.url,
+        "local_only": view.local,
+        "snapshots": snapshots,
+        "invalid": [
+            {"id": sid, "problem": problem} for sid, problem in sorted(view.invalid.items())
+        ],
+        "unfinished": [{"id": u.id, "files": u.files, "bytes": u.bytes} for u in view.unfinished],
+    }
+
+
+def show_command(args: argparse.Namespace) -> int:
+    view = load_catalog(store_from(args))
+    manifest = view.require(args.snapshot_id)
+    chain, findings = view.chain(manifest.id)
+    if args.json:
+        print_json(
+            {
+                **manifest.to_json(),
+                "sha256": manifest.sha256,
+                "chain": [m.id for m in chain],
+                "findings": [f.to_json() for f in findings],
+            }
+        )
+        return 0
+    stdout.print(
+        f"[bold]{manifest.id}[/bold]  {manifest.kind}, "
+        f"recovery point {format_utc(manifest.recovery_point)}"
+    )
+    source = manifest.source
+    stdout.print(
+        f"source: {escape(str(source.get('engine')))} {escape(str(source.get('url')))} "
+        f"(server {escape(str(source.get('server_version', '?')))}, "
+        f"namespace {escape(str(source.get('namespace', {})))})"
+    )
+    stdout.print(f"chain: {' -> '.join(m.id for m in chain)}")
+    checkpoint = ", ".join(f"{k}={v}" for k, v in manifest.ingest_checkpoint.items()) or "-"
+    stdout.print(f"ingest checkpoint: {escape(checkpoint)}")
+    table = Table(title="collections", title_justify="left")
+    for column in (
+        "name",
+        "dimension",
+        "distance",
+        "records",
+        "deletes",
+        "total",
+        "tenants",
+        "aliases",
+        "embedding",
+    ):
+        table.add_column(column)
+    for entry in manifest.collections:
+        embedding = entry.embedding
+        table.add_row(
+            entry.name,
+            str(entry.schema.dimension),
+            entry.schema.distance,
+            str(entry.counts["records"]),
+            str(entry.counts["deletes"]),
+            str(entry.counts["total_after_apply"]),
+            ", ".join(str(t.get("name")) for t in entry.tenants) or "-",
+            ", ".join(entry.aliases) or "-",
+            escape(f"{embedding.get('model', '-')} {embedding.get('version', '')}".strip()),
+        )
+    stdout.print(table)
+    files = Table(title="files", title_justify="left")
+    for column in ("path", "kind", "rows", "bytes", "sha256"):
+        files.add_column(column)
+    for entry in manifest.all_files:
+        files.add_row(
+            entry.path, entry.kind, str(entry.rows), str(entry.bytes), entry.sha256[:16] + "…"
+        )
+    stdout.print(files)
+    for finding in findings:
+        stdout.print(f"[red]{finding.kind}[/red]: {escape(finding.message)}")
+    return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Exit 0 when everything checked is intact, 1 when anything is wrong."""
+    depth = Depth.parse(args.depth)
+    store = store_from(args)
+    view = load_catalog(store)
+    if args.snapshot_id:
+        chain, _ = view.chain(view.require(args.snapshot_id).id)
+        ids = [m.id for m in chain]
+    else:
+        ids = [m.id for m in view.ordered()]
+    result = verify(view, store, ids, depth, seed=args.seed)
+    invalid = [] if args.snapshot_id else sorted(view.invalid.items())
+    if args.json:
+        print_json({**result.to_json(), "invalid": [{"id": i, "problem": p} for i, p in invalid]})
+    else:
+        for finding in result.findings:
+            stdout.print(f"{finding.snapshot_id}: {finding.kind}: {escape(finding.message)}")
+        for snapshot_id, problem in invalid:
+            stdout.print(f"{snapshot_id}: manifest_invalid: {escape(problem)}")
+        seed = f", seed {result.seed}" if result.seed is not None else ""
+        verdict = "intact" if result.intact and not invalid else "PROBLEMS FOUND"
+        stdout.print(
+            f"{len(ids)} snapshot(s) at depth {result.depth}{seed}: {verdict} "
+            f"({result.files_checked} files, {_size(result.bytes_hashed)} hashed)"
+        )
+    return 0 if result.intact and not invalid else EXIT_FINDINGS
+
+
+def prune_command(args: argparse.Namespace) -> int:
+    if min(args.keep_last, args.keep_daily, args.keep_weekly) < 0:
+        raise UsageError("keep counts must not be negative")
+    store = store_from(args)
+    view = load_catalog(store)
+    plan = plan_retention(view, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly))
+    deleted = 0 if args.dry_run else apply_retention(store, plan)
+    if args.json:
+        print_json({**plan.to_json(), "dry_run": args.dry_run, "objects_deleted": deleted})
+        return 0
+    for snapshot_id, reasons in plan.keep.items():
+        stdout.print(f"keep   {snapshot_id}  ({', '.join(reasons)})")
+    for snapshot_id in plan.remove:
+        stdout.print(f"{'would remove' if args.dry_run else 'removed'} {snapshot_id}")
+    if not args.dry_run:
+        stdout.print(f"{len(plan.remove)} snapshot(s) removed, {deleted} objects deleted")
+    return 0
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
