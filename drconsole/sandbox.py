@@ -1,0 +1,254 @@
+"""Throwaway local servers for drills, the demo and tests: Chroma and SeaweedFS S3.
+
+Each server runs on 127.0.0.1 on free ports, in its own work folder and process group,
+logs to a file there, is waited for with a bounded timeout, and is stopped by pid
+(SIGTERM, then SIGKILL). Every started server is also stopped at interpreter exit, so an
+exception or Ctrl-C never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from drconsole.errors import SandboxError
+
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 5.0
+INSTALL_HINT = "install the sandbox extra: pip install 'drconsole[sandbox]'"
+
+_running: set[ServerProcess] = set()
+_running_lock = threading.Lock()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now (held open together so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def find_executable(name: str) -> str:
+    """A program installed beside this Python (the venv's bin) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise SandboxError(f"`{name}` is not installed", INSTALL_HINT)
+    return found
+
+
+class ServerProcess:
+    """A child server process with a readiness check and a clean stop."""
+
+    def __init__(
+        self, name: str, argv: list[str], workdir: Path, ready: Callable[[], bool]
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.workdir = workdir
+        self.ready = ready
+        self.log_path = workdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            try:
+                self.process = subprocess.Popen(
+                    self.argv,
+                    cwd=self.workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise SandboxError(
+                    f"cannot start {self.name}: {error.strerror}", INSTALL_HINT
+                ) from None
+        with _running_lock:
+            _running.add(self)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise SandboxError(
+                    f"{self.name} exited during start-up (code {self.process.returncode}): "
+                    f"{self._log_tail()}",
+                    f"see {self.log_path}",
+                )
+            if self.ready():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise SandboxError(
+            f"{self.name} was not ready within {timeout_s:.0f}s: {self._log_tail()}",
+            f"see {self.log_path}",
+        )
+
+    def stop(self) -> None:
+        """SIGTERM the process group, then SIGKILL it; safe to call twice."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(STOP_GRACE_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        with _running_lock:
+            _running.discard(self)
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+class ChromaServer(ServerProcess):
+    """``chroma run`` on a free port with its data in ``workdir/data``."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [
+            find_executable("chroma"),
+            "run",
+            "--path",
+            str(workdir / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        super().__init__("chroma", argv, workdir, _http_ok(f"{self.url}/api/v2/heartbeat"))
+
+
+class SeaweedS3(ServerProcess):
+    """``weed mini`` with its S3 gateway on a free port and credentials enforced."""
+
+    def __init__(self, workdir: Path) -> None:
+        names = ("master", "volume", "filer", "s3", "admin")
+        ports = free_ports(2 * len(names))
+        self.ports = dict(zip(names, ports[: len(names)], strict=True))
+        grpc = dict(zip(names, ports[len(names) :], strict=True))
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.access_key = "drconsole" + secrets.token_hex(4)
+        self.secret_key = secrets.token_urlsafe(24)
+        config = workdir / "s3-identities.json"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "admin",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                        }
+                    ]
+                }
+            )
+        )
+        config.chmod(0o600)
+        argv = [
+            find_executable("weed"),
+            "mini",
+            f"-dir={workdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={config}",
+            "-master.telemetry=false",
+        ]
+        argv += [f"-{name}.port={port}" for name, port in self.ports.items()]
+        argv += [f"-{name}.port.grpc={port}" for name, port in grpc.items()]
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        super().__init__("seaweedfs", argv, workdir, self._s3_ready)
+
+    @property
+    def credentials_value(self) -> str:
+        """``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, the value a keyring reference holds."""
+        return f"{self.access_key}:{self.secret_key}"
+
+    def client(self) -> Any:
+        """A boto3 S3 client with the server's credentials."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+    def _s3_ready(self) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client().list_buckets()
+        except (BotoCoreError, ClientError):
+            return False
+        return True
+
+    def create_bucket(self, bucket: str) -> None:
+        self.client().create_bucket(Bucket=bucket)
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every server this process started (runs at exit, also after Ctrl-C)."""
+    with _running_lock:
+        servers = list(_running)
+    for server in servers:
+        server.stop()
