@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import T0
 
 from drconsole.incident.metrics import RunMetrics, compute_metrics
 from drconsole.incident.record import RecordWriter, read_record
 from drconsole.incident.report import markdown_report
 from drconsole.timefmt import format_utc
+
+from helpers import T0
 
 PLAN = [
     {"id": "verify", "title": "Verify", "phase": "verify", "kind": "action", "gate": True},

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import T0
 
 from drconsole.errors import RecordError, RecordLockedError
 from drconsole.incident import record as record_module
 from drconsole.incident.record import RecordWriter, line_sha256, read_record
+
+from helpers import T0
 
 
 def _write(path: Path, count: int) -> None:

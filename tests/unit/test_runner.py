@@ -8,13 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import TEST_REGISTRY, FakeClock, write_runbook
 
 from drconsole.errors import RunStateError
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
+
+from helpers import TEST_REGISTRY, FakeClock, write_runbook
 
 HEADER = """
 schema: drconsole/runbook/v1

@@ -1,0 +1,445 @@
+"""The catalog suite, run against a local folder and a real S3 server (SeaweedFS)."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drconsole.catalog import catalog as findings
+from drconsole.catalog.catalog import load_catalog
+from drconsole.catalog.local import LocalStore
+from drconsole.catalog.manifest import CollectionSchema, Manifest
+from drconsole.catalog.plan import RestorePlan
+from drconsole.catalog.reader import SnapshotReader
+from drconsole.catalog.retention import KeepPolicy, apply_retention, plan_retention
+from drconsole.catalog.s3 import S3Store
+from drconsole.catalog.select import select_recovery_point
+from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.verify import Depth, verify
+from drconsole.catalog.writer import SnapshotWriter
+from drconsole.errors import DrconsoleError, IntegrityError, StoreError
+from drconsole.records import RecordBatch
+from drconsole.sandbox import SeaweedS3
+
+from catalog_spec import digest, write_spec_snapshot
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+DIM = 8
+SOURCE = {"engine": "chroma", "url": "http://chroma.test:8000"}
+
+
+def _batch(ids: list[str], version: int = 0, seed: int = 0) -> RecordBatch:
+    rng = np.random.default_rng(seed)
+    return RecordBatch(
+        ids=ids,
+        vectors=rng.standard_normal((len(ids), DIM)).astype(np.float32),
+        documents=[f"{i} v{version}" for i in ids],
+        metadatas=[
+            {"tenant_id": f"t{n % 3}", "version": version, "tags": ["a", "b"]}
+            for n in range(len(ids))
+        ],
+        tenants=[None] * len(ids),
+    )
+
+
+def _snapshot(
+    store: ObjectStore,
+    name: str,
+    hours: float,
+    batches: list[RecordBatch],
+    *,
+    parent: Manifest | None = None,
+    deletes: list[str] | None = None,
+    part_rows: int = 10,
+    total: int = 0,
+) -> Manifest:
+    writer = SnapshotWriter(store, name, part_rows=part_rows)
+    collection = writer.collection("help_articles", CollectionSchema(DIM, "cosine"))
+    for batch in batches:
+        collection.add(batch)
+    if deletes:
+        collection.delete(deletes, [None] * len(deletes))
+    collection.close(total_after_apply=total)
+    moment = T0 + timedelta(hours=hours)
+    return writer.finish(
+        kind="incremental" if parent else "full",
+        parent=parent,
+        created_at=moment,
+        recovery_point=moment,
+        source=SOURCE,
+    )
+
+
+def _overwrite(store: ObjectStore, key: str, data: bytes) -> None:
+    with store.writer(key) as handle:
+        handle.write(data)
+
+
+def _kinds(items: list[findings.Finding]) -> set[str]:
+    return {finding.kind for finding in items}
+
+
+def test_round_trip_through_parts(store: ObjectStore) -> None:
+    original = _batch([f"r{n:03d}" for n in range(25)], seed=3)
+    manifest = _snapshot(
+        store, "full-1", 0, [original.slice(0, 7), original.slice(7, 25)], total=25
+    )
+    assert [entry.rows for entry in manifest.collections[0].files_of("records")] == [10, 10, 5]
+    reader = SnapshotReader(store, load_catalog(store).snapshots["full-1"])
+    parts = [batch for _, batch in reader.batches(manifest.collections[0])]
+    assert [i for batch in parts for i in batch.ids] == original.ids
+    assert [d for batch in parts for d in batch.documents] == original.documents
+    assert [m for batch in parts for m in batch.metadatas] == original.metadatas
+    assert (
+        np.concatenate([batch.vectors for batch in parts]).tobytes() == original.vectors.tobytes()
+    )
+
+
+def test_reader_accepts_a_catalog_written_by_hand_from_the_spec(store: ObjectStore) -> None:
+    vectors = np.arange(3 * 4, dtype=np.float32).reshape(3, 4) / 7
+    records = [
+        {
+            "id": f"doc-{n}",
+            "document": f"text {n}",
+            "metadata": {"tenant_id": "acme"},
+            "tenant": None,
+        }
+        for n in range(3)
+    ]
+    full = write_spec_snapshot(
+        store,
+        "20261121T101500Z-kb-F",
+        records=records,
+        vectors=vectors,
+        recovery_point="2026-11-21T10:15:00Z",
+    )
+    update = [
+        {
+            "id": "doc-1",
+            "document": "text 1 updated",
+            "metadata": {"tenant_id": "acme"},
+            "tenant": None,
+        }
+    ]
+    write_spec_snapshot(
+        store,
+        "20261122T101500Z-kb-I",
+        records=update,
+        vectors=vectors[:1] * 2,
+        deletes=[{"id": "doc-2", "tenant": None}],
+        parent=("20261121T101500Z-kb-F", digest(full)),
+    )
+    view = load_catalog(store)
+    assert set(view.snapshots) == {"20261121T101500Z-kb-F", "20261122T101500Z-kb-I"}
+    chain, problems = view.chain("20261122T101500Z-kb-I")
+    assert problems == []
+    assert verify(view, store, [m.id for m in chain], Depth.parse("full")).intact
+    final = {}
+    for _, batch in RestorePlan(store, chain).batches("help_articles"):
+        for index, record_id in enumerate(batch.ids):
+            assert record_id not in final
+            final[record_id] = (batch.documents[index], batch.vectors[index].tobytes())
+    assert final == {
+        "doc-1": ("text 1 updated", (vectors[0] * 2).tobytes()),
+        "doc-0": ("text 0", vectors[0].tobytes()),
+    }
+
+
+@pytest.mark.parametrize(
+    "tamper", ["missing_parent", "parent_digest", "recovery_point_order", "cycle"]
+)
+def test_chain_findings(store: ObjectStore, tamper: str) -> None:
+    vectors = np.ones((1, 4), dtype=np.float32)
+    records = [{"id": "a", "document": None, "metadata": None, "tenant": None}]
+    full = write_spec_snapshot(
+        store, "full", records=records, vectors=vectors, recovery_point="2026-11-21T10:00:00Z"
+    )
+    when = "2026-11-20T10:00:00Z" if tamper == "recovery_point_order" else "2026-11-22T10:00:00Z"
+    write_spec_snapshot(
+        store,
+        "inc",
+        records=records,
+        vectors=vectors,
+        parent=("full", digest(full)),
+        recovery_point=when,
+    )
+    if tamper == "missing_parent":
+        store.delete(["snapshots/full/manifest.json"])
+    elif tamper == "parent_digest":
+        _overwrite(store, "snapshots/full/manifest.json", full + b"\n")
+    elif tamper == "cycle":
+        write_spec_snapshot(
+            store,
+            "loop-a",
+            records=records,
+            vectors=vectors,
+            parent=("loop-b", "0" * 64),
+            recovery_point="2026-11-23T10:00:00Z",
+        )
+        write_spec_snapshot(
+            store,
+            "loop-b",
+            records=records,
+            vectors=vectors,
+            parent=("loop-a", "0" * 64),
+            recovery_point="2026-11-24T10:00:00Z",
+        )
+    view = load_catalog(store)
+    if tamper == "cycle":
+        assert findings.CYCLE in _kinds(view.chain("loop-a")[1])
+        assert view.trees()[1], "snapshots in a cycle hang from no full base"
+        return
+    expected = {
+        "missing_parent": findings.MISSING_PARENT,
+        "parent_digest": findings.PARENT_DIGEST,
+        "recovery_point_order": findings.RECOVERY_POINT_ORDER,
+    }[tamper]
+    assert expected in _kinds(view.chain("inc")[1])
+    if tamper == "missing_parent":
+        assert [u.id for u in view.unfinished] == ["full"]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "caught_at", "kind"),
+    [
+        ("delete", "sizes", findings.FILE_MISSING),
+        ("grow", "sizes", findings.SIZE_MISMATCH),
+        ("flip", "full", findings.CHECKSUM_MISMATCH),
+    ],
+)
+def test_file_findings_at_their_depth(
+    store: ObjectStore, tamper: str, caught_at: str, kind: str
+) -> None:
+    manifest = _snapshot(store, "full-1", 0, [_batch([f"r{n}" for n in range(20)])], total=20)
+    entry = manifest.collections[0].files_of("vectors")[1]
+    key = f"snapshots/full-1/{entry.path}"
+    if tamper == "delete":
+        store.delete([key])
+    else:
+        data = bytearray(store.read(key))
+        if tamper == "grow":
+            data += b"\0"
+        else:
+            data[-1] ^= 0xFF
+        _overwrite(store, key, bytes(data))
+    view = load_catalog(store)
+    order = ["manifest", "sizes", "full"]
+    for depth in order:
+        result = verify(view, store, ["full-1"], Depth.parse(depth))
+        if order.index(depth) < order.index(caught_at):
+            assert result.intact, f"{depth} should not see a {tamper}"
+        else:
+            assert [(f.kind, f.file) for f in result.findings] == [(kind, entry.path)]
+    assert (
+        verify(view, store, ["full-1"], Depth.parse("sample:100%"), seed=1).findings[0].kind == kind
+    )
+    with pytest.raises(IntegrityError, match=r"vectors-00001\.npy of snapshot full-1"):
+        list(SnapshotReader(store, view.snapshots["full-1"]).batches(manifest.collections[0]))
+
+
+def test_sample_depth_is_seeded_and_recorded(store: ObjectStore) -> None:
+    _snapshot(store, "full-1", 0, [_batch([f"r{n}" for n in range(100)])], total=100)
+    view = load_catalog(store)
+    first = verify(view, store, ["full-1"], Depth.parse("sample:30%"), seed=7)
+    again = verify(view, store, ["full-1"], Depth.parse("sample:30%"), seed=7)
+    full = verify(view, store, ["full-1"], Depth.parse("full"))
+    assert first.seed == 7 and first.depth == "sample:30%"
+    assert first.bytes_hashed == again.bytes_hashed
+    assert 0 < first.bytes_hashed < full.bytes_hashed
+    assert verify(view, store, ["full-1"], Depth.parse("sample:30%")).seed is not None
+
+
+def test_traversal_paths_in_a_manifest_are_refused(store: ObjectStore) -> None:
+    vectors = np.ones((1, 4), dtype=np.float32)
+    records = [{"id": "a", "document": None, "metadata": None, "tenant": None}]
+    evil = {
+        "path": "../../outside.bin",
+        "kind": "records",
+        "rows": 1,
+        "bytes": 1,
+        "sha256": "0" * 64,
+    }
+    write_spec_snapshot(store, "evil", records=records, vectors=vectors, extra_files=[evil])
+    view = load_catalog(store)
+    assert "evil" not in view.snapshots
+    assert "tampering" in view.invalid["evil"]
+    with pytest.raises(DrconsoleError, match="invalid manifest"):
+        view.require("evil")
+
+
+def test_an_unfinished_upload_is_never_offered(store: ObjectStore) -> None:
+    full = _snapshot(store, "full-1", 0, [_batch(["a", "b"])], total=2)
+    writer = SnapshotWriter(store, "full-2", part_rows=1)
+    collection = writer.collection("help_articles", CollectionSchema(DIM, "cosine"))
+    collection.add(_batch(["a", "b", "c"]))  # parts written, then the writer "crashes"
+    view = load_catalog(store)
+    assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 6)]
+    assert select_recovery_point(view, store, Depth.parse("full")).manifest.id == full.id
+    with pytest.raises(DrconsoleError, match="unfinished"):
+        view.require("full-2")
+
+
+def test_selection_falls_back_past_a_tampered_snapshot(store: ObjectStore) -> None:
+    full = _snapshot(store, "s1-full", 0, [_batch(["a", "b", "c"])], total=3)
+    inc = _snapshot(store, "s2-inc", 1, [_batch(["a"], version=1)], parent=full, total=3)
+    bad = _snapshot(store, "s3-inc", 2, [_batch(["b"], version=2)], parent=inc, total=3)
+    key = f"snapshots/s3-inc/{bad.collections[0].files_of('records')[0].path}"
+    data = bytearray(store.read(key))
+    data[20] ^= 0x01
+    _overwrite(store, key, bytes(data))
+    view = load_catalog(store)
+    selection = select_recovery_point(view, store, Depth.parse("full"))
+    assert selection.manifest.id == "s2-inc"
+    assert [m.id for m in selection.chain] == ["s1-full", "s2-inc"]
+    assert selection.skipped[0]["snapshot_id"] == "s3-inc"
+    assert "checksum" in selection.skipped[0]["reason"]
+    assert select_recovery_point(view, store, Depth.parse("manifest")).manifest.id == "s3-inc"
+    earlier = select_recovery_point(
+        view, store, Depth.parse("sizes"), at_or_before=T0 + timedelta(minutes=30)
+    )
+    assert earlier.manifest.id == "s1-full"
+    with pytest.raises(IntegrityError, match="no intact recovery point"):
+        select_recovery_point(view, store, Depth.parse("full"), at_or_before=T0 - timedelta(days=1))
+
+
+def _brute_force(operations: list[tuple[str, str, int]]) -> dict[str, int]:
+    state: dict[str, int] = {}
+    for op, record_id, version in operations:
+        if op == "put":
+            state[record_id] = version
+        else:
+            state.pop(record_id, None)
+    return state
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_chain_final_state_equals_a_brute_force_replay(store: ObjectStore, seed: int) -> None:
+    rng = random.Random(seed)
+    ids = [f"id-{n:03d}" for n in range(60)]
+    history: list[tuple[str, str, int]] = [("put", i, 0) for i in ids[:40]]
+    parent = _snapshot(store, "c0-full", 0, [_batch(ids[:40], version=0)], total=40)
+    for number in range(1, 4):
+        live = sorted(_brute_force(history))
+        changed = rng.sample(ids, 15)
+        removed = [i for i in rng.sample(live, 6) if i not in changed]
+        history += [("put", i, number) for i in changed] + [("delete", i, number) for i in removed]
+        parent = _snapshot(
+            store,
+            f"c{number}-inc",
+            number,
+            [_batch(changed, version=number)],
+            parent=parent,
+            deletes=removed,
+            part_rows=4,
+            total=len(_brute_force(history)),
+        )
+    chain, problems = load_catalog(store).chain(parent.id)
+    assert problems == [] and len(chain) == 4
+    written: list[tuple[str, Any]] = []
+    for _, batch in RestorePlan(store, chain).batches("help_articles"):
+        written += [
+            (record_id, meta["version"])
+            for record_id, meta in zip(batch.ids, batch.metadatas, strict=True)
+        ]
+    assert len(written) == len({record_id for record_id, _ in written}), (
+        "a record was written twice"
+    )
+    assert dict(written) == _brute_force(history)
+    assert len(written) == parent.collections[0].counts["total_after_apply"]
+
+
+def test_retention_keeps_what_kept_snapshots_depend_on(store: ObjectStore) -> None:
+    full_a = _snapshot(store, "d1-full", 0, [_batch(["a"])], total=1)
+    inc = _snapshot(store, "d1-inc", 1, [_batch(["b"])], parent=full_a, total=2)
+    _snapshot(store, "d2-inc", 25, [_batch(["c"])], parent=inc, total=3)
+    full_b = _snapshot(store, "d3-full", 49, [_batch(["a"])], total=1)
+    _snapshot(store, "d3-inc", 50, [_batch(["d"])], parent=full_b, total=2)
+    view = load_catalog(store)
+    plan = plan_retention(view, KeepPolicy(last=1, daily=2))
+    assert plan.keep["d3-inc"] == ["last 1", "daily #1"]
+    assert plan.keep["d3-full"] == ["newest full", "base of kept d3-inc"]
+    assert "daily #2" in plan.keep["d2-inc"]
+    assert plan.keep["d1-inc"] == ["base of kept d2-inc"]
+    assert plan.keep["d1-full"] == ["base of kept d2-inc"]
+    assert plan.remove == []
+    tight = plan_retention(view, KeepPolicy(last=1))
+    assert tight.remove == ["d2-inc", "d1-inc", "d1-full"]
+    apply_retention(store, tight)
+    after = load_catalog(store)
+    assert set(after.snapshots) == {"d3-full", "d3-inc"}
+    assert after.unfinished == []
+    assert verify(after, store, list(after.snapshots), Depth.parse("sizes")).intact
+
+
+def test_retention_never_orphans_a_dependent(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "catalog")
+    rng = random.Random(5)
+    for trial in range(20):
+        prefix = f"t{trial}-"
+        parents: list[Manifest] = []
+        for number in range(rng.randint(3, 9)):
+            parent = rng.choice(parents) if parents and rng.random() < 0.7 else None
+            parents.append(
+                _snapshot(
+                    store,
+                    f"{prefix}{number:02d}",
+                    trial * 100 + number * rng.uniform(1, 30),
+                    [_batch(["x"])],
+                    parent=parent,
+                    total=1,
+                )
+            )
+        view = load_catalog(store)
+        ours = {sid: m for sid, m in view.snapshots.items() if sid.startswith(prefix)}
+        view.snapshots = ours
+        plan = plan_retention(
+            view, KeepPolicy(rng.randint(0, 3), rng.randint(0, 3), rng.randint(0, 2))
+        )
+        for kept in plan.keep:
+            assert all(m.id in plan.keep for m in view.chain(kept)[0]), (
+                f"trial {trial}: orphaned {kept}"
+            )
+        newest_full = max(
+            (m for m in ours.values() if m.kind == "full"), key=lambda m: m.recovery_point
+        )
+        assert "newest full" in plan.keep[newest_full.id]
+        assert all(plan.keep[kept] for kept in plan.keep)
+        assert set(plan.keep) | set(plan.remove) == set(ours)
+
+
+def test_a_wrong_s3_secret_is_refused_by_the_server_and_reported_clearly(
+    seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRCONSOLE_BAD_S3", f"{seaweed.access_key}:not-the-secret-0123")
+    store = S3Store(
+        "drconsole-tests", "kb-prod", endpoint=seaweed.endpoint, credentials="env:DRCONSOLE_BAD_S3"
+    )
+    with pytest.raises(StoreError) as caught:
+        load_catalog(store)
+    message = caught.value.message
+    assert (
+        "drconsole-tests" in message and "kb-prod" in message and "env:DRCONSOLE_BAD_S3" in message
+    )
+    assert "not-the-secret-0123" not in message + (caught.value.hint or "")
+
+
+def test_manifest_json_is_the_contract(store: ObjectStore) -> None:
+    manifest = _snapshot(store, "full-1", 0, [_batch(["a", "b"])], total=2)
+    raw = json.loads(store.read("snapshots/full-1/manifest.json"))
+    assert raw["format"] == "drconsole-snapshot/1"
+    assert raw["parent"] is None and raw["kind"] == "full"
+    entry = raw["collections"][0]
+    assert entry["files"][0] == {
+        "path": "help_articles/records-00000.jsonl.gz",
+        "kind": "records",
+        "rows": 2,
+        "bytes": manifest.collections[0].files[0].bytes,
+        "sha256": manifest.collections[0].files[0].sha256,
+    }
+    assert entry["counts"] == {"records": 2, "deletes": 0, "total_after_apply": 2}

@@ -1,0 +1,164 @@
+"""`drconsole catalog` and `drconsole secrets` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from drconsole.catalog.local import LocalStore
+from drconsole.catalog.manifest import CollectionSchema, Manifest
+from drconsole.catalog.s3 import S3Store
+from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.writer import SnapshotWriter
+from drconsole.records import RecordBatch
+from drconsole.sandbox import SeaweedS3
+
+from helpers import run_cli
+
+T0 = datetime.now(UTC) - timedelta(hours=30)
+
+
+def _snapshot(
+    store: ObjectStore, name: str, hours: float, parent: Manifest | None = None
+) -> Manifest:
+    writer = SnapshotWriter(store, name)
+    collection = writer.collection("tickets", CollectionSchema(4, "l2"))
+    collection.add(
+        RecordBatch(
+            [f"{name}-a", f"{name}-b"],
+            np.ones((2, 4), np.float32),
+            ["x", "y"],
+            [{"tenant_id": "acme"}, None],
+            [None, None],
+        )
+    )
+    collection.close(total_after_apply=2)
+    moment = T0 + timedelta(hours=hours)
+    return writer.finish(
+        kind="incremental" if parent else "full",
+        parent=parent,
+        created_at=moment,
+        recovery_point=moment,
+        source={"engine": "chroma", "url": "http://x"},
+    )
+
+
+def _three(store: ObjectStore) -> None:
+    full = _snapshot(store, "s1-full", 0)
+    inc = _snapshot(store, "s2-inc", 1, full)
+    _snapshot(store, "s3-inc", 26, inc)
+
+
+def test_list_show_verify_prune_on_a_local_catalog(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    store = LocalStore(root)
+    _three(store)
+    listed = run_cli("catalog", "list", str(root), "--rpo", "4h")
+    assert listed.returncode == 0
+    assert "local disk only" in listed.stderr
+    assert (
+        listed.stdout.index("s1-full")
+        < listed.stdout.index("s2-inc")
+        < listed.stdout.index("s3-inc")
+    )
+    data = json.loads(run_cli("catalog", "list", str(root), "--json").stdout)
+    assert data["local_only"] is True
+    assert [s["chain"] for s in data["snapshots"]][-1] == ["s1-full", "s2-inc", "s3-inc"]
+    shown = run_cli("catalog", "show", str(root), "s2-inc")
+    assert (
+        shown.returncode == 0 and "s1-full -> s2-inc" in shown.stdout and "tickets" in shown.stdout
+    )
+    assert run_cli("catalog", "verify", str(root), "--depth", "full").returncode == 0
+    vectors = next((root / "snapshots" / "s2-inc" / "tickets").glob("vectors-*.npy"))
+    vectors.write_bytes(vectors.read_bytes()[:-1] + b"\x01")
+    broken = run_cli("catalog", "verify", str(root), "s3-inc", "--depth", "full")
+    assert broken.returncode == 1
+    assert "s2-inc: checksum_mismatch" in broken.stdout and "vectors-00000.npy" in broken.stdout
+    assert run_cli("catalog", "verify", str(root), "--depth", "sizes").returncode == 0
+    dry = json.loads(
+        run_cli("catalog", "prune", str(root), "--keep-last", "1", "--dry-run", "--json").stdout
+    )
+    assert dry["remove"] == [] and dry["keep"][0]["reasons"] == ["last 1"]
+    missing = run_cli("catalog", "list", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "no such catalog folder" in missing.stderr
+
+
+def test_prune_yes_deletes_and_keeps_dependencies(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    store = LocalStore(root)
+    _three(store)
+    _snapshot(store, "s4-full", 28)
+    result = json.loads(
+        run_cli("catalog", "prune", str(root), "--keep-last", "1", "--yes", "--json").stdout
+    )
+    assert result["remove"] == ["s3-inc", "s2-inc", "s1-full"]
+    assert sorted(p.name for p in (root / "snapshots").iterdir()) == ["s4-full"]
+
+
+def _set_secret(name: str, value: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drconsole.cli", "secrets", "set", name],
+        input=value + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
+    )
+
+
+def test_s3_catalog_with_a_keyring_credential(seaweed: SeaweedS3, tmp_path: Path) -> None:
+    stored = _set_secret("kb-backups", seaweed.credentials_value)
+    assert stored.returncode == 0, stored.stderr
+    assert "keyring:drconsole/kb-backups" in stored.stdout
+    assert seaweed.secret_key not in stored.stdout + stored.stderr
+    store = S3Store(
+        "drconsole-tests",
+        "cli-keyring",
+        endpoint=seaweed.endpoint,
+        credentials="keyring:drconsole/kb-backups",
+    )
+    _three(store)
+    args = [
+        "s3://drconsole-tests/cli-keyring",
+        "--endpoint",
+        seaweed.endpoint,
+        "--credentials",
+        "keyring:drconsole/kb-backups",
+    ]
+    listed = run_cli("catalog", "list", *args, "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert data["local_only"] is False and len(data["snapshots"]) == 3
+    assert run_cli("catalog", "verify", *args, "--depth", "full").returncode == 0
+
+    assert _set_secret("kb-backups", f"{seaweed.access_key}:wrong-secret-value").returncode == 0
+    refused = run_cli("catalog", "list", *args)
+    assert refused.returncode == 2
+    assert "access refused" in refused.stderr and "keyring:drconsole/kb-backups" in refused.stderr
+    assert "wrong-secret-value" not in refused.stderr and "Traceback" not in refused.stderr
+
+    assert run_cli("secrets", "delete", "kb-backups").returncode == 0
+    gone = run_cli("catalog", "list", *args)
+    assert gone.returncode == 2 and "no such secret" in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 2
+
+
+def test_no_keyring_backend_is_a_clear_message(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    result = subprocess.run(
+        [sys.executable, "-m", "drconsole.cli", "secrets", "set", "x"],
+        input="v\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "no keyring backend" in result.stderr and "keyrings.alt" in result.stderr
+    assert "Traceback" not in result.stderr
