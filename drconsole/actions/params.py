@@ -32,10 +32,16 @@ class Param:
         """The checked value; raises ValueError with a message meant for the runbook author."""
         converted = _CONVERTERS[self.kind](self, value)
         if self.minimum is not None and converted < self.minimum:
-            raise ValueError(f"must be at least {self.minimum:g}, not {converted:g}")
+            raise ValueError(f"must be at least {self.minimum:g}, not {_number(converted)}")
         if self.maximum is not None and converted > self.maximum:
-            raise ValueError(f"must be at most {self.maximum:g}, not {converted:g}")
+            raise ValueError(f"must be at most {self.maximum:g}, not {_number(converted)}")
         return converted
+
+
+def _number(value: float) -> str:
+    """A number for a message, kept short (a 400-digit integer is not echoed whole)."""
+    text = str(value)
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _int(param: Param, value: Any) -> int:
@@ -83,15 +89,15 @@ def _str_map(param: Param, value: Any) -> dict[str, str]:
         raise ValueError("must be a mapping of names to strings")
     result: dict[str, str] = {}
     for key, item in value.items():
-        if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise ValueError(f"{key}: must be a string, not {item!r}")
-        text = str(item)
-        if looks_secret_name(key) and not is_reference(text):
+        if looks_secret_name(key) and not (isinstance(item, str) and is_reference(item)):
+            example = f"env:{key}" if key.isidentifier() else "env:VARIABLE"
             raise ValueError(
-                f"{key} looks like a secret: write a reference such as "
-                f"keyring:drconsole/{key.lower()} or env:{key}, not the value"
+                f"{key!r} looks like a secret: write a reference such as "
+                f"keyring:SERVICE/NAME or {example}, not the value"
             )
-        result[key] = text
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ValueError(f"{key!r} must be a string, not {_kind_of(item)}")
+        result[key] = str(item)
     return result
 
 
@@ -113,6 +119,12 @@ def _depth(param: Param, value: Any) -> str:
         if 0 < percent <= 100:
             return value
     raise ValueError(f"must be manifest, sizes, full or sample:N% (0 < N <= 100), not {value!r}")
+
+
+def _kind_of(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", bool: "true/false"}.get(
+        type(value), "an empty value"
+    )
 
 
 _CONVERTERS = {

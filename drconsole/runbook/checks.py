@@ -128,10 +128,10 @@ def string_list(
 
 def reference(node: YNode | None, what: str, problems: Problems) -> str | None:
     """A credential reference; a literal value is refused without echoing it."""
-    text = string(node, what, problems)
-    if text is None or node is None:
+    if node is None:
         return None
-    if not is_reference(text):
+    text = node.value
+    if not isinstance(text, str) or not is_reference(text):
         problems.add(
             node,
             f"{what} must be a credential reference (keyring:SERVICE/NAME or env:VARIABLE), "

@@ -266,8 +266,9 @@ class _Reader:
         ]
         unique = self._unique_ids(reader)
         self._needs(reader, unique)
-        self._cycles(steps, reader)
-        self._service_restored(steps, reader, node)
+        self._cycles(reader)
+        if len(steps) == len(node.value):  # a step that did not load may be the one that marks it
+            self._service_restored(steps, reader, node)
         self._requirements(steps, sections)
         return steps
 
@@ -291,8 +292,11 @@ class _Reader:
                 elif name not in ids:
                     self.problems.add(item, f"needs unknown step {name!r}{suggestion(name, ids)}")
 
-    def _cycles(self, steps: list[Step], reader: StepReader) -> None:
-        graph = {step.id: [n for n in step.needs if n != step.id] for step in steps}
+    def _cycles(self, reader: StepReader) -> None:
+        graph = {
+            step_id: [name for name, _ in needs if name != step_id]
+            for step_id, needs in reader.need_nodes.items()
+        }
         state: dict[str, int] = {}
         reported: set[frozenset[str]] = set()
 
@@ -314,9 +318,9 @@ class _Reader:
                     visit(need, [*trail, need])
             state[step_id] = 2
 
-        for step in steps:
-            if step.id not in state:
-                visit(step.id, [step.id])
+        for step_id in graph:
+            if step_id not in state:
+                visit(step_id, [step_id])
 
     def _service_restored(self, steps: list[Step], reader: StepReader, steps_node: YNode) -> None:
         for mode in MODES:

@@ -39,6 +39,7 @@ STEP_KEYS = (
     "marks",
     "auto_confirm_in_drill",
 )
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RETRIES = 100
 
@@ -209,9 +210,9 @@ class StepReader:
             found = self.source.find(raw, found + 1)
             if found < 0:
                 return node.position
-        line = self.source.count("\n", 0, found) + 1
-        column = found - (self.source.rfind("\n", 0, found) + 1) + 1
-        return Position(line, column)
+        breaks = list(_LINE_BREAK.finditer(self.source, 0, found))
+        line_start = breaks[-1].end() if breaks else 0
+        return Position(len(breaks) + 1, found - line_start + 1)
 
     def _default_phase(self, kind: str | None, spec: ActionSpec | None) -> str:
         if spec is not None:

@@ -148,7 +148,14 @@ class _Walker:
             return str(node.value)
         try:
             return self._scalars.construct_object(node)
-        except (ValueError, yaml.YAMLError) as error:
+        except (
+            ValueError,
+            KeyError,
+            IndexError,
+            OverflowError,
+            TypeError,
+            yaml.YAMLError,
+        ) as error:
             raise YamlProblem(
                 _position(node.start_mark), f"cannot read value {node.value[:40]!r}: {error}"
             ) from None
@@ -165,7 +172,7 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError as error:
         before = data[: error.start]
         line = before.count(b"\n") + 1
-        column = error.start - (before.rfind(b"\n") + 1) + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
         raise YamlProblem(Position(line, column), "the file is not UTF-8 text") from None
 
 
@@ -175,7 +182,7 @@ def read_yaml(text: str) -> YNode:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "YAML syntax error"
+        problem = ", ".join(part for part in (error.context, error.problem) if part) or "unreadable"
         raise YamlProblem(_position(mark), f"YAML syntax error: {problem}") from None
     except yaml.reader.ReaderError as error:
         before = text[: error.position]
