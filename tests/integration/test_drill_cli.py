@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_cli, write_runbook
 
 from drconsole.incident.record import read_record
+
+from helpers import run_cli, write_runbook
 
 LONG_STEP = (
     "import os, sys, time\n"

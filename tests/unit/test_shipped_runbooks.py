@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from drconsole.runbook.loader import load_runbook
+
 from helpers import run_cli
 
 RUNBOOKS = sorted((Path(__file__).resolve().parents[2] / "runbooks").glob("*.yaml"))
