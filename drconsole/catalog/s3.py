@@ -18,7 +18,12 @@ from typing import Any, BinaryIO
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from drconsole.catalog.store import MissingObject, ObjectInfo, check_key
 from drconsole.errors import StoreError
@@ -50,6 +55,8 @@ class S3Store:
         endpoint: str | None = None,
         region: str | None = None,
         credentials: str | None = None,
+        attempts: int = 6,
+        multipart_threshold: int = MULTIPART_THRESHOLD,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -61,7 +68,7 @@ class S3Store:
             access_key, secret_key = _split_credentials(credentials)
             options.update(aws_access_key_id=access_key, aws_secret_access_key=secret_key)
         config = Config(
-            retries={"max_attempts": 6, "mode": "standard"},
+            retries={"max_attempts": attempts, "mode": "standard"},
             connect_timeout=10,
             read_timeout=60,
             max_pool_connections=32,
@@ -71,7 +78,7 @@ class S3Store:
             "s3", endpoint_url=endpoint, config=config, **options
         )
         self._transfer = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
+            multipart_threshold=multipart_threshold, multipart_chunksize=multipart_threshold
         )
 
     def _key(self, key: str) -> str:
@@ -164,6 +171,11 @@ class S3Store:
                 f"{doing}: no AWS credentials found ({self.credential_source})",
                 "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, configure ~/.aws, or give "
                 "--credentials keyring:SERVICE/NAME",
+            ) from None
+        except EndpointConnectionError:
+            raise StoreError(
+                f"{doing}: cannot connect to {self.endpoint or 'S3'} (retried with backoff)",
+                "check that the endpoint is up and reachable, and the URL is right",
             ) from None
         except BotoCoreError as error:
             raise StoreError(

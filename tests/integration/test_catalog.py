@@ -25,7 +25,7 @@ from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.records import RecordBatch
-from drconsole.sandbox import SeaweedS3
+from drconsole.sandbox import SeaweedS3, free_ports
 
 from catalog_spec import digest, write_spec_snapshot
 
@@ -443,3 +443,38 @@ def test_manifest_json_is_the_contract(store: ObjectStore) -> None:
         "sha256": manifest.collections[0].files[0].sha256,
     }
     assert entry["counts"] == {"records": 2, "deletes": 0, "total_after_apply": 2}
+
+
+def test_large_objects_use_multipart_upload_and_stream_back(
+    seaweed: SeaweedS3, s3_credentials: str
+) -> None:
+    store = S3Store(
+        "drconsole-tests",
+        "multipart",
+        endpoint=seaweed.endpoint,
+        credentials=s3_credentials,
+        multipart_threshold=5 * 1024 * 1024,
+    )
+    payload = np.random.default_rng(1).bytes(12 * 1024 * 1024 + 17)
+    with store.writer("snapshots/big/blob.bin") as handle:
+        handle.write(payload)
+    head = seaweed.client().head_object(
+        Bucket="drconsole-tests", Key="multipart/snapshots/big/blob.bin"
+    )
+    assert head["ETag"].strip('"').endswith("-3"), "expected a 3-part multipart upload"
+    with store.open("snapshots/big/blob.bin") as stream:
+        chunks = []
+        while chunk := stream.read(1024 * 1024):
+            chunks.append(chunk)
+    assert len(chunks) > 1 and b"".join(chunks) == payload
+
+
+def test_an_unreachable_endpoint_is_a_clear_error(s3_credentials: str) -> None:
+    endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
+    store = S3Store(
+        "drconsole-tests", "kb", endpoint=endpoint, credentials=s3_credentials, attempts=2
+    )
+    with pytest.raises(StoreError) as caught:
+        load_catalog(store)
+    assert f"cannot connect to {endpoint}" in caught.value.message
+    assert "retried" in caught.value.message
