@@ -18,10 +18,9 @@ import numpy as np
 
 from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
-from drconsole.catalog.manifest import CollectionSchema
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
-from drconsole.records import RecordBatch
+from drconsole.records import CollectionSchema, RecordBatch
 
 DIMENSION = 384
 PART_ROWS = 40_000

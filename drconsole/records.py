@@ -1,12 +1,11 @@
-"""The neutral unit of data moved between catalogs and engines: a batch of records.
-
-``catalog/`` and ``engines/`` may not import each other; both speak ``RecordBatch``.
+"""The neutral data that catalogs and engines exchange: collection schemas and batches
+of records. ``catalog/`` and ``engines/`` may not import each other; both speak these.
 Row *i* of ``vectors`` belongs to ``ids[i]``; vectors are float32, C-contiguous.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,3 +60,25 @@ class RecordBatch:
     @classmethod
     def empty(cls, dimension: int) -> RecordBatch:
         return cls([], np.zeros((0, dimension), dtype=np.float32), [], [], [])
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """A collection's neutral schema: dimension (0 when unknown: an empty collection),
+    distance (cosine, l2, ip), index settings, metadata field types, and engine-specific
+    settings that round-trip through ``engine_config``."""
+
+    dimension: int
+    distance: str
+    index: dict[str, Any] = field(default_factory=dict)
+    metadata_fields: dict[str, str] = field(default_factory=dict)
+    engine_config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dimension": self.dimension,
+            "distance": self.distance,
+            "index": self.index,
+            "metadata_fields": self.metadata_fields,
+            "engine_config": self.engine_config,
+        }

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from drconsole.errors import IntegrityError
+from drconsole.records import CollectionSchema
 from drconsole.timefmt import format_utc, parse_utc
 
 FORMAT = "drconsole-snapshot/1"
@@ -44,26 +45,6 @@ class FileEntry:
             "rows": self.rows,
             "bytes": self.bytes,
             "sha256": self.sha256,
-        }
-
-
-@dataclass(frozen=True)
-class CollectionSchema:
-    """The neutral schema of a collection as a snapshot records it."""
-
-    dimension: int
-    distance: str
-    index: dict[str, Any] = field(default_factory=dict)
-    metadata_fields: dict[str, str] = field(default_factory=dict)
-    engine_config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dimension": self.dimension,
-            "distance": self.distance,
-            "index": self.index,
-            "metadata_fields": self.metadata_fields,
-            "engine_config": self.engine_config,
         }
 
 
@@ -237,8 +218,8 @@ def _collection(raw: Any, number: int) -> CollectionEntry:
         raise ManifestError(f"{where}.name {name!r} must not contain '/'")
     schema = _Fields(reader.mapping("schema"), f"{where}.schema")
     dimension = schema.integer("dimension")
-    if dimension <= 0:
-        raise ManifestError(f"{where}.schema.dimension must be positive")
+    if dimension < 0:
+        raise ManifestError(f"{where}.schema.dimension must not be negative (0: unknown, empty)")
     fields = schema.optional_mapping("metadata_fields")
     counts = _Fields(reader.mapping("counts"), f"{where}.counts")
     files = [_file(item, f"{where}.files[{n}]") for n, item in enumerate(reader.items("files"))]

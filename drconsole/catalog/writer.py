@@ -16,9 +16,9 @@ import numpy as np
 from drconsole import __version__
 from drconsole.catalog import parts
 from drconsole.catalog.layout import file_key, manifest_key, part_path
-from drconsole.catalog.manifest import CollectionEntry, CollectionSchema, FileEntry, Manifest
+from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
 from drconsole.catalog.store import ObjectStore
-from drconsole.records import RecordBatch
+from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.timefmt import utc_now
 
 PART_ROWS = 10_000

@@ -14,7 +14,7 @@ import pytest
 from drconsole.catalog import catalog as findings
 from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
-from drconsole.catalog.manifest import CollectionSchema, Manifest
+from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.reader import SnapshotReader
 from drconsole.catalog.retention import KeepPolicy, apply_retention, plan_retention
@@ -24,7 +24,7 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
-from drconsole.records import RecordBatch
+from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.sandbox import SeaweedS3, free_ports
 
 from catalog_spec import digest, write_spec_snapshot

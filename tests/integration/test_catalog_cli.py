@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from drconsole.catalog.local import LocalStore
-from drconsole.catalog.manifest import CollectionSchema, Manifest
+from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.writer import SnapshotWriter
-from drconsole.records import RecordBatch
+from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.sandbox import SeaweedS3
 
 from helpers import run_cli
