@@ -61,17 +61,19 @@ def _events(runs: Path) -> list[Any]:
 
 
 def _start_drill(runbook: Path, runs: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start a drill and wait until the long step's program runs; returns its pid too."""
+    """Start a drill and wait until the long step's program really runs (its pid is
+    recorded and it has written its marker); returns the program's pid too."""
     drill = subprocess.Popen(
         [sys.executable, "-m", "drconsole.cli", "drill", str(runbook), "--runs-dir", str(runs)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    marker = runbook.parent / "marker"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for event in _events(runs):
-            if event.type == "step.progress" and event.step_id == "long":
+            if event.type == "step.progress" and event.step_id == "long" and marker.exists():
                 return drill, event.data["data"]["pid"]
         time.sleep(0.05)
     drill.kill()
