@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -198,6 +199,7 @@ class SeaweedS3(ServerProcess):
         config.chmod(0o600)
         argv = [
             find_executable("weed"),
+            f"-logdir={workdir / 'logs'}",
             "mini",
             f"-dir={workdir / 'data'}",
             "-ip=127.0.0.1",
@@ -207,10 +209,13 @@ class SeaweedS3(ServerProcess):
             "-s3.port.lance=0",
             f"-s3.config={config}",
             "-master.telemetry=false",
+            "-s3.autoCreateBucket=false",
+            "-s3.allowDeleteBucketNotEmpty=false",
         ]
         argv += [f"-{name}.port={port}" for name, port in self.ports.items()]
         argv += [f"-{name}.port.grpc={port}" for name, port in grpc.items()]
         (workdir / "data").mkdir(parents=True, exist_ok=True)
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
         super().__init__("seaweedfs", argv, workdir, self._s3_ready)
 
     @property
@@ -233,13 +238,23 @@ class SeaweedS3(ServerProcess):
         )
 
     def _s3_ready(self) -> bool:
+        """``/healthz`` answers, then one signed call proves the credentials work."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if not _http_ok(f"{self.endpoint}/healthz")():
+            return False
         try:
             self.client().list_buckets()
         except (BotoCoreError, ClientError):
             return False
         return True
+
+    def stop(self) -> None:
+        """Stop the server and remove the unix sockets weed leaves in the temp folder."""
+        super().stop()
+        for port in self.ports.values():
+            for leftover in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
 
     def create_bucket(self, bucket: str) -> None:
         self.client().create_bucket(Bucket=bucket)
