@@ -10,7 +10,14 @@ import argparse
 import sys
 
 from drconsole import __version__
-from drconsole.commands import catalog_cmd, drill_cmd, runbook_cmd, runs_cmd, secrets_cmd
+from drconsole.commands import (
+    catalog_cmd,
+    drill_cmd,
+    runbook_cmd,
+    runs_cmd,
+    secrets_cmd,
+    snapshot_cmd,
+)
 from drconsole.commands.output import print_error
 from drconsole.errors import DrconsoleError
 
@@ -29,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill_cmd.add_parsers(subparsers)
     catalog_cmd.add_parsers(subparsers)
     secrets_cmd.add_parsers(subparsers)
+    snapshot_cmd.add_parsers(subparsers)
     return parser
 
 

@@ -22,7 +22,7 @@ def file_key(snapshot_id: str, relative_path: str) -> str:
 
 
 def part_path(collection: str, kind: str, number: int) -> str:
-    suffix = "npy" if kind in ("vectors", "state") else "jsonl.gz"
+    suffix = "npy" if kind == "vectors" else "jsonl.gz"
     return f"{collection}/{kind}-{number:05d}.{suffix}"
 
 

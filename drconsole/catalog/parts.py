@@ -48,7 +48,7 @@ def encode_deletes(ids: list[str], tenants: list[str | None]) -> bytes:
     return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def _json_lines(data: bytes) -> list[Any]:
+def json_lines(data: bytes) -> list[Any]:
     """Every line of a gzipped JSON Lines part, parsed in one call (much faster than one
     json.loads per line: JSON escapes newlines, so lines can be joined into an array)."""
     try:
@@ -70,7 +70,7 @@ def _json_lines(data: bytes) -> list[Any]:
 def decode_records(
     data: bytes,
 ) -> tuple[list[str], list[str | None], list[dict[str, Any] | None], list[str | None]]:
-    items = _json_lines(data)
+    items = json_lines(data)
     ids, documents, metadatas, tenants = [], [], [], []
     for number, item in enumerate(items, start=1):
         record_id = item.get("id")
@@ -92,7 +92,7 @@ def decode_records(
 
 def decode_deletes(data: bytes) -> tuple[list[str], list[str | None]]:
     ids, tenants = [], []
-    for number, item in enumerate(_json_lines(data), start=1):
+    for number, item in enumerate(json_lines(data), start=1):
         record_id, tenant = item.get("id"), item.get("tenant")
         if not isinstance(record_id, str) or not record_id:
             raise ValueError(f"line {number}: id must be a non-empty string")

@@ -4,6 +4,7 @@ asked depth, optionally at or before a given time, with its age against the RPO.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,14 +51,18 @@ def select_recovery_point(
     *,
     at_or_before: datetime | None = None,
     snapshot_id: str | None = None,
+    where: Callable[[Manifest], bool] | None = None,
     progress: ByteProgress | None = None,
     cancel: threading.Event | None = None,
 ) -> Selection:
-    """The newest intact recovery point (or exactly ``snapshot_id`` if it is intact)."""
+    """The newest intact recovery point among the snapshots ``where`` accepts (or exactly
+    ``snapshot_id`` if it is intact)."""
     if snapshot_id is not None:
         candidates = [view.require(snapshot_id)]
     else:
         candidates = sorted(view.snapshots.values(), key=lambda m: m.recovery_point, reverse=True)
+        if where is not None:
+            candidates = [m for m in candidates if where(m)]
         if at_or_before is not None:
             candidates = [m for m in candidates if m.recovery_point <= at_or_before]
     skipped: list[dict[str, str]] = []

@@ -93,7 +93,7 @@ class CollectionWriter:
     _delete_parts: int = 0
 
     def add(self, batch: RecordBatch) -> None:
-        if len(batch) and batch.dimension != self.schema.dimension:
+        if len(batch) and self.schema.dimension and batch.dimension != self.schema.dimension:
             raise ValueError(
                 f"{self.name}: vectors of dimension {batch.dimension}, "
                 f"the schema says {self.schema.dimension}"

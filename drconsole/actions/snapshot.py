@@ -1,0 +1,359 @@
+"""Taking a snapshot of a live database into a catalog: full or incremental.
+
+A full snapshot streams every record of each collection into parts, with the schema,
+counts, tenants, embedding provenance, the ingest checkpoint and the recovery point (the
+time the scan started). An incremental diffs each record's content hash against the
+parent's state file and writes only new or changed records and the ids deleted since;
+it never reads the parent's data. Memory stays bounded by one part plus the id index.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.layout import part_path
+from drconsole.catalog.manifest import CollectionEntry, Manifest
+from drconsole.catalog.plan import id_hashes
+from drconsole.catalog.reader import SnapshotReader
+from drconsole.catalog.select import select_recovery_point
+from drconsole.catalog.state import content_hashes, decode_state, encode_state
+from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.verify import Depth
+from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
+from drconsole.engines.base import CollectionInfo, Engine
+from drconsole.errors import DrconsoleError, IntegrityError
+from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.timefmt import compact_utc, utc_now
+
+PAGE_SIZE = 1000
+EMBEDDING_KEYS = ("model", "version", "dimension", "normalized", "preprocessing", "chunking")
+SnapshotProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SnapshotRequest:
+    """What to snapshot, where to, and what to record about it."""
+
+    engine: Engine
+    store: ObjectStore
+    collections: list[str]
+    name: str
+    incremental: bool = False
+    parent_id: str | None = None
+    ingest_checkpoint: dict[str, str] = field(default_factory=dict)
+    embedding: dict[str, Any] = field(default_factory=dict)
+    tenant_field: str | None = None
+    acl_field: str | None = None
+    part_rows: int = PART_ROWS
+    page_size: int = PAGE_SIZE
+
+
+def create_snapshot(
+    request: SnapshotRequest,
+    progress: SnapshotProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> Manifest:
+    """Write one snapshot and return its manifest (written last)."""
+    info = request.engine.info()
+    view = load_catalog(request.store)
+    parent = _parent(request, view, info.to_json()) if request.incremental else None
+    recovery_point = utc_now()
+    snapshot_id = _unique_id(
+        view, f"{compact_utc(recovery_point)}-{request.name}-{'I' if parent else 'F'}"
+    )
+    writer = SnapshotWriter(request.store, snapshot_id, part_rows=request.part_rows)
+    for name in request.collections:
+        collection = request.engine.get_collection(name)
+        if collection is None:
+            raise DrconsoleError(
+                f"collection {name} does not exist at {info.url}",
+                "check --collections against the database",
+            )
+        previous = parent.collection(name) if parent else None
+        _snapshot_collection(
+            request,
+            writer,
+            collection,
+            parent=parent if previous else None,
+            previous=previous,
+            progress=progress,
+            cancel=cancel,
+        )
+    permissions = {
+        key: value
+        for key, value in (("tenant_field", request.tenant_field), ("acl_field", request.acl_field))
+        if value
+    }
+    return writer.finish(
+        kind="incremental" if parent else "full",
+        parent=parent,
+        created_at=recovery_point,
+        recovery_point=recovery_point,
+        source=info.to_json(),
+        ingest_checkpoint=request.ingest_checkpoint,
+        permissions=permissions,
+    )
+
+
+def _parent(request: SnapshotRequest, view: CatalogView, source: dict[str, Any]) -> Manifest:
+    """The newest intact snapshot of the same source (or the one asked for)."""
+
+    def same_source(manifest: Manifest) -> bool:
+        theirs = manifest.source
+        return (theirs.get("engine"), theirs.get("url"), theirs.get("namespace")) == (
+            source["engine"],
+            source["url"],
+            source["namespace"],
+        )
+
+    try:
+        selection = select_recovery_point(
+            view,
+            request.store,
+            Depth.parse("sizes"),
+            snapshot_id=request.parent_id,
+            where=same_source,
+        )
+    except IntegrityError as error:
+        raise DrconsoleError(
+            f"no intact parent for an incremental snapshot: {error.message}",
+            "take a full snapshot first (drop --incremental), or name one with --parent",
+        ) from None
+    return selection.manifest
+
+
+def _unique_id(view: CatalogView, wanted: str) -> str:
+    taken = set(view.snapshots) | set(view.invalid) | {u.id for u in view.unfinished}
+    candidate, number = wanted, 2
+    while candidate in taken:
+        candidate, number = f"{wanted}-{number}", number + 1
+    return candidate
+
+
+def _snapshot_collection(
+    request: SnapshotRequest,
+    writer: SnapshotWriter,
+    collection: CollectionInfo,
+    *,
+    parent: Manifest | None,
+    previous: CollectionEntry | None,
+    progress: SnapshotProgress | None,
+    cancel: threading.Event | None,
+) -> None:
+    engine = request.engine
+    total = engine.count(collection.name)
+    schema = collection.schema
+    if (
+        previous is not None
+        and schema.dimension
+        and previous.schema.dimension not in (0, schema.dimension)
+    ):
+        raise DrconsoleError(
+            f"collection {collection.name} changed dimension since the parent snapshot",
+            "take a full snapshot (drop --incremental)",
+        )
+    out = writer.collection(collection.name, schema)
+    baseline = _Baseline.load(request.store, parent, previous) if previous is not None else None
+    profile = _Profile(request.tenant_field)
+    state = _StateWriter(out, request.part_rows)
+    done = 0
+    for batch in engine.scan(collection.name, request.page_size):
+        if cancel is not None and cancel.is_set():
+            raise DrconsoleError(
+                "snapshot cancelled; its folder has no manifest and will show as unfinished"
+            )
+        keys = id_hashes(batch.ids, batch.tenants)
+        contents = content_hashes(batch)
+        changed = baseline.changed(keys, contents) if baseline else np.ones(len(batch), dtype=bool)
+        if changed.any():
+            out.add(batch if changed.all() else batch.take(np.flatnonzero(changed)))
+        state.add(batch.ids, batch.tenants, contents)
+        profile.add(batch)
+        done += len(batch)
+        if progress is not None:
+            progress(collection.name, done, total)
+    state.close()
+    if baseline is not None:
+        for ids, tenants in baseline.deleted():
+            out.delete(ids, tenants)
+    dimension = schema.dimension or profile.dimension
+    out.schema = CollectionSchema(
+        dimension, schema.distance, schema.index, profile.field_types(), schema.engine_config
+    )
+    out.close(
+        total_after_apply=done,
+        embedding=_embedding(request.embedding, collection.metadata, dimension, profile),
+        tenants=profile.tenants(),
+        aliases=[],
+    )
+
+
+class _Baseline:
+    """The parent's state of one collection: sorted id keys with their content hashes,
+    and which of them the current scan has seen."""
+
+    def __init__(
+        self, reader: SnapshotReader, entry: CollectionEntry, keys: np.ndarray, contents: np.ndarray
+    ) -> None:
+        self.reader = reader
+        self.entry = entry
+        order = np.argsort(keys)
+        self.keys = keys[order]
+        self.contents = contents[order]
+        self.seen = np.zeros(len(keys), dtype=bool)
+
+    @classmethod
+    def load(cls, store: ObjectStore, parent: Manifest | None, entry: CollectionEntry) -> _Baseline:
+        assert parent is not None
+        if not entry.files_of("state"):
+            raise DrconsoleError(
+                f"snapshot {parent.id} has no state file for {entry.name}, so it cannot be diffed",
+                "take a full snapshot (drop --incremental)",
+            )
+        reader = SnapshotReader(store, parent)
+        keys, contents = [], []
+        for ids, tenants, hashes in _states(reader, entry):
+            keys.append(id_hashes(ids, tenants))
+            contents.append(hashes)
+        empty = np.zeros(0, dtype=np.uint64)
+        return cls(
+            reader,
+            entry,
+            np.concatenate(keys) if keys else empty,
+            np.concatenate(contents) if contents else empty,
+        )
+
+    def changed(self, keys: np.ndarray, contents: np.ndarray) -> np.ndarray:
+        if not len(self.keys):
+            return np.ones(len(keys), dtype=bool)
+        positions = np.searchsorted(self.keys, keys)
+        positions[positions == len(self.keys)] = 0
+        known = self.keys[positions] == keys
+        self.seen[positions[known]] = True
+        return ~known | (self.contents[positions] != contents)
+
+    def deleted(self) -> Iterator[tuple[list[str], list[str | None]]]:
+        """Ids of the parent's state that the current scan did not see (re-read, so
+        memory holds hashes only)."""
+        for ids, tenants, _ in _states(self.reader, self.entry):
+            keys = id_hashes(ids, tenants)
+            positions = np.searchsorted(self.keys, keys)
+            gone = [i for i, pos in enumerate(positions) if not self.seen[pos]]
+            if gone:
+                yield [ids[i] for i in gone], [tenants[i] for i in gone]
+
+
+def _states(
+    reader: SnapshotReader, entry: CollectionEntry
+) -> Iterator[tuple[list[str], list[str | None], np.ndarray]]:
+    for file in sorted(entry.files_of("state"), key=lambda item: item.path):
+        try:
+            yield decode_state(reader.read_file(file))
+        except ValueError as error:
+            raise IntegrityError(f"{file.path} of snapshot {reader.manifest.id}: {error}") from None
+
+
+class _StateWriter:
+    """Writes the collection's full state in parts beside its records."""
+
+    def __init__(self, out: CollectionWriter, part_rows: int) -> None:
+        self.out = out
+        self.part_rows = part_rows
+        self.ids: list[str] = []
+        self.tenants: list[str | None] = []
+        self.hashes: list[np.ndarray] = []
+        self.parts = 0
+
+    def add(self, ids: list[str], tenants: list[str | None], hashes: np.ndarray) -> None:
+        self.ids += ids
+        self.tenants += tenants
+        self.hashes.append(hashes)
+        if len(self.ids) >= self.part_rows:
+            self._flush()
+
+    def close(self) -> None:
+        if self.ids or not self.parts:
+            self._flush()
+
+    def _flush(self) -> None:
+        hashes = np.concatenate(self.hashes) if self.hashes else np.zeros(0, dtype=np.uint64)
+        path = part_path(self.out.name, "state", self.parts).split("/", 1)[1]
+        self.out.add_file(
+            path, "state", encode_state(self.ids, self.tenants, hashes), len(self.ids)
+        )
+        self.ids, self.tenants, self.hashes = [], [], []
+        self.parts += 1
+
+
+class _Profile:
+    """What a scan learns about a collection: metadata field types, tenant counts,
+    whether vectors are unit length."""
+
+    def __init__(self, tenant_field: str | None) -> None:
+        self.tenant_field = tenant_field
+        self.types: dict[str, set[str]] = {}
+        self.tenant_counts: dict[str, int] = {}
+        self.dimension = 0
+        self.normalized = True
+        self.rows = 0
+
+    def add(self, batch: RecordBatch) -> None:
+        self.rows += len(batch)
+        if len(batch):
+            self.dimension = batch.dimension
+            norms = np.linalg.norm(batch.vectors, axis=1)
+            self.normalized = self.normalized and bool(np.all(np.abs(norms - 1.0) < 1e-3))
+        for metadata in batch.metadatas:
+            for key, value in (metadata or {}).items():
+                self.types.setdefault(key, set()).add(_type_name(value))
+            if self.tenant_field:
+                tenant = (metadata or {}).get(self.tenant_field)
+                label = str(tenant) if tenant is not None else "(none)"
+                self.tenant_counts[label] = self.tenant_counts.get(label, 0) + 1
+
+    def field_types(self) -> dict[str, str]:
+        return {
+            key: kinds.pop() if len(kinds) == 1 else "mixed"
+            for key, kinds in sorted(self.types.items())
+        }
+
+    def tenants(self) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "status": "active", "records": count}
+            for name, count in sorted(self.tenant_counts.items())
+        ]
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, list):
+        return f"{_type_name(value[0]) if value else 'string'}[]"
+    return "string"
+
+
+def _embedding(
+    flags: dict[str, Any], metadata: dict[str, Any], dimension: int, profile: _Profile
+) -> dict[str, Any]:
+    """Embedding provenance: the flags, else ``embedding_*`` keys of the collection's
+    metadata; dimension and unit length as observed."""
+    found = {
+        key: metadata[f"embedding_{key}"]
+        for key in EMBEDDING_KEYS
+        if f"embedding_{key}" in metadata
+    }
+    found.update({key: value for key, value in flags.items() if value is not None})
+    found.setdefault("dimension", dimension)
+    if profile.rows:
+        found["normalized"] = profile.normalized
+    return found

@@ -1,0 +1,54 @@
+"""State files (``state-N.jsonl.gz``, kind ``state``): every record of a snapshot's full
+state as ``{"id", "tenant", "h"}``, where ``h`` is a 64-bit content hash of the vector,
+document and metadata. The next incremental diffs against these hashes instead of reading
+the parent's data. This kind is drconsole's extension of ``drconsole-snapshot/1``;
+readers that do not know it can ignore it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from typing import Any
+
+import numpy as np
+import orjson
+
+from drconsole.catalog.parts import GZIP_LEVEL, json_lines
+from drconsole.records import RecordBatch
+
+
+def content_hashes(batch: RecordBatch) -> np.ndarray:
+    """A 64-bit hash per record of its vector bytes, document and metadata."""
+    vectors = np.ascontiguousarray(batch.vectors, dtype="<f4")
+    hashes = np.empty(len(batch), dtype=np.uint64)
+    for row, (document, metadata) in enumerate(zip(batch.documents, batch.metadatas, strict=True)):
+        digest = hashlib.blake2b(vectors[row].tobytes(), digest_size=8)
+        digest.update(b"\x00" if document is None else b"\x01" + document.encode())
+        digest.update(orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
+        hashes[row] = int.from_bytes(digest.digest(), "little")
+    return hashes
+
+
+def encode_state(ids: list[str], tenants: list[str | None], hashes: np.ndarray) -> bytes:
+    lines = b"".join(
+        orjson.dumps({"id": record_id, "tenant": tenant, "h": f"{int(value):016x}"}) + b"\n"
+        for record_id, tenant, value in zip(ids, tenants, hashes, strict=True)
+    )
+    return gzip.compress(lines, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def decode_state(data: bytes) -> tuple[list[str], list[str | None], np.ndarray]:
+    items: list[Any] = json_lines(data)
+    ids, tenants, hashes = [], [], np.empty(len(items), dtype=np.uint64)
+    for number, item in enumerate(items):
+        record_id, tenant, value = item.get("id"), item.get("tenant"), item.get("h")
+        if not isinstance(record_id, str) or not isinstance(value, str) or len(value) != 16:
+            raise ValueError(f"line {number + 1}: a state line needs id and a 16-hex-digit h")
+        try:
+            hashes[number] = int(value, 16)
+        except ValueError:
+            raise ValueError(f"line {number + 1}: h is not hexadecimal") from None
+        ids.append(record_id)
+        tenants.append(tenant if isinstance(tenant, str) else None)
+    return ids, tenants, hashes

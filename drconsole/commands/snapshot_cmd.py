@@ -1,0 +1,143 @@
+"""``drconsole snapshot create``: back up collections of a live database into a catalog."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.open import open_store
+from drconsole.commands.output import print_json, stderr, stdout
+from drconsole.engines import ENGINES, open_engine
+from drconsole.errors import UsageError
+from drconsole.timefmt import format_utc
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    snapshot = subparsers.add_parser("snapshot", help="take snapshots of a live database")
+    commands = snapshot.add_subparsers(dest="snapshot_command", required=True)
+    create = commands.add_parser("create", help="a full or incremental snapshot into a catalog")
+    create.add_argument("--engine", choices=ENGINES, default="chroma")
+    create.add_argument(
+        "--url", required=True, help="the database, e.g. http://chroma.internal:8000"
+    )
+    create.add_argument("--tenant", help="Chroma tenant (default: default_tenant)")
+    create.add_argument("--database", help="Chroma database (default: default_database)")
+    create.add_argument(
+        "--token", metavar="REF", help="keyring:SERVICE/NAME or env:VAR of the API token"
+    )
+    create.add_argument("--collections", required=True, help="comma-separated collection names")
+    create.add_argument("--catalog", required=True, help="s3://BUCKET/PREFIX or a folder")
+    create.add_argument("--endpoint", help="S3-compatible endpoint URL")
+    create.add_argument("--region", help="S3 region")
+    create.add_argument("--credentials", metavar="REF", help="S3 credentials reference")
+    create.add_argument(
+        "--incremental", action="store_true", help="only what changed since the parent"
+    )
+    create.add_argument(
+        "--parent", metavar="ID", help="the parent of an incremental (default: newest intact)"
+    )
+    create.add_argument("--name", help="name in the snapshot id (default: the database name)")
+    create.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ingest checkpoint to record, e.g. kafka:kb-updates='offset 88123'",
+    )
+    create.add_argument("--embedding-model", help="embedding model name to record")
+    create.add_argument("--embedding-version", help="embedding model version to record")
+    create.add_argument(
+        "--tenant-field", help="metadata field holding the tenant (counts per tenant)"
+    )
+    create.add_argument("--acl-field", help="metadata field holding ACL groups")
+    create.add_argument(
+        "--json", action="store_true", help="print the manifest summary as JSON, no progress"
+    )
+    create.set_defaults(handler=create_command)
+
+
+def create_command(args: argparse.Namespace) -> int:
+    checkpoint = {}
+    for item in args.checkpoint:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise UsageError(f"--checkpoint {item!r} is not KEY=VALUE")
+        checkpoint[key] = value
+    collections = [name.strip() for name in args.collections.split(",") if name.strip()]
+    if not collections:
+        raise UsageError("--collections names no collection")
+    target = {
+        "engine": args.engine,
+        "url": args.url,
+        "tenant": args.tenant,
+        "database": args.database,
+        "token": args.token,
+    }
+    engine = open_engine(target)
+    store = open_store(
+        args.catalog,
+        endpoint=args.endpoint,
+        region=args.region,
+        credentials=args.credentials,
+        create=True,
+    )
+    request = SnapshotRequest(
+        engine=engine,
+        store=store,
+        collections=collections,
+        name=args.name
+        or (args.database if args.database and args.database != "default_database" else "chroma"),
+        incremental=args.incremental or bool(args.parent),
+        parent_id=args.parent,
+        ingest_checkpoint=checkpoint,
+        embedding={"model": args.embedding_model, "version": args.embedding_version},
+        tenant_field=args.tenant_field,
+        acl_field=args.acl_field,
+    )
+    try:
+        if args.json or not stderr.is_terminal:
+            manifest = create_snapshot(request)
+        else:
+            manifest = _with_progress(request)
+    finally:
+        engine.close()
+    summary = {
+        "id": manifest.id,
+        "kind": manifest.kind,
+        "parent": manifest.parent,
+        "recovery_point": format_utc(manifest.recovery_point),
+        "catalog": store.url,
+        "bytes": manifest.size,
+        "collections": {c.name: c.counts for c in manifest.collections},
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        counts = ", ".join(
+            f"{c.name}: {c.counts['records']} written, {c.counts['deletes']} deleted, "
+            f"{c.counts['total_after_apply']} total"
+            for c in manifest.collections
+        )
+        stdout.print(f"{manifest.kind} snapshot {manifest.id} in {store.url} ({counts})")
+    return 0
+
+
+def _with_progress(request: SnapshotRequest) -> Manifest:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(collection: str, done: int, total: int) -> None:
+            if collection not in tasks:
+                tasks[collection] = bar.add_task(collection, total=total)
+            bar.update(tasks[collection], completed=done, total=max(total, done))
+
+        return create_snapshot(request, progress)

@@ -1,0 +1,87 @@
+"""The neutral engine interface every vector-database adapter implements.
+
+Engines know nothing of catalogs: they speak ``CollectionSchema`` and ``RecordBatch``
+(``drconsole.records``) and the types below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from drconsole.records import CollectionSchema, RecordBatch
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Who we are talking to: recorded as a snapshot's source."""
+
+    engine: str
+    url: str
+    server_version: str
+    namespace: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "url": self.url,
+            "server_version": self.server_version,
+            "namespace": self.namespace,
+        }
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as the engine describes it, mapped to the neutral schema."""
+
+    name: str
+    schema: CollectionSchema
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Nearest neighbours of one query vector, best first."""
+
+    ids: list[str]
+    distances: list[float]
+    metadatas: list[dict[str, Any] | None]
+
+
+class Engine(Protocol):
+    """What drconsole needs from a vector database."""
+
+    def info(self) -> EngineInfo: ...
+
+    def ensure_namespace(self) -> None:
+        """Create the tenant/database (or equivalent) when missing."""
+        ...
+
+    def list_collections(self) -> list[CollectionInfo]: ...
+
+    def get_collection(self, name: str) -> CollectionInfo | None: ...
+
+    def create_collection(
+        self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
+    ) -> CollectionInfo: ...
+
+    def delete_collection(self, name: str) -> None: ...
+
+    def upsert(self, name: str, batch: RecordBatch) -> None: ...
+
+    def scan(self, name: str, page_size: int) -> Iterator[RecordBatch]:
+        """Every record with its vector, in pages, in a stable order."""
+        ...
+
+    def count(self, name: str, where: dict[str, Any] | None = None) -> int: ...
+
+    def query(
+        self, name: str, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None
+    ) -> list[QueryResult]: ...
+
+    def delete(self, name: str, ids: list[str]) -> None: ...
+
+    def close(self) -> None: ...

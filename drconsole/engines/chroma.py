@@ -1,0 +1,348 @@
+"""Chroma's v2 REST API over httpx, behind the neutral engine interface.
+
+Facts this adapter relies on (checked against the real 1.x server): collection GET and
+DELETE take the name, record routes take the UUID; the distance and HNSW settings live
+under ``configuration.hnsw``; embeddings may be sent as base64 of little-endian float32
+but come back as JSON numbers; ``max_batch_size`` from the pre-flight checks is not
+enforced by the server, so we chunk ourselves; upsert merges metadata into an existing
+record. Connection errors and 5xx answers are retried with backoff; every other error
+becomes an EngineError naming the request path and the server's message. The optional
+token is sent as ``x-chroma-token`` and never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+import orjson
+
+from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult
+from drconsole.errors import EngineError
+from drconsole.records import CollectionSchema, RecordBatch
+
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+HNSW_KEYS = ("ef_construction", "max_neighbors", "ef_search", "resize_factor", "sync_threshold")
+DEFAULT_BATCH = 1000
+ATTEMPTS = 6
+BACKOFF_S = 0.5
+LIST_PAGE = 100
+
+
+class ChromaError(EngineError):
+    """An error answer from Chroma; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int = 0) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+
+class ChromaEngine:
+    def __init__(
+        self,
+        url: str,
+        *,
+        tenant: str | None = None,
+        database: str | None = None,
+        token: str | None = None,
+        timeout_s: float = 120.0,
+        attempts: int = ATTEMPTS,
+        backoff_s: float = BACKOFF_S,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.tenant = tenant or DEFAULT_TENANT
+        self.database = database or DEFAULT_DATABASE
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["x-chroma-token"] = token
+        self._client = httpx.Client(
+            base_url=f"{self.url}/api/v2", headers=headers, timeout=timeout_s, transport=transport
+        )
+        self._ids: dict[str, str] = {}
+        self._max_batch: int | None = None
+
+    # ----- plumbing ------------------------------------------------------------------
+
+    @property
+    def _db(self) -> str:
+        return f"/tenants/{quote(self.tenant, safe='')}/databases/{quote(self.database, safe='')}"
+
+    def _call(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """One request with retries on connection errors and 5xx; the decoded answer."""
+        content = orjson.dumps(body) if body is not None else None
+        problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self._sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                response = self._client.request(method, path, content=content, params=params)
+            except httpx.TransportError as error:
+                problem = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                continue
+            if response.status_code >= 500:
+                problem = f"HTTP {response.status_code} {_server_message(response)}"
+                continue
+            if response.status_code >= 400:
+                status = response.status_code
+                raise ChromaError(
+                    f"Chroma {method} {path}: HTTP {status}: {_server_message(response)}",
+                    _hint(status),
+                    status,
+                )
+            return orjson.loads(response.content) if response.content else None
+        raise ChromaError(
+            f"Chroma at {self.url} did not answer {method} {path} "
+            f"after {self.attempts} attempts ({problem})",
+            "check that the server is up and reachable; the step can be retried safely",
+        )
+
+    # ----- server and namespace ------------------------------------------------------
+
+    def info(self) -> EngineInfo:
+        version = self._call("GET", "/version")
+        return EngineInfo(
+            "chroma", self.url, str(version), {"tenant": self.tenant, "database": self.database}
+        )
+
+    def heartbeat(self) -> None:
+        self._call("GET", "/heartbeat")
+
+    def max_batch_size(self) -> int:
+        if self._max_batch is None:
+            checks = self._call("GET", "/pre-flight-checks") or {}
+            self._max_batch = int(checks.get("max_batch_size") or DEFAULT_BATCH)
+        return self._max_batch
+
+    def ensure_namespace(self) -> None:
+        tenant = f"/tenants/{quote(self.tenant, safe='')}"
+        if not self._exists(tenant):
+            self._create(tenant.rsplit("/", 1)[0], self.tenant)
+        if not self._exists(self._db):
+            self._create(f"{tenant}/databases", self.database)
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self._call("GET", path)
+        except ChromaError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def _create(self, path: str, name: str) -> None:
+        try:
+            self._call("POST", path, {"name": name})
+        except ChromaError as error:
+            if error.status != 409:  # created by an earlier attempt of ours, or by someone else
+                raise
+
+    # ----- collections ---------------------------------------------------------------
+
+    def list_collections(self) -> list[CollectionInfo]:
+        found: list[CollectionInfo] = []
+        offset = 0
+        while True:
+            page = self._call(
+                "GET", f"{self._db}/collections", params={"limit": LIST_PAGE, "offset": offset}
+            )
+            found += [self._remember(item) for item in page]
+            if len(page) < LIST_PAGE:
+                return sorted(found, key=lambda info: info.name)
+            offset += LIST_PAGE
+
+    def get_collection(self, name: str) -> CollectionInfo | None:
+        try:
+            return self._remember(
+                self._call("GET", f"{self._db}/collections/{quote(name, safe='')}")
+            )
+        except ChromaError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create_collection(
+        self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
+    ) -> CollectionInfo:
+        body = {
+            "name": name,
+            "configuration": to_configuration(schema),
+            "metadata": _collection_metadata(metadata),
+        }
+        try:
+            return self._remember(self._call("POST", f"{self._db}/collections", body))
+        except ChromaError as error:
+            if error.status == 409 and (existing := self.get_collection(name)) is not None:
+                return existing
+            raise
+
+    def delete_collection(self, name: str) -> None:
+        try:
+            self._call("DELETE", f"{self._db}/collections/{quote(name, safe='')}")
+        except ChromaError as error:
+            if error.status != 404:
+                raise
+        self._ids.pop(name, None)
+
+    def _remember(self, raw: dict[str, Any]) -> CollectionInfo:
+        self._ids[raw["name"]] = raw["id"]
+        return CollectionInfo(raw["name"], to_schema(raw), dict(raw.get("metadata") or {}))
+
+    def _collection_path(self, name: str) -> str:
+        if name not in self._ids and self.get_collection(name) is None:
+            raise ChromaError(
+                f"Chroma collection {name} does not exist in {self.tenant}/{self.database}",
+                status=404,
+            )
+        return f"{self._db}/collections/{self._ids[name]}"
+
+    # ----- records -------------------------------------------------------------------
+
+    def upsert(self, name: str, batch: RecordBatch) -> None:
+        """Upsert in chunks of at most the server's max_batch_size (re-sending is harmless)."""
+        path = f"{self._collection_path(name)}/upsert"
+        size = self.max_batch_size()
+        for start in range(0, len(batch), size):
+            chunk = batch.slice(start, start + size)
+            self._call(
+                "POST",
+                path,
+                {
+                    "ids": chunk.ids,
+                    "embeddings": encode_embeddings(chunk.vectors),
+                    "documents": chunk.documents,
+                    "metadatas": [meta or None for meta in chunk.metadatas],
+                },
+            )
+
+    def scan(self, name: str, page_size: int = 1000) -> Iterator[RecordBatch]:
+        """Pages in insertion order (stable while nothing before the offset is deleted)."""
+        path = f"{self._collection_path(name)}/get"
+        offset = 0
+        while True:
+            page = self._call(
+                "POST",
+                path,
+                {
+                    "include": ["embeddings", "documents", "metadatas"],
+                    "limit": page_size,
+                    "offset": offset,
+                },
+            )
+            ids = page["ids"]
+            if not ids:
+                return
+            vectors = np.asarray(page["embeddings"], dtype=np.float32)
+            yield RecordBatch(ids, vectors, page["documents"], page["metadatas"], [None] * len(ids))
+            if len(ids) < page_size:
+                return
+            offset += len(ids)
+
+    def count(self, name: str, where: dict[str, Any] | None = None) -> int:
+        path = self._collection_path(name)
+        if where is None:
+            return int(self._call("GET", f"{path}/count"))
+        return len(self._call("POST", f"{path}/get", {"where": where, "include": []})["ids"])
+
+    def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Metadata of the given ids (missing ids are absent from the answer)."""
+        page = self._call(
+            "POST", f"{self._collection_path(name)}/get", {"ids": ids, "include": ["metadatas"]}
+        )
+        return dict(zip(page["ids"], page["metadatas"], strict=True))
+
+    def query(
+        self, name: str, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None
+    ) -> list[QueryResult]:
+        body: dict[str, Any] = {
+            "query_embeddings": np.asarray(vectors, dtype=np.float32).tolist(),
+            "n_results": k,
+            "include": ["distances", "metadatas"],
+        }
+        if where is not None:
+            body["where"] = where
+        answer = self._call("POST", f"{self._collection_path(name)}/query", body)
+        return [
+            QueryResult(list(ids), list(distances), list(metadatas))
+            for ids, distances, metadatas in zip(
+                answer["ids"], answer["distances"], answer["metadatas"], strict=True
+            )
+        ]
+
+    def delete(self, name: str, ids: list[str]) -> None:
+        path = f"{self._collection_path(name)}/delete"
+        for start in range(0, len(ids), self.max_batch_size()):
+            self._call("POST", path, {"ids": ids[start : start + self.max_batch_size()]})
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def encode_embeddings(vectors: np.ndarray) -> list[str]:
+    """Base64 of each row's little-endian float32 bytes (Chroma's compact form)."""
+    rows = np.ascontiguousarray(vectors, dtype="<f4")
+    return [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
+
+
+def to_schema(raw: dict[str, Any]) -> CollectionSchema:
+    """Chroma's collection JSON as the neutral schema; the configuration round-trips
+    through ``engine_config``."""
+    configuration = raw.get("configuration_json") or {}
+    index = configuration.get("hnsw") or configuration.get("spann") or {}
+    return CollectionSchema(
+        dimension=int(raw.get("dimension") or 0),
+        distance=str(index.get("space", "l2")),
+        index={"hnsw": {key: index[key] for key in HNSW_KEYS if key in index}},
+        engine_config={"chroma": {"configuration_json": configuration}},
+    )
+
+
+def to_configuration(schema: CollectionSchema) -> dict[str, Any]:
+    """The ``configuration`` to create a collection with: Chroma's own settings when the
+    schema came from Chroma, else the neutral distance and HNSW settings."""
+    saved = (schema.engine_config.get("chroma") or {}).get("configuration_json") or {}
+    hnsw = dict(saved.get("hnsw") or schema.index.get("hnsw") or {})
+    hnsw = {key: hnsw[key] for key in HNSW_KEYS if key in hnsw}
+    hnsw["space"] = schema.distance
+    configuration: dict[str, Any] = {"hnsw": hnsw}
+    if saved.get("embedding_function") is not None:
+        configuration["embedding_function"] = saved["embedding_function"]
+    return configuration
+
+
+def _collection_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """Chroma refuses empty or null collection metadata and crashes on arrays in it."""
+    kept = {
+        key: value for key, value in metadata.items() if isinstance(value, str | int | float | bool)
+    }
+    return kept or None
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:200] or "(no message)"
+    if isinstance(body, dict):
+        return f"{body.get('error', 'error')}: {body.get('message', '')}".strip()
+    return str(body)[:200]
+
+
+def _hint(status: int) -> str | None:
+    return {
+        401: "check the token reference (x-chroma-token)",
+        403: "the token may not use this tenant/database",
+        404: "check the tenant, database and collection names",
+    }.get(status)
