@@ -105,9 +105,11 @@ class Runner:
         actor: str | None = None,
         registry: dict[str, ActionSpec] | None = None,
         impact_start: datetime | None = None,
+        target: dict[str, Any] | None = None,
     ) -> Runner:
         """Create a new run and write ``run.started`` (and, for an incident, its
-        ``impact_start`` milestone: now, or the back-dated time given)."""
+        ``impact_start`` milestone: now, or the back-dated time given). ``target``
+        overrides parts of the runbook's target (its url, say) for this run."""
         store.ensure()
         now = clock()
         run_id = store.new_run_id(runbook.id, mode, now)
@@ -116,7 +118,7 @@ class Runner:
             runbook, writer, RunState(), store=store, clock=clock, actor=actor, registry=registry
         )
         try:
-            runner._write(ev.RUN_STARTED, runner._started_data(mode), time=now)
+            runner._write(ev.RUN_STARTED, runner._started_data(mode, target or {}), time=now)
             if mode == "incident":
                 runner.milestone("impact_start", impact_start or now)
         except BaseException:
@@ -188,6 +190,12 @@ class Runner:
     def record_path(self) -> Path:
         return self._writer.path
 
+    @property
+    def target(self) -> dict[str, Any]:
+        """The runbook's target with this run's overrides (recorded in run.started);
+        credential references come from the runbook."""
+        return {**self.runbook.target, **(self.state.facts.get("target") or {})}
+
     # ----- what comes next -----------------------------------------------------------
 
     def plan(self) -> list[Step]:
@@ -222,7 +230,7 @@ class Runner:
         return placeholders.render(step.instructions, self.placeholder_values(step))
 
     def placeholder_values(self, step: Step | None = None) -> dict[str, Any]:
-        target = {k: v for k, v in self.runbook.target.items() if k != "token"}
+        target = {k: v for k, v in self.target.items() if k != "token"}
         catalog = {k: v for k, v in self.runbook.catalog.items() if k != "credentials"}
         return {
             "run": {
@@ -417,11 +425,13 @@ class Runner:
             step_id=step.id,
             attempt=attempt,
             params=dict(step.params),
-            runbook_dir=self.runbook.folder,
+            runbook=self.runbook,
+            target=self.target,
+            snapshot=self.state.snapshot,
             cancel=cancel,
-            facts=self.placeholder_values(step),
             add_secret=self._secrets.append,
             report_finding=report_finding,
+            select_snapshot=lambda data: self.record_snapshot(data, step.id),
             last_checkpoint=self.state.steps[step.id].checkpoint,
         )
 
@@ -671,8 +681,9 @@ class Runner:
             raise RunStateError(f"step {step_id} is not part of this run ({self.mode} mode)")
         return self.runbook.step(step_id)
 
-    def _started_data(self, mode: str) -> dict[str, Any]:
+    def _started_data(self, mode: str, target: dict[str, Any]) -> dict[str, Any]:
         runbook = self.runbook
+        effective_target = {**runbook.target, **target}
         return {
             "runbook": {
                 "id": runbook.id,
@@ -686,7 +697,7 @@ class Runner:
                 {"id": s.id, "title": s.title, "phase": s.phase, "kind": s.kind, "gate": s.gate}
                 for s in runbook.plan(mode)
             ],
-            "target": {k: v for k, v in runbook.target.items() if k != "token"},
+            "target": {k: v for k, v in effective_target.items() if k != "token"},
             "catalog": {k: v for k, v in runbook.catalog.items() if k != "credentials"},
             "host": socket.gethostname(),
             "user": self.actor,

@@ -10,7 +10,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drconsole.runbook.model import Runbook
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -69,19 +72,27 @@ class Outcome:
 
 @dataclass
 class ActionContext:
-    """Everything an action may use. Hooks write through the runner, never directly."""
+    """Everything an action may use. ``target`` is the runbook's target with any override
+    given for this run; ``snapshot`` is the run's ``snapshot.selected`` data, if any.
+    Hooks write through the runner, never directly."""
 
     run_id: str
     mode: str
     step_id: str
     attempt: int
     params: dict[str, Any]
-    runbook_dir: Path
+    runbook: Runbook
+    target: dict[str, Any]
+    snapshot: dict[str, Any] | None
     cancel: threading.Event
-    facts: dict[str, Any]
     add_secret: Callable[[str], None]
     report_finding: Callable[[Finding], None]
+    select_snapshot: Callable[[dict[str, Any]], None]
     last_checkpoint: dict[str, Any] | None = None
+
+    @property
+    def runbook_dir(self) -> Path:
+        return self.runbook.folder
 
 
 ActionFunction = Callable[[ActionContext, ProgressCallback], Outcome]
