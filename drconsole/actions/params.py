@@ -10,9 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from drconsole.secrets import is_reference, looks_secret_name
-from drconsole.timefmt import parse_duration
+from drconsole.timefmt import parse_duration, parse_utc
 
-KINDS = ("int", "float", "str", "bool", "duration", "str_list", "str_map", "choice", "depth")
+KINDS = (
+    "int",
+    "float",
+    "str",
+    "bool",
+    "duration",
+    "str_list",
+    "str_map",
+    "choice",
+    "depth",
+    "timestamp",
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,15 @@ def _kind_of(value: Any) -> str:
     )
 
 
+def _timestamp(param: Param, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a timestamp like 2026-11-22T10:15:00Z, not {_kind_of(value)}")
+    parse_utc(value)
+    return value
+
+
 _CONVERTERS = {
+    "timestamp": _timestamp,
     "int": _int,
     "float": _float,
     "str": _str,

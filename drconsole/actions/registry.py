@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from drconsole.actions.base import ActionFunction
 from drconsole.actions.params import Param
@@ -18,7 +19,8 @@ class ActionSpec:
     """An action's name, default phase, parameters and where its code lives.
 
     ``requires`` names the runbook sections the action cannot work without
-    (``catalog``, ``target``), checked when the runbook loads.
+    (``catalog``, ``target``), checked when the runbook loads. ``destructive_when`` lists
+    parameter values that make a step destructive (it then needs confirmation).
     """
 
     name: str
@@ -27,7 +29,14 @@ class ActionSpec:
     params: tuple[Param, ...]
     entry: str
     destructive: bool = False
+    destructive_when: tuple[tuple[str, Any], ...] = ()
     requires: tuple[str, ...] = ()
+
+    def is_destructive(self, params: dict[str, Any]) -> bool:
+        """Destructive always, or with a parameter value that deletes data."""
+        return self.destructive or any(
+            params.get(key) == value for key, value in self.destructive_when
+        )
 
     def param(self, name: str) -> Param | None:
         return next((param for param in self.params if param.name == name), None)
@@ -58,4 +67,56 @@ COMMAND = ActionSpec(
     entry="drconsole.actions.command:run_command",
 )
 
-BUILTIN: dict[str, ActionSpec] = {spec.name: spec for spec in (COMMAND,)}
+VERIFY_CHAIN = ActionSpec(
+    name="verify_chain",
+    phase="verify",
+    summary="Verify the catalog and select the recovery point (newest intact chain)",
+    params=(
+        Param("depth", "depth", "manifest | sizes | full | sample:N%", default="sizes"),
+        Param("snapshot", "str", "restore exactly this snapshot id"),
+        Param("at_or_before", "timestamp", "newest recovery point at or before this time (UTC)"),
+        Param(
+            "fallback",
+            "bool",
+            "pass over newer broken snapshots (false: the newest must be intact)",
+            default=True,
+        ),
+    ),
+    entry="drconsole.actions.verify_chain:run_verify_chain",
+    requires=("catalog",),
+)
+
+RESTORE_SCHEMA = ActionSpec(
+    name="restore_schema",
+    phase="schema",
+    summary="Create the namespace and collections from the snapshot's schemas",
+    params=(
+        Param(
+            "on_exists",
+            "choice",
+            "what to do with an existing collection",
+            default="fail",
+            choices=("fail", "replace", "merge"),
+        ),
+        Param("create_namespace", "bool", "create the tenant/database when missing", default=True),
+    ),
+    entry="drconsole.actions.restore_schema:run_restore_schema",
+    destructive_when=(("on_exists", "replace"),),
+    requires=("catalog", "target"),
+)
+
+RESTORE_DATA = ActionSpec(
+    name="restore_data",
+    phase="data",
+    summary="Stream the chain's final state into the target, priority collections first",
+    params=(
+        Param("batch", "int", "records per upsert", default=1000, minimum=1, maximum=100_000),
+        Param("in_flight", "int", "upserts at once", default=2, minimum=1, maximum=16),
+    ),
+    entry="drconsole.actions.restore_data:run_restore_data",
+    requires=("catalog", "target"),
+)
+
+BUILTIN: dict[str, ActionSpec] = {
+    spec.name: spec for spec in (COMMAND, VERIFY_CHAIN, RESTORE_SCHEMA, RESTORE_DATA)
+}

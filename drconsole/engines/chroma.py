@@ -305,7 +305,9 @@ def to_schema(raw: dict[str, Any]) -> CollectionSchema:
         dimension=int(raw.get("dimension") or 0),
         distance=str(index.get("space", "l2")),
         index={"hnsw": {key: index[key] for key in HNSW_KEYS if key in index}},
-        engine_config={"chroma": {"configuration_json": configuration}},
+        engine_config={
+            "chroma": {"configuration_json": configuration, "metadata": raw.get("metadata") or {}}
+        },
     )
 
 

@@ -86,6 +86,12 @@ class StepReader:
                 "auto_confirm_in_drill applies to manual and approval steps only",
             )
         destructive = boolean(fields.get("destructive"), "destructive", self.problems)
+        if destructive is False and spec is not None and spec.is_destructive(params):
+            self.problems.add(
+                fields["destructive"],
+                f"{spec.name} with these parameters deletes data: "
+                "it cannot be `destructive: false`",
+            )
         needs = string_list(fields.get("needs"), "needs", self.problems) or []
         if step_id is None:
             return None
@@ -109,7 +115,9 @@ class StepReader:
             retries=self._retries(fields.get("retries")),
             on_failure=on_failure or "ask",
             gate=gate,
-            destructive=destructive if destructive is not None else bool(spec and spec.destructive),
+            destructive=destructive
+            if destructive is not None
+            else bool(spec and spec.is_destructive(params)),
             marks=self._marks(fields.get("marks")),
             auto_confirm_in_drill=auto_confirm,
             position=node.position,

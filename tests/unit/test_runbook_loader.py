@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from drconsole.actions.registry import BUILTIN
 from drconsole.errors import RunbookError
 from drconsole.runbook.loader import load_runbook, parse_runbook
 from drconsole.runbook.model import Retries, Runbook
@@ -864,7 +865,12 @@ def test_unknown_action_suggests_the_closest(tmp_path: Path) -> None:
     position, message = only_problem(tmp_path, text)
 
     assert position == "11:13"
-    assert_words(message, "unknown action 'comand'", "did you mean 'command'?", "(known: command)")
+    assert_words(
+        message,
+        "unknown action 'comand'",
+        "did you mean 'command'?",
+        f"(known: {', '.join(sorted(BUILTIN))})",
+    )
 
 
 def test_missing_required_with_param_without_with(tmp_path: Path) -> None:

@@ -1,0 +1,272 @@
+"""``restore_data``: stream the chain's final state into the target.
+
+Priority collections first; batches of ``batch`` records with up to ``in_flight`` upserts
+at once. After each batch the target acknowledged (counted as a contiguous prefix, since
+batches finish out of order), a checkpoint is recorded, so a resumed run continues after
+the last acknowledged batch; upserts make a re-sent batch harmless. A dimension or
+distance mismatch between snapshot and target is refused before any write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from drconsole.actions.base import (
+    SUCCEEDED,
+    ActionContext,
+    Outcome,
+    Progress,
+    ProgressCallback,
+    ResultTable,
+)
+from drconsole.actions.restore_schema import schema_mismatch
+from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.plan import RestorePlan
+from drconsole.engines.base import Engine
+from drconsole.errors import DrconsoleError
+from drconsole.records import RecordBatch
+from drconsole.timefmt import format_duration
+
+
+@dataclass
+class _Tally:
+    """Where the restore stands: collections finished, batches acknowledged in the current
+    one, records written; rebuilt from the last checkpoint on resume."""
+
+    done_collections: list[str] = field(default_factory=list)
+    collection: str | None = None
+    batches: int = 0
+    records: int = 0
+    per_collection: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> _Tally:
+        if not checkpoint:
+            return cls()
+        return cls(
+            list(checkpoint.get("done_collections", [])),
+            checkpoint.get("collection"),
+            int(checkpoint.get("batches", 0)),
+            int(checkpoint.get("records", 0)),
+            dict(checkpoint.get("per_collection", {})),
+        )
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "done_collections": self.done_collections,
+            "collection": self.collection,
+            "batches": self.batches,
+            "records": self.records,
+            "per_collection": self.per_collection,
+        }
+
+
+def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outcome:
+    batch_size = int(context.params.get("batch", 1000))
+    in_flight = int(context.params.get("in_flight", 2))
+    store, view = open_catalog(context)
+    chain = selected_chain(context, view)
+    plan = RestorePlan(store, chain)
+    order = restore_order(context, chain[-1])
+    engine = open_target(context)
+    try:
+        _check_targets(engine, chain[-1], order)
+        tally = _Tally.from_checkpoint(context.last_checkpoint)
+        resumed_at = tally.records
+        total = sum(plan.final_count(name) for name in order)
+        meter = _Meter(progress, total, tally.records)
+        for name in order:
+            if name in tally.done_collections:
+                continue
+            skip = tally.batches if tally.collection == name else 0
+            tally.collection, tally.batches = name, skip
+            _restore_collection(
+                engine,
+                name,
+                _batches(plan, name, batch_size),
+                skip=skip,
+                in_flight=in_flight,
+                tally=tally,
+                meter=meter,
+                context=context,
+            )
+            tally.done_collections.append(name)
+            tally.collection, tally.batches = None, 0
+            meter.report(tally, f"{name} done")
+    finally:
+        engine.close()
+    rows = tuple(
+        (name, str(tally.per_collection.get(name, 0)), str(plan.final_count(name)))
+        for name in order
+    )
+    table = ResultTable("records restored", ("collection", "written", "final state"), rows)
+    return Outcome(
+        SUCCEEDED,
+        f"restored {tally.records} records into {len(order)} collection(s) from {chain[-1].id} "
+        f"in {format_duration(meter.elapsed)} ({meter.rate:.0f} records/s)"
+        + (f"; resumed after {resumed_at} records" if resumed_at else ""),
+        {
+            "records": tally.records,
+            "per_collection": tally.per_collection,
+            "resumed_after": resumed_at,
+            "chain": [m.id for m in chain],
+        },
+        [table],
+    )
+
+
+def _check_targets(engine: Engine, manifest: Manifest, order: list[str]) -> None:
+    """Refuse before any write when a target collection is missing or cannot take the data."""
+    for name in order:
+        current = engine.get_collection(name)
+        if current is None:
+            raise DrconsoleError(
+                f"collection {name} does not exist in the target",
+                "run the restore_schema step first",
+            )
+        mismatch = schema_mismatch(current.schema, manifest.collection(name).schema)
+        if mismatch:
+            raise DrconsoleError(
+                f"collection {name}: {mismatch}; refusing to write",
+                "restore the schema again with on_exists: replace, or fix the target",
+            )
+
+
+def _batches(plan: RestorePlan, name: str, size: int) -> Iterator[RecordBatch]:
+    """The final state of a collection in upsert batches of ``size`` records."""
+    pending: list[RecordBatch] = []
+    rows = 0
+    for _, part in plan.batches(name):
+        start = 0
+        while start < len(part):
+            take = min(size - rows, len(part) - start)
+            pending.append(part.slice(start, start + take))
+            rows += take
+            start += take
+            if rows == size:
+                yield _join(pending)
+                pending, rows = [], 0
+    if rows:
+        yield _join(pending)
+
+
+def _join(parts: list[RecordBatch]) -> RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return RecordBatch(
+        [i for p in parts for i in p.ids],
+        np.concatenate([p.vectors for p in parts]),
+        [d for p in parts for d in p.documents],
+        [m for p in parts for m in p.metadatas],
+        [t for p in parts for t in p.tenants],
+    )
+
+
+def _restore_collection(
+    engine: Engine,
+    name: str,
+    batches: Iterator[RecordBatch],
+    *,
+    skip: int,
+    in_flight: int,
+    tally: _Tally,
+    meter: _Meter,
+    context: ActionContext,
+) -> None:
+    """Upsert with up to ``in_flight`` requests; advance the checkpoint over the contiguous
+    prefix of acknowledged batches only."""
+    acknowledged: dict[int, int] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"upsert-{name}") as pool:
+        running: dict[Future[None], tuple[int, int]] = {}
+        for index, batch in enumerate(batches):
+            if index < skip:
+                continue
+            while len(running) >= in_flight:
+                failure = failure or _collect(running, acknowledged, tally, name, meter)
+            if failure is not None or context.cancel.is_set():
+                break
+            running[pool.submit(engine.upsert, name, batch)] = (index, len(batch))
+        while running:
+            failure = failure or _collect(running, acknowledged, tally, name, meter)
+    if failure is not None:
+        done = tally.per_collection.get(name, 0)
+        raise DrconsoleError(
+            f"restore of {name} stopped after {done} records "
+            f"({tally.batches} batches acknowledged): {failure}",
+            "retry the step: it continues after the last acknowledged batch",
+        )
+    if context.cancel.is_set():
+        raise DrconsoleError(
+            f"restore cancelled in {name} after {tally.batches} acknowledged batches"
+        )
+
+
+def _collect(
+    running: dict[Future[None], tuple[int, int]],
+    acknowledged: dict[int, int],
+    tally: _Tally,
+    name: str,
+    meter: _Meter,
+) -> BaseException | None:
+    """Wait for at least one upsert; returns the first failure among those finished."""
+    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+    failure = None
+    for future in finished:
+        index, rows = running.pop(future)
+        error = future.exception()
+        if error is not None:
+            failure = failure or error
+            continue
+        acknowledged[index] = rows
+    advanced = False
+    while tally.batches in acknowledged:
+        rows = acknowledged.pop(tally.batches)
+        tally.batches += 1
+        tally.records += rows
+        tally.per_collection[name] = tally.per_collection.get(name, 0) + rows
+        advanced = True
+    if advanced:
+        meter.report(tally, name)
+    return failure
+
+
+class _Meter:
+    """Records done, rate and ETA for the progress callback (and the checkpoint)."""
+
+    def __init__(self, progress: ProgressCallback, total: int, already: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.already = already
+        self.started = time.monotonic()
+        self._done = already
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return 0.0 if self.elapsed <= 0 else (self._done - self.already) / self.elapsed
+
+    def report(self, tally: _Tally, where: str) -> None:
+        self._done = tally.records
+        rate = self.rate
+        eta = (self.total - tally.records) / rate if rate > 0 else None
+        self.progress(
+            Progress(
+                tally.records,
+                self.total,
+                "records",
+                f"{where}: {rate:.0f} records/s, ETA {format_duration(eta)}",
+                checkpoint=tally.checkpoint(),
+                data={"rate": round(rate, 1), "eta_s": None if eta is None else round(eta, 1)},
+            )
+        )

@@ -1,0 +1,112 @@
+"""``restore_schema``: create the target namespace and collections from the snapshot.
+
+Every collection is checked before anything is written, so a refusal leaves the target
+untouched. An existing collection is refused (``on_exists: fail``, the default), deleted
+and re-created (``replace``: destructive, the step needs confirmation), or kept when its
+schema matches (``merge``).
+"""
+
+from __future__ import annotations
+
+from drconsole.actions.base import (
+    FAILED,
+    SUCCEEDED,
+    ActionContext,
+    Outcome,
+    ProgressCallback,
+    ResultTable,
+)
+from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.engines.base import CollectionInfo, Engine
+from drconsole.records import CollectionSchema
+
+
+def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Outcome:
+    on_exists = context.params.get("on_exists", "fail")
+    _, view = open_catalog(context)
+    manifest = selected_chain(context, view)[-1]
+    engine = open_target(context)
+    try:
+        if context.params.get("create_namespace", True):
+            engine.ensure_namespace()
+        order = restore_order(context, manifest)
+        existing = {name: engine.get_collection(name) for name in order}
+        refusals = [
+            problem
+            for name in order
+            if (
+                problem := _refusal(
+                    name, existing[name], manifest.collection(name).schema, on_exists
+                )
+            )
+        ]
+        if refusals:
+            return Outcome(FAILED, refusals[0], {"refusals": refusals, "written": False})
+        rows = []
+        for name in order:
+            schema = manifest.collection(name).schema
+            action = _apply(engine, name, schema, existing[name], on_exists)
+            rows.append((name, action, schema.distance, str(schema.dimension), _hnsw(schema)))
+    finally:
+        engine.close()
+    table = ResultTable(
+        "collections", ("collection", "action", "distance", "dimension", "index"), tuple(rows)
+    )
+    summary = ", ".join(f"{name} {action}" for name, action, *_ in rows)
+    return Outcome(
+        SUCCEEDED,
+        f"schema restored from {manifest.id}: {summary}",
+        {"snapshot_id": manifest.id, "collections": {row[0]: row[1] for row in rows}},
+        [table],
+    )
+
+
+def _refusal(
+    name: str, current: CollectionInfo | None, wanted: CollectionSchema, on_exists: str
+) -> str | None:
+    if current is None or on_exists == "replace":
+        return None
+    if on_exists == "fail":
+        return (
+            f"collection {name} already exists in the target (on_exists: fail); "
+            "nothing was written. Use on_exists: replace to re-create it, or merge to keep it"
+        )
+    mismatch = schema_mismatch(current.schema, wanted)
+    if mismatch:
+        return (
+            f"collection {name} exists with a different schema ({mismatch}); "
+            "on_exists: merge refuses it"
+        )
+    return None
+
+
+def schema_mismatch(current: CollectionSchema, wanted: CollectionSchema) -> str | None:
+    """Why a target collection cannot take the snapshot's data, or None."""
+    if current.distance != wanted.distance:
+        return f"distance {current.distance} in the target, {wanted.distance} in the snapshot"
+    if current.dimension and wanted.dimension and current.dimension != wanted.dimension:
+        return f"dimension {current.dimension} in the target, {wanted.dimension} in the snapshot"
+    return None
+
+
+def _apply(
+    engine: Engine,
+    name: str,
+    schema: CollectionSchema,
+    current: CollectionInfo | None,
+    on_exists: str,
+) -> str:
+    metadata = dict((schema.engine_config.get("chroma") or {}).get("metadata") or {})
+    if current is not None and on_exists == "merge":
+        return "kept"
+    if current is not None:
+        engine.delete_collection(name)
+        engine.create_collection(name, schema, metadata)
+        return "replaced"
+    engine.create_collection(name, schema, metadata)
+    return "created"
+
+
+def _hnsw(schema: CollectionSchema) -> str:
+    settings = schema.index.get("hnsw") or {}
+    return ", ".join(f"{key}={value}" for key, value in settings.items()) or "-"

@@ -1,0 +1,62 @@
+"""Opening what a step works on: the run's catalog, its target engine, the selected chain.
+
+Credentials are resolved here from their references and registered with the context so
+the runner masks them in everything it records.
+"""
+
+from __future__ import annotations
+
+from drconsole.actions.base import ActionContext
+from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.open import open_store
+from drconsole.catalog.store import ObjectStore
+from drconsole.engines import open_engine
+from drconsole.engines.base import Engine
+from drconsole.errors import DrconsoleError
+from drconsole.secrets import resolve
+
+
+def open_catalog(context: ActionContext) -> tuple[ObjectStore, CatalogView]:
+    catalog = context.runbook.catalog
+    if catalog.get("credentials"):
+        context.add_secret(resolve(catalog["credentials"]).partition(":")[2])
+    store = open_store(
+        catalog["url"],
+        endpoint=catalog.get("endpoint"),
+        region=catalog.get("region"),
+        credentials=catalog.get("credentials"),
+    )
+    return store, load_catalog(store)
+
+
+def open_target(context: ActionContext) -> Engine:
+    return open_engine(context.target, context.add_secret)
+
+
+def selected_chain(context: ActionContext, view: CatalogView) -> list[Manifest]:
+    """The chain recorded by ``verify_chain``, re-read and re-checked structurally."""
+    if not context.snapshot:
+        raise DrconsoleError(
+            "no snapshot has been selected in this run",
+            "run the verify_chain step first; it selects the recovery point",
+        )
+    snapshot_id = context.snapshot["snapshot_id"]
+    chain, findings = view.chain(view.require(snapshot_id).id)
+    if findings:
+        raise DrconsoleError(
+            f"the chain of {snapshot_id} is broken: {findings[0].message}",
+            "run verify_chain again to select an intact recovery point",
+        )
+    if [item.id for item in chain] != context.snapshot.get("chain"):
+        raise DrconsoleError(
+            f"the chain of {snapshot_id} changed since it was selected", "run verify_chain again"
+        )
+    return chain
+
+
+def restore_order(context: ActionContext, manifest: Manifest) -> list[str]:
+    """The runbook's priority collections first, then the snapshot's others."""
+    names = [collection.name for collection in manifest.collections]
+    first = [name for name in context.runbook.collections if name in names]
+    return first + [name for name in names if name not in first]
