@@ -204,43 +204,48 @@ class ChromaEngine:
         if name not in self._ids and self.get_collection(name) is None:
             raise ChromaError(
                 f"Chroma collection {name} does not exist in {self.tenant}/{self.database}",
+                "check the collection name, or restore its schema first",
                 status=404,
             )
         return f"{self._db}/collections/{self._ids[name]}"
+
+    def _on_collection(self, name: str, method: str, route: str, body: Any = None) -> Any:
+        """Call a record route of a collection given by name. Record routes take the
+        collection's id; if the collection was re-created since we looked its id up,
+        look it up once more."""
+        try:
+            return self._call(method, f"{self._collection_path(name)}/{route}", body)
+        except ChromaError as error:
+            if error.status != 404 or name not in self._ids:
+                raise
+            del self._ids[name]
+            return self._call(method, f"{self._collection_path(name)}/{route}", body)
 
     # ----- records -------------------------------------------------------------------
 
     def upsert(self, name: str, batch: RecordBatch) -> None:
         """Upsert in chunks of at most the server's max_batch_size (re-sending is harmless)."""
-        path = f"{self._collection_path(name)}/upsert"
         size = self.max_batch_size()
         for start in range(0, len(batch), size):
             chunk = batch.slice(start, start + size)
-            self._call(
-                "POST",
-                path,
-                {
-                    "ids": chunk.ids,
-                    "embeddings": encode_embeddings(chunk.vectors),
-                    "documents": chunk.documents,
-                    "metadatas": [meta or None for meta in chunk.metadatas],
-                },
-            )
+            body = {
+                "ids": chunk.ids,
+                "embeddings": encode_embeddings(chunk.vectors),
+                "documents": chunk.documents,
+                "metadatas": [meta or None for meta in chunk.metadatas],
+            }
+            self._on_collection(name, "POST", "upsert", body)
 
     def scan(self, name: str, page_size: int = 1000) -> Iterator[RecordBatch]:
         """Pages in insertion order (stable while nothing before the offset is deleted)."""
-        path = f"{self._collection_path(name)}/get"
         offset = 0
         while True:
-            page = self._call(
-                "POST",
-                path,
-                {
-                    "include": ["embeddings", "documents", "metadatas"],
-                    "limit": page_size,
-                    "offset": offset,
-                },
-            )
+            body = {
+                "include": ["embeddings", "documents", "metadatas"],
+                "limit": page_size,
+                "offset": offset,
+            }
+            page = self._on_collection(name, "POST", "get", body)
             ids = page["ids"]
             if not ids:
                 return
@@ -251,16 +256,13 @@ class ChromaEngine:
             offset += len(ids)
 
     def count(self, name: str, where: dict[str, Any] | None = None) -> int:
-        path = self._collection_path(name)
         if where is None:
-            return int(self._call("GET", f"{path}/count"))
-        return len(self._call("POST", f"{path}/get", {"where": where, "include": []})["ids"])
+            return int(self._on_collection(name, "GET", "count"))
+        return len(self._on_collection(name, "POST", "get", {"where": where, "include": []})["ids"])
 
     def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """Metadata of the given ids (missing ids are absent from the answer)."""
-        page = self._call(
-            "POST", f"{self._collection_path(name)}/get", {"ids": ids, "include": ["metadatas"]}
-        )
+        page = self._on_collection(name, "POST", "get", {"ids": ids, "include": ["metadatas"]})
         return dict(zip(page["ids"], page["metadatas"], strict=True))
 
     def query(
@@ -273,7 +275,7 @@ class ChromaEngine:
         }
         if where is not None:
             body["where"] = where
-        answer = self._call("POST", f"{self._collection_path(name)}/query", body)
+        answer = self._on_collection(name, "POST", "query", body)
         return [
             QueryResult(list(ids), list(distances), list(metadatas))
             for ids, distances, metadatas in zip(
@@ -282,9 +284,9 @@ class ChromaEngine:
         ]
 
     def delete(self, name: str, ids: list[str]) -> None:
-        path = f"{self._collection_path(name)}/delete"
-        for start in range(0, len(ids), self.max_batch_size()):
-            self._call("POST", path, {"ids": ids[start : start + self.max_batch_size()]})
+        size = self.max_batch_size()
+        for start in range(0, len(ids), size):
+            self._on_collection(name, "POST", "delete", {"ids": ids[start : start + size]})
 
     def close(self) -> None:
         self._client.close()

@@ -11,7 +11,8 @@ import pytest
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
-from drconsole.sandbox import SeaweedS3
+from drconsole.engines.chroma import ChromaEngine
+from drconsole.sandbox import ChromaServer, SeaweedS3
 
 BUCKET = "drconsole-tests"
 _prefixes = itertools.count()
@@ -48,3 +49,39 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
         endpoint=seaweed.endpoint,
         credentials=credentials,
     )
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """One real Chroma server for the run; tests keep apart by database."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def chroma_target(chroma: ChromaServer) -> dict[str, str]:
+    """A runbook target for a fresh, empty database on the shared server."""
+    return {
+        "engine": "chroma",
+        "url": chroma.url,
+        "tenant": "default_tenant",
+        "database": f"db{next(_databases):04d}",
+    }
+
+
+@pytest.fixture
+def source_engine(chroma: ChromaServer) -> Iterator[ChromaEngine]:
+    """The "production" database: its own, empty, on the shared server."""
+    engine = ChromaEngine(chroma.url, database=f"prod{next(_databases):04d}")
+    engine.ensure_namespace()
+    try:
+        yield engine
+    finally:
+        engine.close()

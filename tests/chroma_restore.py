@@ -1,0 +1,117 @@
+"""Shared steps of the Chroma restore tests: seed, snapshot, write a restore runbook, run
+it, and dump a collection for comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.local import LocalStore
+from drconsole.catalog.manifest import Manifest
+from drconsole.corpus import CorpusSpec, batches
+from drconsole.drill import DrillOptions, DrillResult, drive
+from drconsole.engines.chroma import ChromaEngine
+from drconsole.incident.store import RunStore
+from drconsole.records import CollectionSchema
+from drconsole.runbook.loader import load_runbook
+from drconsole.runner import Runner
+
+from helpers import write_runbook
+
+
+def seed(engine: ChromaEngine, name: str, spec: CorpusSpec, distance: str = "l2") -> None:
+    engine.create_collection(
+        name, CollectionSchema(spec.dimension, distance), {"embedding_model": "test-model"}
+    )
+    for batch in batches(spec, 1000):
+        engine.upsert(name, batch)
+
+
+def snapshot(
+    engine: ChromaEngine,
+    catalog: Path,
+    collections: list[str],
+    *,
+    incremental: bool = False,
+    part_rows: int = 2000,
+) -> Manifest:
+    request = SnapshotRequest(
+        engine=engine,
+        store=LocalStore(catalog),
+        collections=collections,
+        name="kb",
+        incremental=incremental,
+        tenant_field="tenant_id",
+        acl_field="acl_groups",
+        ingest_checkpoint={"kafka:kb-updates": "offset 1234"},
+        part_rows=part_rows,
+    )
+    catalog.mkdir(parents=True, exist_ok=True)
+    return create_snapshot(request)
+
+
+def restore_runbook(
+    folder: Path,
+    catalog: Path,
+    target: dict[str, str],
+    collections: list[str],
+    *,
+    on_exists: str = "fail",
+    depth: str = "full",
+    batch: int = 500,
+    in_flight: int = 2,
+    fallback: bool = True,
+    name: str = "restore.yaml",
+) -> Path:
+    destructive = "true" if on_exists == "replace" else "false"
+    where = f'url: "{target["url"]}", tenant: {target["tenant"]}, database: {target["database"]}'
+    return write_runbook(
+        folder,
+        f"""
+        schema: drconsole/runbook/v1
+        id: kb-restore
+        title: Restore the knowledge base
+        objectives: {{rto: 1h, rpo: 1d}}
+        catalog: {{url: {catalog}}}
+        target: {{engine: chroma, {where}}}
+        collections: [{", ".join(collections)}]
+        steps:
+          - id: verify
+            action: verify_chain
+            with: {{depth: "{depth}", fallback: {str(fallback).lower()}}}
+            gate: true
+          - id: schema
+            action: restore_schema
+            with: {{on_exists: {on_exists}}}
+            needs: [verify]
+            destructive: {destructive}
+          - id: data
+            action: restore_data
+            with: {{batch: {batch}, in_flight: {in_flight}}}
+            needs: [schema]
+            marks: service_restored
+    """,
+        name=name,
+    )
+
+
+def run_drill(runbook: Path, runs: Path, *, yes: bool = True) -> DrillResult:
+    runner = Runner.start(load_runbook(runbook), "drill", RunStore(runs))
+    try:
+        return drive(runner, DrillOptions(yes=yes))
+    finally:
+        runner.close()
+
+
+def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes]]:
+    """id -> (document, metadata, vector bytes) of a whole collection."""
+    rows: dict[str, tuple[Any, Any, bytes]] = {}
+    for batch in engine.scan(name, 1000):
+        for index, record_id in enumerate(batch.ids):
+            rows[record_id] = (
+                batch.documents[index],
+                batch.metadatas[index],
+                batch.vectors[index].tobytes(),
+            )
+    return rows
