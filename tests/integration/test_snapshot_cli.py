@@ -1,0 +1,99 @@
+"""`drconsole snapshot create` as a user runs it, against a real Chroma server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drconsole.corpus import CorpusSpec, records
+from drconsole.engines.chroma import ChromaEngine
+from drconsole.sandbox import free_ports
+
+from chroma_restore import seed
+from helpers import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _create(engine: ChromaEngine, catalog: Path, *extra: str):
+    return run_cli(
+        "snapshot",
+        "create",
+        "--url",
+        engine.url,
+        "--database",
+        engine.database,
+        "--collections",
+        "help_articles",
+        "--catalog",
+        str(catalog),
+        "--json",
+        *extra,
+    )
+
+
+def test_full_then_incremental_from_the_command_line(
+    source_engine: ChromaEngine, tmp_path: Path
+) -> None:
+    seed(source_engine, "help_articles", CorpusSpec("help", 1200))
+    catalog = tmp_path / "catalog"
+    full = _create(
+        source_engine,
+        catalog,
+        "--checkpoint",
+        "kafka:kb-updates=offset 88123",
+        "--embedding-model",
+        "all-MiniLM-L6-v2",
+        "--embedding-version",
+        "2024-05",
+        "--tenant-field",
+        "tenant_id",
+        "--acl-field",
+        "acl_groups",
+    )
+    assert full.returncode == 0, full.stderr
+    summary = json.loads(full.stdout)
+    assert summary["kind"] == "full" and summary["collections"]["help_articles"]["records"] == 1200
+    shown = json.loads(run_cli("catalog", "show", str(catalog), summary["id"], "--json").stdout)
+    collection = shown["collections"][0]
+    assert shown["ingest_checkpoint"] == {"kafka:kb-updates": "offset 88123"}
+    assert shown["permissions"] == {"tenant_field": "tenant_id", "acl_field": "acl_groups"}
+    assert collection["embedding"]["model"] == "all-MiniLM-L6-v2"
+    assert (
+        collection["embedding"]["normalized"] is True
+        and collection["embedding"]["dimension"] == 384
+    )
+    assert collection["schema"]["metadata_fields"]["acl_groups"] == "string[]"
+    assert sum(t["records"] for t in collection["tenants"]) == 1200
+
+    source_engine.upsert("help_articles", records(CorpusSpec("help", 1250, version=1), 1190, 1250))
+    source_engine.delete("help_articles", ["help-000003", "help-000004"])
+    incremental = _create(source_engine, catalog, "--incremental")
+    assert incremental.returncode == 0, incremental.stderr
+    counts = json.loads(incremental.stdout)["collections"]["help_articles"]
+    assert counts == {"records": 60, "deletes": 2, "total_after_apply": 1248}
+    assert run_cli("catalog", "verify", str(catalog), "--depth", "full").returncode == 0
+
+
+def test_clear_errors(source_engine: ChromaEngine, tmp_path: Path) -> None:
+    missing = _create(source_engine, tmp_path / "catalog")
+    assert missing.returncode == 2
+    assert "collection help_articles does not exist" in missing.stderr
+    nobody = run_cli(
+        "snapshot",
+        "create",
+        "--url",
+        f"http://127.0.0.1:{free_ports(1)[0]}",
+        "--collections",
+        "x",
+        "--catalog",
+        str(tmp_path / "c2"),
+        "--json",
+    )
+    assert nobody.returncode == 2
+    assert "did not answer" in nobody.stderr and "Traceback" not in nobody.stderr
+    no_parent = _create(source_engine, tmp_path / "empty", "--incremental")
+    assert no_parent.returncode == 2
+    assert "no intact parent for an incremental snapshot" in no_parent.stderr
