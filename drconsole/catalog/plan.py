@@ -3,12 +3,11 @@
 Snapshots are read newest first. A record is written when no newer snapshot in the chain
 wrote or deleted its (tenant, id); so every record of the final state is written exactly
 once and nothing overwritten or deleted later is written at all. Memory is bounded by the
-id index: 64-bit hashes of (tenant, id) in sorted numpy arrays, not by the data.
+id index: 64-bit keys of (tenant, id) in sorted numpy arrays, not by the data.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,18 +20,15 @@ from drconsole.records import RecordBatch
 
 
 def id_hashes(ids: list[str], tenants: list[str | None]) -> np.ndarray:
-    """64-bit keys of (tenant, id); collisions are ~1e-8 likely at a million ids."""
-    return np.fromiter(
-        (
-            int.from_bytes(
-                hashlib.blake2b(f"{tenant or ''}\x00{record_id}".encode(), digest_size=8).digest(),
-                "little",
-            )
-            for record_id, tenant in zip(ids, tenants, strict=True)
-        ),
-        dtype=np.uint64,
-        count=len(ids),
-    )
+    """64-bit keys of (tenant, id), from Python's own string hashing: fast, and the same
+    within one process (keys are never stored: whoever compares them computes both sides
+    in the same process). Collisions are ~1e-8 likely at a million ids."""
+    if not any(tenants):
+        keys = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    else:
+        pairs = zip(tenants, ids, strict=True)
+        keys = np.fromiter((hash(pair) for pair in pairs), dtype=np.int64, count=len(ids))
+    return keys.view(np.uint64)
 
 
 class IdIndex:

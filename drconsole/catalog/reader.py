@@ -24,8 +24,9 @@ class SnapshotReader:
         self.store = store
         self.manifest = manifest
 
-    def read_file(self, entry: FileEntry) -> bytes:
-        """The file's bytes, verified against the manifest's size and sha256."""
+    def read_file(self, entry: FileEntry) -> bytearray:
+        """The file's bytes, verified against the manifest's size and sha256, read into
+        one buffer of the listed size (memory: the file once)."""
         where = f"{entry.path} of snapshot {self.manifest.id}"
         try:
             stream = self.store.open(file_key(self.manifest.id, entry.path))
@@ -34,17 +35,17 @@ class SnapshotReader:
                 f"{where} is missing", "the snapshot is broken; restore an older one"
             ) from None
         digest = hashlib.sha256()
-        chunks: list[bytes] = []
+        buffer = bytearray(entry.bytes)
         size = 0
         with stream:
             while chunk := stream.read(CHUNK):
-                size += len(chunk)
-                if size > entry.bytes:
+                if size + len(chunk) > entry.bytes:
                     raise IntegrityError(
                         f"{where} is larger than the manifest says ({entry.bytes} bytes)"
                     )
+                buffer[size : size + len(chunk)] = chunk
+                size += len(chunk)
                 digest.update(chunk)
-                chunks.append(chunk)
         if size != entry.bytes:
             raise IntegrityError(f"{where} has {size} bytes, the manifest says {entry.bytes}")
         if digest.hexdigest() != entry.sha256:
@@ -52,7 +53,7 @@ class SnapshotReader:
                 f"{where} fails its checksum (sha256 differs from the manifest)",
                 "the file was changed or damaged; restore an older snapshot",
             )
-        return b"".join(chunks)
+        return buffer
 
     def batches(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
         """(part number, batch) for each records/vectors pair, in part order."""

@@ -227,14 +227,9 @@ class ChromaEngine:
         """Upsert in chunks of at most the server's max_batch_size (re-sending is harmless)."""
         size = self.max_batch_size()
         for start in range(0, len(batch), size):
-            chunk = batch.slice(start, start + size)
-            body = {
-                "ids": chunk.ids,
-                "embeddings": encode_embeddings(chunk.vectors),
-                "documents": chunk.documents,
-                "metadatas": [meta or None for meta in chunk.metadatas],
-            }
-            self._on_collection(name, "POST", "upsert", body)
+            self._on_collection(
+                name, "POST", "upsert", upsert_body(batch.slice(start, start + size))
+            )
 
     def scan(self, name: str, page_size: int = 1000) -> Iterator[RecordBatch]:
         """Pages in insertion order (stable while nothing before the offset is deleted)."""
@@ -292,9 +287,26 @@ class ChromaEngine:
         self._client.close()
 
 
+def upsert_body(batch: RecordBatch) -> dict[str, Any]:
+    """The JSON body of an upsert (Chroma refuses empty metadata objects: send null)."""
+    return {
+        "ids": batch.ids,
+        "embeddings": encode_embeddings(batch.vectors),
+        "documents": batch.documents,
+        "metadatas": [meta or None for meta in batch.metadatas],
+    }
+
+
 def encode_embeddings(vectors: np.ndarray) -> list[str]:
-    """Base64 of each row's little-endian float32 bytes (Chroma's compact form)."""
+    """Base64 of each row's little-endian float32 bytes (Chroma's compact form). When a
+    row is a multiple of 3 bytes its base64 has no padding, so the whole matrix is
+    encoded in one call and cut into rows."""
     rows = np.ascontiguousarray(vectors, dtype="<f4")
+    row_bytes = rows.shape[1] * 4 if rows.ndim == 2 else 0
+    if row_bytes and row_bytes % 3 == 0:
+        text = base64.b64encode(rows.tobytes()).decode("ascii")
+        width = row_bytes // 3 * 4
+        return [text[start : start + width] for start in range(0, len(text), width)]
     return [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
 
 
