@@ -23,6 +23,7 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec, records
 from drconsole.drill import DrillOptions, drive
+from drconsole.engines.chroma import ChromaEngine
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.records import CollectionSchema
@@ -42,7 +43,7 @@ def build_catalog(folder: Path, count: int) -> None:
     )
 
 
-def drconsole_round(folder: Path, url: str, database: str, in_flight: int) -> float:
+def drconsole_round(folder: Path, url: str, database: str, in_flight: int, batch: int) -> float:
     runbook = folder / f"{database}.yaml"
     runbook.write_text(
         textwrap.dedent(f"""
@@ -57,7 +58,7 @@ def drconsole_round(folder: Path, url: str, database: str, in_flight: int) -> fl
           - {{id: schema, action: restore_schema}}
           - id: data
             action: restore_data
-            with: {{batch: 1000, in_flight: {in_flight}}}
+            with: {{batch: {batch}, in_flight: {in_flight}}}
             marks: service_restored
     """)
     )
@@ -75,10 +76,9 @@ def drconsole_round(folder: Path, url: str, database: str, in_flight: int) -> fl
 
 def client_round(url: str, database: str, count: int) -> float:
     host, port = url.removeprefix("http://").split(":")
-    admin = chromadb.AdminClient(
-        chromadb.config.Settings(chroma_server_host=host, chroma_server_http_port=int(port))
-    )
-    admin.create_database(database)
+    setup = ChromaEngine(url, database=database)
+    setup.ensure_namespace()
+    setup.close()
     client = chromadb.HttpClient(host=host, port=int(port), database=database)
     data = records(CorpusSpec("kb", count))
     started = time.perf_counter()
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--in-flight", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="drconsole-bench-") as name:
         folder = Path(name)
@@ -116,7 +117,9 @@ def main() -> None:
                 )
                 ours.append(
                     args.records
-                    / drconsole_round(folder, server.url, f"ours{number}", args.in_flight)
+                    / drconsole_round(
+                        folder, server.url, f"ours{number}", args.in_flight, args.batch
+                    )
                 )
                 print(
                     f"round {number + 1}: client {theirs[-1]:.0f} records/s, "

@@ -293,11 +293,12 @@ class _StateWriter:
 
 class _Profile:
     """What a scan learns about a collection: metadata field types, tenant counts,
-    whether vectors are unit length."""
+    whether vectors are unit length. Types are gathered as Python types (cheap) and
+    named once at the end."""
 
     def __init__(self, tenant_field: str | None) -> None:
         self.tenant_field = tenant_field
-        self.types: dict[str, set[str]] = {}
+        self.types: dict[str, set[Any]] = {}
         self.tenant_counts: dict[str, int] = {}
         self.dimension = 0
         self.normalized = True
@@ -309,18 +310,30 @@ class _Profile:
             self.dimension = batch.dimension
             norms = np.linalg.norm(batch.vectors, axis=1)
             self.normalized = self.normalized and bool(np.all(np.abs(norms - 1.0) < 1e-3))
+        types = self.types
         for metadata in batch.metadatas:
-            for key, value in (metadata or {}).items():
-                self.types.setdefault(key, set()).add(_type_name(value))
-            if self.tenant_field:
+            if not metadata:
+                continue
+            for key, value in metadata.items():
+                kind = type(value)
+                if kind is list:
+                    kind = (list, type(value[0]) if value else str)
+                kinds = types.get(key)
+                if kinds is None:
+                    types[key] = {kind}
+                else:
+                    kinds.add(kind)
+        if self.tenant_field:
+            counts = self.tenant_counts
+            for metadata in batch.metadatas:
                 tenant = (metadata or {}).get(self.tenant_field)
                 label = str(tenant) if tenant is not None else "(none)"
-                self.tenant_counts[label] = self.tenant_counts.get(label, 0) + 1
+                counts[label] = counts.get(label, 0) + 1
 
     def field_types(self) -> dict[str, str]:
+        named = {key: {_type_name(kind) for kind in kinds} for key, kinds in self.types.items()}
         return {
-            key: kinds.pop() if len(kinds) == 1 else "mixed"
-            for key, kinds in sorted(self.types.items())
+            key: names.pop() if len(names) == 1 else "mixed" for key, names in sorted(named.items())
         }
 
     def tenants(self) -> list[dict[str, Any]]:
@@ -330,16 +343,13 @@ class _Profile:
         ]
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, list):
-        return f"{_type_name(value[0]) if value else 'string'}[]"
-    return "string"
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "string"}
+
+
+def _type_name(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return f"{_TYPE_NAMES.get(kind[1], 'string')}[]"
+    return _TYPE_NAMES.get(kind, "string")
 
 
 def _embedding(

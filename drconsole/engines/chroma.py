@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -232,23 +233,34 @@ class ChromaEngine:
             )
 
     def scan(self, name: str, page_size: int = 1000) -> Iterator[RecordBatch]:
-        """Pages in insertion order (stable while nothing before the offset is deleted)."""
-        offset = 0
-        while True:
+        """Pages in insertion order (stable while nothing before the offset is deleted).
+        The next page is requested while the caller works on the current one."""
+
+        def fetch(offset: int) -> dict[str, Any]:
             body = {
                 "include": ["embeddings", "documents", "metadatas"],
                 "limit": page_size,
                 "offset": offset,
             }
-            page = self._on_collection(name, "POST", "get", body)
-            ids = page["ids"]
-            if not ids:
-                return
-            vectors = np.asarray(page["embeddings"], dtype=np.float32)
-            yield RecordBatch(ids, vectors, page["documents"], page["metadatas"], [None] * len(ids))
-            if len(ids) < page_size:
-                return
-            offset += len(ids)
+            return self._on_collection(name, "POST", "get", body)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"scan-{name}") as prefetch:
+            upcoming = prefetch.submit(fetch, 0)
+            offset = 0
+            while True:
+                page = upcoming.result()
+                ids = page["ids"]
+                if not ids:
+                    return
+                offset += len(ids)
+                if len(ids) == page_size:
+                    upcoming = prefetch.submit(fetch, offset)
+                vectors = np.asarray(page["embeddings"], dtype=np.float32)
+                yield RecordBatch(
+                    ids, vectors, page["documents"], page["metadatas"], [None] * len(ids)
+                )
+                if len(ids) < page_size:
+                    return
 
     def count(self, name: str, where: dict[str, Any] | None = None) -> int:
         if where is None:
