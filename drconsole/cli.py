@@ -13,6 +13,7 @@ from drconsole import __version__
 from drconsole.commands import (
     catalog_cmd,
     drill_cmd,
+    golden_cmd,
     runbook_cmd,
     runs_cmd,
     secrets_cmd,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_cmd.add_parsers(subparsers)
     secrets_cmd.add_parsers(subparsers)
     snapshot_cmd.add_parsers(subparsers)
+    golden_cmd.add_parsers(subparsers)
     return parser
 
 

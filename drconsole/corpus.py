@@ -84,6 +84,7 @@ def records(spec: CorpusSpec, start: int = 0, stop: int | None = None) -> Record
                 "topic": name,
                 "updated_at": f"2026-{1 + number % 11:02d}-{1 + number % 27:02d}",
                 "revision": spec.version,
+                "updated_day": (number % 11) * 31 + number % 27,
             }
         )
     return RecordBatch(

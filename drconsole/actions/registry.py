@@ -117,6 +117,95 @@ RESTORE_DATA = ActionSpec(
     requires=("catalog", "target"),
 )
 
+CHECK_COUNTS = ActionSpec(
+    name="check_counts",
+    phase="validation",
+    summary="Counts (per tenant), schema, sampled fields and filter counts match the snapshot",
+    params=(
+        Param(
+            "sample",
+            "int",
+            "records sampled for the field check",
+            default=200,
+            minimum=0,
+            maximum=100_000,
+        ),
+        Param("seed", "int", "seed of the sample", default=0),
+        Param(
+            "tenant_field",
+            "str",
+            "metadata field holding the tenant (default: permissions.tenant_field)",
+        ),
+    ),
+    entry="drconsole.actions.check_counts:run_check_counts",
+    requires=("catalog", "target"),
+)
+
+CHECK_PERMISSIONS = ActionSpec(
+    name="check_permissions",
+    phase="permissions",
+    summary="Tenants and ACL groups are kept apart; permission fields are on every record",
+    params=(
+        Param(
+            "queries_per_group",
+            "int",
+            "random-vector queries per tenant and group",
+            default=5,
+            minimum=0,
+            maximum=1000,
+        ),
+        Param("k", "int", "neighbours per query", default=10, minimum=1, maximum=1000),
+        Param("seed", "int", "seed of the random query vectors", default=0),
+    ),
+    entry="drconsole.actions.check_permissions:run_check_permissions",
+    requires=("catalog", "target"),
+)
+
+GOLDEN_QUERIES = ActionSpec(
+    name="golden_queries",
+    phase="validation",
+    summary="The golden queries find what they found before: recall@k, rank overlap, p95 latency",
+    params=(
+        Param(
+            "k",
+            "int",
+            "neighbours per query (default: each query's own k)",
+            minimum=1,
+            maximum=1000,
+        ),
+        Param(
+            "min_recall",
+            "float",
+            "fail below this overall recall@k",
+            default=0.95,
+            minimum=0,
+            maximum=1,
+        ),
+        Param("max_p95_ms", "float", "fail above this p95 latency", minimum=0),
+        Param(
+            "mode",
+            "choice",
+            "ann, or exact to also brute-force the neighbours",
+            default="ann",
+            choices=("ann", "exact"),
+        ),
+        Param(
+            "file", "str", "golden set file (default: the runbook's golden, else the snapshot's)"
+        ),
+    ),
+    entry="drconsole.actions.golden_queries:run_golden_queries",
+    requires=("catalog", "target"),
+)
+
 BUILTIN: dict[str, ActionSpec] = {
-    spec.name: spec for spec in (COMMAND, VERIFY_CHAIN, RESTORE_SCHEMA, RESTORE_DATA)
+    spec.name: spec
+    for spec in (
+        COMMAND,
+        VERIFY_CHAIN,
+        RESTORE_SCHEMA,
+        RESTORE_DATA,
+        CHECK_COUNTS,
+        CHECK_PERMISSIONS,
+        GOLDEN_QUERIES,
+    )
 }

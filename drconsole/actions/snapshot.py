@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ class SnapshotRequest:
     embedding: dict[str, Any] = field(default_factory=dict)
     tenant_field: str | None = None
     acl_field: str | None = None
+    golden: list[Path] = field(default_factory=list)
     part_rows: int = PART_ROWS
     page_size: int = PAGE_SIZE
 
@@ -85,6 +87,8 @@ def create_snapshot(
             progress=progress,
             cancel=cancel,
         )
+    for path in request.golden:
+        writer.add_golden(path.name, path.read_bytes())
     permissions = {
         key: value
         for key, value in (("tenant_field", request.tenant_field), ("acl_field", request.acl_field))

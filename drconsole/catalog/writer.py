@@ -41,6 +41,10 @@ class SnapshotWriter:
             handle.write(data)
         return FileEntry(relative_path, kind, rows, len(data), digest)
 
+    def add_golden(self, name: str, data: bytes) -> None:
+        """Keep a golden set file in the snapshot (``golden/NAME``, listed with its sha256)."""
+        self.golden.append(self.put(f"golden/{name}", "golden", data))
+
     def collection(self, name: str, schema: CollectionSchema) -> CollectionWriter:
         return CollectionWriter(self, name, schema)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -12,6 +13,7 @@ from drconsole.catalog.open import open_store
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.engines import ENGINES, open_engine
 from drconsole.errors import UsageError
+from drconsole.golden import load_golden
 from drconsole.timefmt import format_utc
 
 
@@ -53,6 +55,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--tenant-field", help="metadata field holding the tenant (counts per tenant)"
     )
     create.add_argument("--acl-field", help="metadata field holding ACL groups")
+    create.add_argument(
+        "--golden",
+        type=Path,
+        metavar="FILE",
+        help="a golden set to keep in the snapshot (golden/, checksummed)",
+    )
     create.add_argument(
         "--json", action="store_true", help="print the manifest summary as JSON, no progress"
     )
@@ -96,6 +104,7 @@ def create_command(args: argparse.Namespace) -> int:
         embedding={"model": args.embedding_model, "version": args.embedding_version},
         tenant_field=args.tenant_field,
         acl_field=args.acl_field,
+        golden=golden_files(args.golden) if args.golden else [],
     )
     try:
         if args.json or not stderr.is_terminal:
@@ -141,3 +150,10 @@ def _with_progress(request: SnapshotRequest) -> Manifest:
             bar.update(tasks[collection], completed=done, total=max(total, done))
 
         return create_snapshot(request, progress)
+
+
+def golden_files(path: Path) -> list[Path]:
+    """The golden set's JSON and its vectors file, if any (the set is checked readable)."""
+    load_golden(path)
+    companion = path.with_name(path.name + ".npy")
+    return [path, companion] if companion.exists() else [path]

@@ -76,6 +76,16 @@ class Engine(Protocol):
         """Every record with its vector, in pages, in a stable order."""
         ...
 
+    def scan_metadata(
+        self, name: str, page_size: int = 5000
+    ) -> Iterator[tuple[list[str], list[Any]]]:
+        """(ids, metadatas) pages, without vectors: a cheap full scan."""
+        ...
+
+    def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Metadata of the given ids; ids the collection lacks are absent."""
+        ...
+
     def count(self, name: str, where: dict[str, Any] | None = None) -> int: ...
 
     def query(

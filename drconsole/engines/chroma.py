@@ -262,6 +262,21 @@ class ChromaEngine:
                 if len(ids) < page_size:
                     return
 
+    def scan_metadata(
+        self, name: str, page_size: int = 5000
+    ) -> Iterator[tuple[list[str], list[Any]]]:
+        """(ids, metadatas) pages without vectors or documents: a cheap full scan."""
+        offset = 0
+        while True:
+            body = {"include": ["metadatas"], "limit": page_size, "offset": offset}
+            page = self._on_collection(name, "POST", "get", body)
+            if not page["ids"]:
+                return
+            yield page["ids"], page["metadatas"]
+            if len(page["ids"]) < page_size:
+                return
+            offset += len(page["ids"])
+
     def count(self, name: str, where: dict[str, Any] | None = None) -> int:
         if where is None:
             return int(self._on_collection(name, "GET", "count"))

@@ -9,6 +9,7 @@ from typing import Any
 
 from drconsole.actions.registry import BUILTIN, ActionSpec
 from drconsole.errors import RunbookError
+from drconsole.filters import check_filter
 from drconsole.runbook.checks import (
     Problems,
     check_keys,
@@ -36,6 +37,7 @@ TOP_KEYS = (
     "collections",
     "permissions",
     "golden",
+    "filters",
     "steps",
 )
 RUNBOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -103,6 +105,7 @@ class _Reader:
         collections = self._collections(fields.get("collections"))
         permissions = self._permissions(fields.get("permissions"))
         golden = string(fields.get("golden"), "golden", self.problems)
+        filters = self._filters(fields.get("filters"))
         owner = string(fields.get("owner"), "owner", self.problems)
         description = string(fields.get("description"), "description", self.problems)
         steps = self._steps(fields, root, {"catalog": catalog, "target": target})
@@ -122,6 +125,7 @@ class _Reader:
             collections=tuple(collections),
             permissions=permissions,
             golden=golden,
+            filters=tuple(filters),
             steps=tuple(steps),
             extensions={k: v.plain() for k, v in fields.items() if k.startswith("x-")},
         )
@@ -249,6 +253,39 @@ class _Reader:
         if principals is not None:
             result["principals"] = [name for name, _ in principals]
         return result
+
+    def _filters(self, node: YNode | None) -> list[dict[str, Any]]:
+        """The metadata filters the application uses: ``{name, where, collections}``."""
+        if node is None:
+            return []
+        if not node.is_sequence:
+            self.problems.add(node, "filters must be a list of {name, where, collections}")
+            return []
+        found: list[dict[str, Any]] = []
+        for item in node.value:
+            values = mapping(item, "each filter", self.problems)
+            if values is None:
+                continue
+            check_keys(item, ("name", "where", "collections"), "a filter", self.problems)
+            name = string(values.get("name"), "filter name", self.problems)
+            if name is None and "name" not in values:
+                self.problems.add(item, "a filter needs a name")
+            if name is not None and any(existing["name"] == name for existing in found):
+                self.problems.add(values["name"], f"filter {name!r} is listed twice")
+            where_node = values.get("where")
+            if where_node is None:
+                self.problems.add(item, "a filter needs `where`, e.g. where: {lang: en}")
+                continue
+            where = where_node.plain()
+            for problem in check_filter(where):
+                self.problems.add(where_node, f"filter {name or '?'}: {problem}")
+            collections = string_list(
+                values.get("collections"), "filter collections", self.problems
+            )
+            if name is not None:
+                chosen = [collection for collection, _ in collections] if collections else []
+                found.append({"name": name, "where": where, "collections": chosen})
+        return found
 
     def _steps(
         self, fields: dict[str, YNode], root: YNode, sections: dict[str, dict[str, Any]]

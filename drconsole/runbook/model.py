@@ -72,6 +72,7 @@ class Runbook:
     collections: tuple[str, ...]
     permissions: dict[str, Any]
     golden: str | None
+    filters: tuple[dict[str, Any], ...]
     steps: tuple[Step, ...]
     extensions: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,205 @@
+"""``check_counts``: the restored collections hold what the snapshot's final state holds.
+
+Per collection: the record count (naming missing and unexpected ids when it differs), the
+count per tenant, the dimension, distance and index settings, that a seeded sample of
+records kept every metadata field the snapshot had, and for each runbook filter that the
+target and the snapshot match as many records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drconsole.actions.base import (
+    FAILED,
+    SUCCEEDED,
+    ActionContext,
+    Finding,
+    Outcome,
+    ProgressCallback,
+    ResultTable,
+)
+from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.actions.truth import Truth, final_state_truth
+from drconsole.catalog.manifest import CollectionEntry
+from drconsole.catalog.plan import RestorePlan
+from drconsole.engines.base import Engine
+
+NAMED = 20
+INDEX_KEYS = ("ef_construction", "max_neighbors")
+
+
+def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outcome:
+    store, view = open_catalog(context)
+    chain = selected_chain(context, view)
+    plan = RestorePlan(store, chain)
+    tenant_field = context.params.get("tenant_field") or context.runbook.permissions.get(
+        "tenant_field"
+    )
+    engine = open_target(context)
+    findings: list[Finding] = []
+    try:
+        for name in restore_order(context, chain[-1]):
+            entry = chain[-1].collection(name)
+            assert entry is not None
+            filters = [
+                f
+                for f in context.runbook.filters
+                if not f["collections"] or name in f["collections"]
+            ]
+            truth = final_state_truth(
+                plan,
+                name,
+                tenant_field=tenant_field,
+                filters=filters,
+                sample_size=int(context.params.get("sample", 200)),
+                seed=int(context.params.get("seed", 0)),
+            )
+            findings += _collection_findings(
+                engine, name, entry=entry, truth=truth, tenant_field=tenant_field, filters=filters
+            )
+    finally:
+        engine.close()
+    for finding in findings:
+        context.report_finding(finding)
+    failed = [finding for finding in findings if not finding.passed]
+    rows = tuple(
+        (f.subject, f.check, _short(f.expected), _short(f.actual), "ok" if f.passed else "MISMATCH")
+        for f in findings
+    )
+    table = ResultTable(
+        "counts and schema", ("collection", "check", "expected", "actual", "result"), rows
+    )
+    if failed:
+        first = failed[0]
+        return Outcome(
+            FAILED,
+            f"{len(failed)} of {len(findings)} checks failed; first: {first.subject} "
+            f"{first.check} expected {_short(first.expected)}, got {_short(first.actual)}",
+            {"failed": [f.__dict__ for f in failed]},
+            [table],
+        )
+    return Outcome(
+        SUCCEEDED,
+        f"all {len(findings)} count, schema and filter checks match the snapshot",
+        {"checks": len(findings)},
+        [table],
+    )
+
+
+def _collection_findings(
+    engine: Engine,
+    name: str,
+    *,
+    entry: CollectionEntry,
+    truth: Truth,
+    tenant_field: str | None,
+    filters: list[dict[str, Any]],
+) -> list[Finding]:
+    found: list[Finding] = []
+    current = engine.get_collection(name)
+    if current is None:
+        return [Finding("collection", False, name, "present", "missing")]
+    actual = engine.count(name)
+    count = Finding("count", actual == truth.count, name, truth.count, actual)
+    if not count.passed:
+        target_ids = {record_id for ids, _ in engine.scan_metadata(name) for record_id in ids}
+        missing, extra = sorted(truth.ids - target_ids), sorted(target_ids - truth.ids)
+        count = Finding(
+            "count",
+            False,
+            name,
+            truth.count,
+            actual,
+            {
+                "missing_ids": missing[:NAMED],
+                "missing": len(missing),
+                "unexpected_ids": extra[:NAMED],
+                "unexpected": len(extra),
+            },
+        )
+    found.append(count)
+    if entry.counts["total_after_apply"] != truth.count:
+        found.append(
+            Finding(
+                "manifest_count",
+                False,
+                name,
+                entry.counts["total_after_apply"],
+                truth.count,
+                {"note": "the snapshot's own count disagrees with its data"},
+            )
+        )
+    for tenant, ids in sorted(truth.tenant_ids.items()):
+        tenant_count = engine.count(name, {tenant_field: tenant}) if tenant_field else 0
+        found.append(
+            Finding(
+                "tenant_count",
+                tenant_count == len(ids),
+                f"{name}[{tenant}]",
+                len(ids),
+                tenant_count,
+                {"tenant": tenant, "field": tenant_field},
+            )
+        )
+    wanted, have = entry.schema, current.schema
+    found.append(
+        Finding("distance", have.distance == wanted.distance, name, wanted.distance, have.distance)
+    )
+    found.append(
+        Finding(
+            "dimension",
+            have.dimension in (wanted.dimension, 0) or not truth.count,
+            name,
+            wanted.dimension,
+            have.dimension,
+        )
+    )
+    want_index = {k: v for k, v in (wanted.index.get("hnsw") or {}).items() if k in INDEX_KEYS}
+    have_index = {k: v for k, v in (have.index.get("hnsw") or {}).items() if k in INDEX_KEYS}
+    found.append(Finding("index", want_index == have_index, name, want_index, have_index))
+    found.append(_sample_finding(engine, name, truth))
+    for item in filters:
+        matched = engine.count(name, item["where"])
+        expected = truth.filter_counts[item["name"]]
+        found.append(
+            Finding(
+                "filter_count",
+                matched == expected,
+                f"{name}[{item['name']}]",
+                expected,
+                matched,
+                {"filter": item["name"], "where": item["where"]},
+            )
+        )
+    return found
+
+
+def _sample_finding(engine: Engine, name: str, truth: Truth) -> Finding:
+    """Every sampled record exists and kept every metadata field the snapshot had."""
+    ids = [record_id for record_id, _ in truth.sample]
+    stored = engine.get_metadata(name, ids) if ids else {}
+    missing_records = [record_id for record_id in ids if record_id not in stored]
+    lost_fields: dict[str, list[str]] = {}
+    for record_id, metadata in truth.sample:
+        if record_id in stored:
+            gone = sorted(set(metadata or {}) - set(stored[record_id] or {}))
+            if gone:
+                lost_fields[record_id] = gone
+    passed = not missing_records and not lost_fields
+    return Finding(
+        "sample_fields",
+        passed,
+        name,
+        f"{len(ids)} sampled records with all their fields",
+        f"{len(missing_records)} missing, {len(lost_fields)} lost fields",
+        {
+            "missing_ids": missing_records[:NAMED],
+            "lost_fields": dict(list(lost_fields.items())[:NAMED]),
+        },
+    )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,228 @@
+"""``check_permissions``: the restored store still keeps tenants and ACL groups apart.
+
+Compared with the snapshot's final state: every record carries its permission fields (a
+record without its ACL field may become visible to everyone); no record appears under a
+tenant or group it did not belong to; counts per tenant match; and filtered similarity
+queries per tenant and per group (random vectors, and the golden set's) return only
+records that belong there. Every violation names the ids, the tenant or group, and the query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from drconsole.actions.base import (
+    FAILED,
+    SUCCEEDED,
+    ActionContext,
+    Finding,
+    Outcome,
+    ProgressCallback,
+    ResultTable,
+)
+from drconsole.actions.golden_source import golden_vectors, load_run_golden
+from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.actions.truth import Truth, final_state_truth, permission_values
+from drconsole.catalog.plan import RestorePlan
+from drconsole.engines.base import Engine
+from drconsole.errors import DrconsoleError
+from drconsole.golden import GoldenSet
+
+NAMED = 20
+
+
+def run_check_permissions(context: ActionContext, progress: ProgressCallback) -> Outcome:
+    store, view = open_catalog(context)
+    chain = selected_chain(context, view)
+    permissions = {**chain[-1].permissions, **context.runbook.permissions}
+    tenant_field, acl_field = permissions.get("tenant_field"), permissions.get("acl_field")
+    if not tenant_field and not acl_field:
+        raise DrconsoleError(
+            "no permission fields to check",
+            "set permissions: {tenant_field: ..., acl_field: ...} in the runbook",
+        )
+    principals = permissions.get("principals") or []
+    rng = np.random.default_rng(int(context.params.get("seed", 0)))
+    per_group = int(context.params.get("queries_per_group", 5))
+    k = int(context.params.get("k", 10))
+    plan = RestorePlan(store, chain)
+    golden = load_run_golden(context, store, view)
+    engine = open_target(context)
+    findings: list[Finding] = []
+    try:
+        for name in restore_order(context, chain[-1]):
+            entry = chain[-1].collection(name)
+            assert entry is not None
+            truth = final_state_truth(plan, name, tenant_field=tenant_field, acl_field=acl_field)
+            groups = {
+                g: ids for g, ids in truth.group_ids.items() if not principals or g in principals
+            }
+            vectors = _query_vectors(golden, name, entry.schema.dimension, per_group, rng)
+            check = _Checker(engine, name, truth, vectors, k)
+            findings += check.fields_and_membership(tenant_field, acl_field, groups)
+            findings += [
+                check.queries("tenant", tenant, {tenant_field: tenant}, ids)
+                for tenant, ids in sorted(truth.tenant_ids.items())
+            ]
+            acl_type = entry.schema.metadata_fields.get(acl_field or "", "string[]")
+            findings += [
+                check.queries("acl group", group, _group_filter(acl_field, acl_type, group), ids)
+                for group, ids in sorted(groups.items())
+            ]
+    finally:
+        engine.close()
+    for finding in findings:
+        context.report_finding(finding)
+    failed = [f for f in findings if not f.passed]
+    rows = tuple(
+        (f.subject, f.check, "ok" if f.passed else f"VIOLATION: {_ids(f)}") for f in findings
+    )
+    table = ResultTable("permissions and isolation", ("subject", "check", "result"), rows)
+    if failed:
+        first = failed[0]
+        return Outcome(
+            FAILED,
+            f"{len(failed)} permission violation(s); first: {first.subject} {first.check}: "
+            f"{_ids(first)}",
+            {"violations": [f.__dict__ for f in failed]},
+            [table],
+        )
+    return Outcome(
+        SUCCEEDED,
+        f"tenants and ACL groups kept apart: {len(findings)} checks passed",
+        {"checks": len(findings)},
+        [table],
+    )
+
+
+class _Checker:
+    def __init__(
+        self, engine: Engine, name: str, truth: Truth, vectors: np.ndarray, k: int
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.truth = truth
+        self.vectors = vectors
+        self.k = k
+
+    def fields_and_membership(
+        self, tenant_field: str | None, acl_field: str | None, groups: dict[str, set[str]]
+    ) -> list[Finding]:
+        """One full metadata scan of the target: missing fields, records under a tenant
+        or group they did not belong to, counts per tenant."""
+        missing: dict[str, list[str]] = {}
+        tenants: dict[str, set[str]] = {}
+        members: dict[str, set[str]] = {}
+        for ids, metadatas in self.engine.scan_metadata(self.name):
+            for record_id, metadata in zip(ids, metadatas, strict=True):
+                for label in (tenant_field, acl_field):
+                    if label and (metadata is None or metadata.get(label) is None):
+                        missing.setdefault(label, []).append(record_id)
+                for tenant in permission_values(metadata, tenant_field):
+                    tenants.setdefault(tenant, set()).add(record_id)
+                for group in permission_values(metadata, acl_field):
+                    members.setdefault(group, set()).add(record_id)
+        found = [
+            Finding(
+                "permission_field_present",
+                not missing.get(label),
+                f"{self.name}.{label}",
+                0,
+                len(missing.get(label, [])),
+                {
+                    "ids": sorted(missing.get(label, []))[:NAMED],
+                    "why": "a record without it may become visible to everyone",
+                },
+            )
+            for label in (tenant_field, acl_field)
+            if label
+        ]
+        for tenant, expected in sorted(self.truth.tenant_ids.items()):
+            strangers = sorted(tenants.get(tenant, set()) - expected)
+            found.append(
+                Finding(
+                    "tenant_membership",
+                    not strangers,
+                    f"{self.name}[tenant {tenant}]",
+                    0,
+                    len(strangers),
+                    {
+                        "ids": strangers[:NAMED],
+                        "tenant": tenant,
+                        "belong_to": {i: self.truth.tenant_of(i) for i in strangers[:NAMED]},
+                        "query": f"where {tenant_field} == {tenant!r}",
+                    },
+                )
+            )
+            have = len(tenants.get(tenant, set()))
+            found.append(
+                Finding(
+                    "tenant_count",
+                    have == len(expected),
+                    f"{self.name}[tenant {tenant}]",
+                    len(expected),
+                    have,
+                    {"tenant": tenant},
+                )
+            )
+        for group, expected in sorted(groups.items()):
+            strangers = sorted(members.get(group, set()) - expected)
+            found.append(
+                Finding(
+                    "group_membership",
+                    not strangers,
+                    f"{self.name}[group {group}]",
+                    0,
+                    len(strangers),
+                    {
+                        "ids": strangers[:NAMED],
+                        "group": group,
+                        "query": f"where {acl_field} contains {group!r}",
+                    },
+                )
+            )
+        return found
+
+    def queries(self, kind: str, value: str, where: dict[str, Any], allowed: set[str]) -> Finding:
+        """Filtered similarity queries for one tenant or group return only its records."""
+        leaks: dict[str, str] = {}
+        for number, vector in enumerate(self.vectors, start=1):
+            result = self.engine.query(self.name, vector[None, :], self.k, where)[0]
+            for record_id in result.ids:
+                if record_id not in allowed:
+                    leaks.setdefault(record_id, f"query #{number} where {where}")
+        return Finding(
+            "filtered_queries",
+            not leaks,
+            f"{self.name}[{kind} {value}]",
+            0,
+            len(leaks),
+            {
+                "ids": sorted(leaks)[:NAMED],
+                kind.replace(" ", "_"): value,
+                "queries": len(self.vectors),
+                "first_query": next(iter(leaks.values()), None),
+            },
+        )
+
+
+def _group_filter(acl_field: str, field_type: str, group: str) -> dict[str, Any]:
+    """ACL groups held in an array match with $contains, a single value with equality."""
+    return {acl_field: {"$contains": group}} if field_type.endswith("[]") else {acl_field: group}
+
+
+def _query_vectors(
+    golden: GoldenSet | None, collection: str, dimension: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Random unit vectors, plus the golden set's vectors for this collection if any."""
+    random = rng.standard_normal((count, dimension)).astype(np.float32)
+    random /= np.linalg.norm(random, axis=1, keepdims=True)
+    chosen = golden_vectors(golden, collection, count)
+    return np.concatenate([random, chosen]) if len(chosen) else random
+
+
+def _ids(finding: Finding) -> str:
+    ids = finding.details.get("ids") or []
+    return f"{finding.actual} id(s) " + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")

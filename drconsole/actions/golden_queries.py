@@ -1,0 +1,256 @@
+"""``golden_queries``: does search answer as it did before the disaster?
+
+Runs the golden set on the target: recall@k per query and overall, rank overlap with the
+expected order, latency p50/p95. The gate fails below ``min_recall`` or above
+``max_p95_ms``. ``mode: exact`` also finds the exact neighbours by brute force over the
+restored vectors, so a low recall can be told apart: lost or changed data (exact search
+misses too) or an index answering worse than exact search.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from drconsole.actions.base import (
+    FAILED,
+    SUCCEEDED,
+    ActionContext,
+    Finding,
+    Outcome,
+    ProgressCallback,
+    ResultTable,
+)
+from drconsole.actions.golden_source import load_run_golden
+from drconsole.actions.sources import open_catalog, open_target
+from drconsole.engines.base import Engine
+from drconsole.errors import DrconsoleError
+from drconsole.filters import matches
+from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
+
+
+@dataclass
+class QueryReport:
+    query: GoldenQuery
+    returned: list[str]
+    latency_ms: float
+    recall: float
+    overlap: float
+    exact_recall: float | None = None
+
+
+class _Clock:
+    """Time spent waiting on the server, kept apart from our own computation."""
+
+    def __init__(self) -> None:
+        self.server_s = 0.0
+
+    def call(self, function: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            self.server_s += time.perf_counter() - started
+
+
+def run_golden_queries(context: ActionContext, progress: ProgressCallback) -> Outcome:
+    started = time.perf_counter()
+    params = context.params
+    store, view = open_catalog(context)
+    golden = load_run_golden(context, store, view)
+    if golden is None or not golden.queries:
+        raise DrconsoleError(
+            "no golden set: the runbook names none and the snapshot carries none",
+            "capture one with `drconsole golden capture` and set `golden:` in the runbook",
+        )
+    k_override = params.get("k")
+    clock = _Clock()
+    engine = open_target(context)
+    try:
+        reports = [
+            _run(engine, query, int(k_override or query.k), clock) for query in golden.queries
+        ]
+        if params.get("mode") == "exact":
+            _exact(engine, golden, reports, clock)
+    finally:
+        engine.close()
+    compute_s = time.perf_counter() - started - clock.server_s
+    return _outcome(context, reports, clock.server_s, compute_s)
+
+
+def _run(engine: Engine, query: GoldenQuery, k: int, clock: _Clock) -> QueryReport:
+    begun = time.perf_counter()
+    result = clock.call(engine.query, query.collection, query.vector[None, :], k, query.filter)[0]
+    latency = (time.perf_counter() - begun) * 1000
+    return QueryReport(
+        query,
+        result.ids,
+        latency,
+        recall_at_k(result.ids, query.expected, k),
+        rank_overlap(result.ids, query.expected, k),
+    )
+
+
+def _exact(engine: Engine, golden: GoldenSet, reports: list[QueryReport], clock: _Clock) -> None:
+    """Brute-force neighbours over the restored vectors, collection by collection."""
+    for collection in sorted({q.collection for q in golden.queries}):
+        info = clock.call(engine.get_collection, collection)
+        distance = info.schema.distance if info else "l2"
+        ids: list[str] = []
+        metadatas: list[Any] = []
+        blocks: list[np.ndarray] = []
+        for batch in clock.call(list, engine.scan(collection, 2000)):
+            ids += batch.ids
+            metadatas += batch.metadatas
+            blocks.append(batch.vectors)
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
+        for report in reports:
+            if report.query.collection != collection:
+                continue
+            k = len(report.returned) or report.query.k
+            exact = _neighbours(matrix, ids, metadatas, report.query, k=k, distance=distance)
+            report.exact_recall = recall_at_k(exact, report.query.expected, k)
+
+
+def _neighbours(
+    matrix: np.ndarray,
+    ids: list[str],
+    metadatas: list[Any],
+    query: GoldenQuery,
+    *,
+    k: int,
+    distance: str,
+) -> list[str]:
+    if not len(ids):
+        return []
+    vector = query.vector.astype(np.float32)
+    if distance == "cosine":
+        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(vector) or 1.0)
+        scores = 1.0 - (matrix @ vector) / np.where(norms == 0, 1.0, norms)
+    elif distance == "ip":
+        scores = 1.0 - matrix @ vector
+    else:
+        scores = np.sum((matrix - vector) ** 2, axis=1)
+    if query.filter is not None:
+        allowed = np.fromiter(
+            (matches(query.filter, meta) for meta in metadatas), dtype=bool, count=len(ids)
+        )
+        scores = np.where(allowed, scores, np.inf)
+    order = np.argsort(scores, kind="stable")[:k]
+    return [ids[i] for i in order if np.isfinite(scores[i])]
+
+
+def _outcome(
+    context: ActionContext, reports: list[QueryReport], server_s: float, compute_s: float
+) -> Outcome:
+    params = context.params
+    min_recall = float(params.get("min_recall", 0.95))
+    max_p95 = params.get("max_p95_ms")
+    recalls = np.array([r.recall for r in reports])
+    latencies = np.array([r.latency_ms for r in reports])
+    overall = float(recalls.mean())
+    p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95]))
+    overlap = float(np.mean([r.overlap for r in reports]))
+    exact = [r.exact_recall for r in reports if r.exact_recall is not None]
+    exact_overall = float(np.mean(exact)) if exact else None
+    for report in reports:
+        missing = [
+            i for i in report.query.expected[: len(report.returned)] if i not in report.returned
+        ]
+        context.report_finding(
+            Finding(
+                "golden_recall",
+                report.recall >= min_recall,
+                f"{report.query.collection}:{report.query.id}",
+                min_recall,
+                round(report.recall, 4),
+                {
+                    "missing_ids": missing,
+                    "returned": report.returned,
+                    "expected": report.query.expected,
+                    "latency_ms": round(report.latency_ms, 3),
+                    "rank_overlap": round(report.overlap, 4),
+                    "exact_recall": report.exact_recall,
+                    "filter": report.query.filter,
+                },
+            )
+        )
+    problems = []
+    if overall < min_recall:
+        problems.append(f"recall@k {overall:.3f} is below {min_recall}")
+    if max_p95 is not None and p95 > float(max_p95):
+        problems.append(f"p95 latency {p95:.1f} ms is above {float(max_p95):g} ms")
+    diagnosis = _diagnosis(overall, exact_overall, min_recall)
+    details = {
+        "queries": len(reports),
+        "recall": round(overall, 4),
+        "rank_overlap": round(overlap, 4),
+        "p50_ms": round(p50, 3),
+        "p95_ms": round(p95, 3),
+        "exact_recall": exact_overall,
+        "min_recall": min_recall,
+        "max_p95_ms": max_p95,
+        "diagnosis": diagnosis,
+        "timing": {"server_s": round(server_s, 4), "compute_s": round(compute_s, 4)},
+        "per_query": [
+            {
+                "id": r.query.id,
+                "collection": r.query.collection,
+                "recall": r.recall,
+                "rank_overlap": r.overlap,
+                "latency_ms": r.latency_ms,
+                "exact_recall": r.exact_recall,
+            }
+            for r in reports
+        ],
+    }
+    worst = sorted(reports, key=lambda r: (r.recall, -r.latency_ms))[:10]
+    tables = [
+        ResultTable(
+            "golden queries",
+            ("queries", "recall@k", "rank overlap", "p50 ms", "p95 ms", "exact recall"),
+            (
+                (
+                    str(len(reports)),
+                    f"{overall:.3f}",
+                    f"{overlap:.3f}",
+                    f"{p50:.1f}",
+                    f"{p95:.1f}",
+                    "-" if exact_overall is None else f"{exact_overall:.3f}",
+                ),
+            ),
+        ),
+        ResultTable(
+            "lowest recall",
+            ("query", "collection", "recall", "latency ms"),
+            tuple(
+                (r.query.id, r.query.collection, f"{r.recall:.2f}", f"{r.latency_ms:.1f}")
+                for r in worst
+            ),
+        ),
+    ]
+    summary = (
+        f"recall@k {overall:.3f} (min {min_recall}), rank overlap {overlap:.3f}, "
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(reports)} queries"
+    )
+    if diagnosis:
+        summary += f"; {diagnosis}"
+    if problems:
+        return Outcome(FAILED, "; ".join(problems) + f" ({summary})", details, tables)
+    return Outcome(SUCCEEDED, summary, details, tables)
+
+
+def _diagnosis(recall: float, exact: float | None, minimum: float) -> str:
+    if exact is None or recall >= minimum:
+        return ""
+    if exact < minimum:
+        return (
+            f"exact search finds only {exact:.3f} of the expected ids too: data was lost or changed"
+        )
+    return (
+        f"exact search finds {exact:.3f}: the data is there, "
+        "the index answers worse than exact search"
+    )
