@@ -32,7 +32,8 @@ PRODUCTS = ("console", "mobile", "api")
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """Which records to make: ``prefix`` names ids, ``seed`` fixes everything."""
+    """Which records to make: ``prefix`` names ids, ``seed`` fixes everything; with
+    ``unit=False`` vectors get lengths from 0.3 to 3 (so cosine and l2 rank differently)."""
 
     prefix: str
     count: int
@@ -40,6 +41,7 @@ class CorpusSpec:
     seed: int = 0
     version: int = 0
     spread: float = 0.35
+    unit: bool = True
 
 
 def topic_centers(dimension: int, seed: int = 7) -> np.ndarray:
@@ -60,6 +62,8 @@ def records(spec: CorpusSpec, start: int = 0, stop: int | None = None) -> Record
     noise = rng.standard_normal((len(numbers), spec.dimension)).astype(np.float32) * spec.spread
     vectors = centers[topics] + noise / np.sqrt(spec.dimension) * 4
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not spec.unit:
+        vectors *= rng.uniform(0.3, 3.0, size=(len(numbers), 1)).astype(np.float32)
     ids, documents, metadatas = [], [], []
     for number, topic in zip(numbers.tolist(), topics.tolist(), strict=True):
         name, words = TOPICS[topic]

@@ -31,6 +31,8 @@ from drconsole.errors import DrconsoleError
 from drconsole.filters import matches
 from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
 
+EPSILON = 1e-9  # recall is an average of fractions: 10 x 0.9 averages to 0.8999999999999998
+
 
 @dataclass
 class QueryReport:
@@ -163,7 +165,7 @@ def _outcome(
         context.report_finding(
             Finding(
                 "golden_recall",
-                report.recall >= min_recall,
+                report.recall + EPSILON >= min_recall,
                 f"{report.query.collection}:{report.query.id}",
                 min_recall,
                 round(report.recall, 4),
@@ -179,7 +181,7 @@ def _outcome(
             )
         )
     problems = []
-    if overall < min_recall:
+    if overall + EPSILON < min_recall:
         problems.append(f"recall@k {overall:.3f} is below {min_recall}")
     if max_p95 is not None and p95 > float(max_p95):
         problems.append(f"p95 latency {p95:.1f} ms is above {float(max_p95):g} ms")
@@ -244,9 +246,9 @@ def _outcome(
 
 
 def _diagnosis(recall: float, exact: float | None, minimum: float) -> str:
-    if exact is None or recall >= minimum:
+    if exact is None or recall + EPSILON >= minimum:
         return ""
-    if exact < minimum:
+    if exact + EPSILON < minimum:
         return (
             f"exact search finds only {exact:.3f} of the expected ids too: data was lost or changed"
         )

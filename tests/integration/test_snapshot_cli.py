@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from drconsole.corpus import CorpusSpec, records
@@ -97,3 +98,61 @@ def test_clear_errors(source_engine: ChromaEngine, tmp_path: Path) -> None:
     no_parent = _create(source_engine, tmp_path / "empty", "--incremental")
     assert no_parent.returncode == 2
     assert "no intact parent for an incremental snapshot" in no_parent.stderr
+
+
+def test_golden_capture_from_the_command_line(source_engine: ChromaEngine, tmp_path: Path) -> None:
+    seed(source_engine, "help_articles", CorpusSpec("help", 800))
+    out = tmp_path / "kb.golden.json"
+    captured = run_cli(
+        "golden",
+        "capture",
+        "--url",
+        source_engine.url,
+        "--database",
+        source_engine.database,
+        "--collection",
+        "help_articles",
+        "--queries",
+        "60",
+        "--k",
+        "5",
+        "--filter-field",
+        "tenant_id",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert captured.returncode == 0, captured.stderr
+    summary = json.loads(captured.stdout)
+    assert summary["queries"] == 60 + 3 * 4 and summary["filtered"] == 12
+    raw = json.loads(out.read_text())
+    assert raw["format"] == "drconsole-golden/1" and raw["vectors"] == "kb.golden.json.npy"
+    assert (tmp_path / "kb.golden.json.npy").exists(), (
+        "a large set keeps its vectors beside the JSON"
+    )
+    filtered = [q for q in raw["queries"] if q["filter"]]
+    assert {q["tenant"] for q in filtered} == {"acme", "globex", "initech", "umbrella"}
+    assert all(len(q["expected"]) == 5 for q in raw["queries"])
+
+    vectors = np.random.default_rng(1).standard_normal((3, 384)).astype(np.float32)
+    np.save(tmp_path / "mine.npy", vectors)
+    small = tmp_path / "small.json"
+    mine = run_cli(
+        "golden",
+        "capture",
+        "--url",
+        source_engine.url,
+        "--database",
+        source_engine.database,
+        "--collection",
+        "help_articles",
+        "--query-vectors",
+        str(tmp_path / "mine.npy"),
+        "--k",
+        "4",
+        "--out",
+        str(small),
+    )
+    assert mine.returncode == 0, mine.stderr
+    inline = json.loads(small.read_text())["queries"]
+    assert len(inline) == 3 and np.allclose(inline[0]["vector"], vectors[0])
