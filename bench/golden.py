@@ -94,6 +94,7 @@ def main() -> None:
                 print(
                     f"round {number + 1}: server {timing['server_s']:.2f}s, "
                     f"drconsole {timing['compute_s']:.3f}s, share {100 * share:.1f}% "
+                    f"(+ {timing['record_s']:.2f}s writing check results to the record) "
                     f"(recall {details['recall']:.3f}, exact {details['exact_recall']:.3f})"
                 )
         finally:

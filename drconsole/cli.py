@@ -18,6 +18,7 @@ from drconsole.commands import (
     runs_cmd,
     secrets_cmd,
     snapshot_cmd,
+    tui_cmd,
 )
 from drconsole.commands.output import print_error
 from drconsole.errors import DrconsoleError
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     secrets_cmd.add_parsers(subparsers)
     snapshot_cmd.add_parsers(subparsers)
     golden_cmd.add_parsers(subparsers)
+    tui_cmd.add_parsers(subparsers)
     return parser
 
 
@@ -47,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
-        return 0
+        if not sys.stdout.isatty():
+            parser.print_help()
+            return 0
+        args = parser.parse_args(["tui"])
+        handler = args.handler
     try:
         return handler(args)
     except DrconsoleError as error:

@@ -106,10 +106,12 @@ class Runner:
         registry: dict[str, ActionSpec] | None = None,
         impact_start: datetime | None = None,
         target: dict[str, Any] | None = None,
+        snapshot_id: str | None = None,
     ) -> Runner:
         """Create a new run and write ``run.started`` (and, for an incident, its
         ``impact_start`` milestone: now, or the back-dated time given). ``target``
-        overrides parts of the runbook's target (its url, say) for this run."""
+        overrides parts of the runbook's target (its url, say) for this run;
+        ``snapshot_id`` is the recovery point the operator chose (verify_chain checks it)."""
         store.ensure()
         now = clock()
         run_id = store.new_run_id(runbook.id, mode, now)
@@ -118,7 +120,9 @@ class Runner:
             runbook, writer, RunState(), store=store, clock=clock, actor=actor, registry=registry
         )
         try:
-            runner._write(ev.RUN_STARTED, runner._started_data(mode, target or {}), time=now)
+            runner._write(
+                ev.RUN_STARTED, runner._started_data(mode, target or {}, snapshot_id), time=now
+            )
             if mode == "incident":
                 runner.milestone("impact_start", impact_start or now)
         except BaseException:
@@ -428,6 +432,7 @@ class Runner:
             runbook=self.runbook,
             target=self.target,
             snapshot=self.state.snapshot,
+            requested_snapshot=self.state.facts.get("snapshot_request"),
             cancel=cancel,
             add_secret=self._secrets.append,
             report_finding=report_finding,
@@ -681,7 +686,9 @@ class Runner:
             raise RunStateError(f"step {step_id} is not part of this run ({self.mode} mode)")
         return self.runbook.step(step_id)
 
-    def _started_data(self, mode: str, target: dict[str, Any]) -> dict[str, Any]:
+    def _started_data(
+        self, mode: str, target: dict[str, Any], snapshot_id: str | None
+    ) -> dict[str, Any]:
         runbook = self.runbook
         effective_target = {**runbook.target, **target}
         return {
@@ -699,6 +706,7 @@ class Runner:
             ],
             "target": {k: v for k, v in effective_target.items() if k != "token"},
             "catalog": {k: v for k, v in runbook.catalog.items() if k != "credentials"},
+            "snapshot_request": snapshot_id,
             "host": socket.gethostname(),
             "user": self.actor,
             "tool": {"name": "drconsole", "version": __version__},

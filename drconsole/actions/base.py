@@ -89,6 +89,7 @@ class ActionContext:
     report_finding: Callable[[Finding], None]
     select_snapshot: Callable[[dict[str, Any]], None]
     last_checkpoint: dict[str, Any] | None = None
+    requested_snapshot: str | None = None
 
     @property
     def runbook_dir(self) -> Path:

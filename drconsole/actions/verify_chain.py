@@ -39,7 +39,7 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
             store,
             depth,
             at_or_before=at_or_before,
-            snapshot_id=params.get("snapshot"),
+            snapshot_id=params.get("snapshot") or context.requested_snapshot,
             progress=hashed,
             cancel=context.cancel,
         )

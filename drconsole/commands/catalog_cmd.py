@@ -16,6 +16,7 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.errors import UsageError
+from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc, parse_duration, utc_now
 
 EXIT_FINDINGS = 1
@@ -111,8 +112,8 @@ def list_command(args: argparse.Namespace) -> int:
         stdout.print(f"[red]invalid[/red] {snapshot_id}: {escape(problem)}")
     for item in view.unfinished:
         stdout.print(
-            f"[yellow]unfinished[/yellow] {item.id}: {item.files} files, {_size(item.bytes)}; "
-            "no manifest, never restorable"
+            f"[yellow]unfinished[/yellow] {item.id}: {item.files} files, "
+            f"{format_bytes(item.bytes)}; no manifest, never restorable"
         )
     if not view.snapshots and not view.unfinished and not view.invalid:
         stdout.print("no snapshots yet")
@@ -133,8 +134,8 @@ def _row(
         "F" if manifest.kind == "full" else "I",
         format_utc(manifest.recovery_point),
         age_text,
-        _size(manifest.size),
-        _size(view.chain_size(manifest.id)),
+        format_bytes(manifest.size),
+        format_bytes(view.chainformat_bytes(manifest.id)),
         ", ".join(c.name for c in manifest.collections),
         status,
     ]
@@ -153,7 +154,7 @@ def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
                 "age_s": round((now - manifest.recovery_point).total_seconds(), 3),
                 "bytes": manifest.size,
                 "chain": [item.id for item in chain],
-                "chain_bytes": view.chain_size(manifest.id),
+                "chain_bytes": view.chainformat_bytes(manifest.id),
                 "collections": [c.name for c in manifest.collections],
                 "status": "broken" if findings else "unverified",
                 "findings": [finding.to_json() for finding in findings],
@@ -260,7 +261,7 @@ def verify_command(args: argparse.Namespace) -> int:
         verdict = "intact" if result.intact and not invalid else "PROBLEMS FOUND"
         stdout.print(
             f"{len(ids)} snapshot(s) at depth {result.depth}{seed}: {verdict} "
-            f"({result.files_checked} files, {_size(result.bytes_hashed)} hashed)"
+            f"({result.files_checked} files, {format_bytes(result.bytes_hashed)} hashed)"
         )
     return 0 if result.intact and not invalid else EXIT_FINDINGS
 
@@ -282,12 +283,3 @@ def prune_command(args: argparse.Namespace) -> int:
     if not args.dry_run:
         stdout.print(f"{len(plan.remove)} snapshot(s) removed, {deleted} objects deleted")
     return 0
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

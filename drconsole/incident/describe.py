@@ -10,13 +10,13 @@ from drconsole.timefmt import format_duration, format_utc
 def describe(event: Event) -> str | None:
     """What happened, for a person; None for events too chatty for a timeline."""
     data = event.data
-    step = f"`{event.step_id}`" if event.step_id else ""
+    step = event.step_id or ""
     attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
     match event.type:
         case ev.RUN_STARTED:
             return f"Run started ({event.mode}) by {event.actor} on {data.get('host', '?')}"
         case ev.MILESTONE:
-            text = f"Milestone **{data.get('name')}**"
+            text = f"Milestone {data.get('name')}"
             if data.get("back_dated"):
                 text += f" (back-dated; recorded {format_utc(event.observed_time)})"
             return text + (f": {data['reason']}" if data.get("reason") else "")
@@ -50,7 +50,7 @@ def describe(event: Event) -> str | None:
         case ev.RUN_RESUMED:
             interrupted = data.get("interrupted_step")
             return "Run resumed" + (
-                f"; step `{interrupted}` had been interrupted" if interrupted else ""
+                f"; step {interrupted} had been interrupted" if interrupted else ""
             )
         case ev.RUN_FINISHED:
             reason = f": {data['reason']}" if data.get("reason") else ""

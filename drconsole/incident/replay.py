@@ -125,7 +125,10 @@ def _run_started(state: RunState, event: Event) -> None:
     state.started_at = event.time
     state.runbook = dict(data.get("runbook", {}))
     state.objectives = dict(data.get("objectives", {}))
-    state.facts = {key: data.get(key) for key in ("target", "catalog", "host", "user", "tool")}
+    state.facts = {
+        key: data.get(key)
+        for key in ("target", "catalog", "host", "user", "tool", "snapshot_request")
+    }
     for item in data.get("plan", []):
         state.steps[item["id"]] = StepState(
             id=item["id"],

@@ -1,0 +1,219 @@
+"""The console app and the one factory that builds it for the CLI and for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.worker import Worker, WorkerState
+
+from drconsole.catalog.open import open_store
+from drconsole.catalog.store import ObjectStore
+from drconsole.errors import DrconsoleError
+from drconsole.incident.report import markdown_report
+from drconsole.incident.store import RunStore
+from drconsole.runbook.loader import load_runbook
+from drconsole.runbook.model import Runbook
+from drconsole.runner import Runner
+from drconsole.timefmt import utc_now
+from drconsole.tui.modals import ErrorModal
+
+
+@dataclass
+class Services:
+    """What the console works with, built by the CLI or a test."""
+
+    runs: RunStore
+    clock: Callable[[], datetime] = utc_now
+    catalog_url: str | None = None
+    catalog_options: dict[str, Any] = field(default_factory=dict)
+    runbook_path: Path | None = None
+    target: dict[str, Any] = field(default_factory=dict)
+    _runbook: Runbook | None = None
+
+    def runbook(self) -> Runbook | None:
+        if self._runbook is None and self.runbook_path is not None:
+            self._runbook = load_runbook(self.runbook_path)
+        return self._runbook
+
+    def catalog_source(self) -> tuple[str | None, dict[str, Any]]:
+        if self.catalog_url:
+            return self.catalog_url, self.catalog_options
+        runbook = self.runbook()
+        if runbook and runbook.catalog.get("url"):
+            options = {k: runbook.catalog.get(k) for k in ("endpoint", "region", "credentials")}
+            return runbook.catalog["url"], options
+        return None, {}
+
+    def open_store(self) -> ObjectStore:
+        url, options = self.catalog_source()
+        if url is None:
+            raise DrconsoleError(
+                "no catalog", "start the console with --catalog URL or a runbook with one"
+            )
+        return open_store(url, **{k: v for k, v in options.items() if v})
+
+    def catalog_label(self) -> str:
+        return self.catalog_source()[0] or "no catalog"
+
+    def rpo_s(self) -> float | None:
+        runbook = self.runbook()
+        return runbook.rpo_s if runbook else None
+
+
+class DrconsoleCommands(Provider):
+    """The command palette: the main actions of the console."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, DrconsoleApp)
+        commands = [
+            ("Open the catalog", app.show_catalog),
+            ("Open the timeline of past runs", app.show_timeline),
+            ("Start a drill from the newest intact snapshot", lambda: app.start_run("drill", None)),
+            (
+                "Start an incident run from the newest intact snapshot",
+                lambda: app.start_run("incident", None),
+            ),
+        ]
+        matcher = self.matcher(query)
+        for label, action in commands:
+            if (score := matcher.match(label)) > 0:
+                yield Hit(score, matcher.highlight(label), action)
+
+
+class DrconsoleApp(App[None]):
+    TITLE = "drconsole"
+    CSS_PATH = "drconsole.tcss"
+    COMMANDS = App.COMMANDS | {DrconsoleCommands}
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False)]
+
+    def __init__(
+        self, services: Services, *, resume: str | None = None, start: str = "catalog"
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.resume = resume
+        self.start = start
+        self.runner: Runner | None = None
+
+    def on_mount(self) -> None:
+        if self.resume:
+            try:
+                self.open_run(
+                    Runner.resume(self.services.runs, self.resume, clock=self.services.clock)
+                )
+            except DrconsoleError as error:
+                self.show_timeline()
+                self.show_error(error.message, error.hint)
+        elif self.start == "catalog" and self.services.catalog_source()[0]:
+            self.show_catalog()
+        else:
+            self.show_timeline()
+
+    def show_catalog(self) -> None:
+        from drconsole.tui.catalog_screen import CatalogScreen
+
+        self.push_screen(CatalogScreen())
+
+    def show_timeline(self) -> None:
+        from drconsole.tui.timeline_screen import TimelineScreen
+
+        self.push_screen(TimelineScreen())
+
+    def start_run(self, mode: str, snapshot_id: str | None) -> None:
+        runbook = self.services.runbook()
+        if runbook is None:
+            self.show_error("no runbook to run", "start the console with --runbook FILE")
+            return
+        if self.runner is not None and self.runner.state.finished is None:
+            self.show_error(
+                f"run {self.runner.run_id} is still open", "finish it before starting another"
+            )
+            return
+        try:
+            runner = Runner.start(
+                runbook,
+                mode,
+                self.services.runs,
+                clock=self.services.clock,
+                target=self.services.target or None,
+                snapshot_id=snapshot_id,
+            )
+        except DrconsoleError as error:
+            self.show_error(error.message, error.hint)
+            return
+        self.open_run(runner)
+
+    def open_run(self, runner: Runner) -> None:
+        from drconsole.tui.run_screen import RunScreen
+
+        self.runner = runner
+        self.push_screen(RunScreen(runner))
+
+    def export_report(self, run_id: str) -> Path:
+        runs = self.services.runs
+        path = runs.folder / f"{run_id}.md"
+        path.write_text(
+            markdown_report(runs.metrics(run_id), runs.read(run_id).events), encoding="utf-8"
+        )
+        return path
+
+    def show_error(self, message: str, hint: str | None = None) -> None:
+        self.push_screen(ErrorModal(message, hint))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker failure ends here, as an error modal (never a traceback)."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, DrconsoleError):
+            self.show_error(error.message, error.hint)
+        else:
+            self.show_error(
+                f"{event.worker.description or 'work'} failed: {type(error).__name__}: {error}"
+            )
+
+    async def action_quit(self) -> None:
+        screen = self.screen
+        if getattr(screen, "running_step", None):
+            self.notify("a step is running: cancel it first (k), then quit", severity="warning")
+            return
+        self.close_run()
+        self.exit()
+
+    def close_run(self) -> None:
+        """Leave an unfinished run resumable (paused) and release its record."""
+        if self.runner is None:
+            return
+        if self.runner.state.finished is None:
+            self.runner.pause("console closed")
+        self.runner.close()
+        self.runner = None
+
+
+def make_app(
+    *,
+    runs_dir: Path,
+    catalog: str | None = None,
+    catalog_options: dict[str, Any] | None = None,
+    runbook: Path | None = None,
+    target: dict[str, Any] | None = None,
+    resume: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    start: str = "catalog",
+) -> DrconsoleApp:
+    """The console, for the CLI and for tests alike."""
+    services = Services(
+        RunStore(runs_dir), clock, catalog, dict(catalog_options or {}), runbook, dict(target or {})
+    )
+    if runbook is not None:
+        services.runbook()  # a broken runbook is reported before the screen opens
+    services.runs.ensure()
+    return DrconsoleApp(services, resume=resume, start=start)

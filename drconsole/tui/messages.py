@@ -1,0 +1,66 @@
+"""Typed messages that workers post to the app thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from drconsole.actions.base import Progress
+from drconsole.catalog.catalog import CatalogView
+from drconsole.catalog.verify import VerifyResult
+from drconsole.incident.events import Event
+
+
+class CatalogLoaded(Message):
+    def __init__(self, view: CatalogView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class VerifyProgress(Message):
+    """Bytes hashed so far; a newer one replaces an older one still queued."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, VerifyProgress)
+
+
+class VerifyFinished(Message):
+    def __init__(self, result: VerifyResult) -> None:
+        super().__init__()
+        self.result = result
+
+
+class StepProgress(Message):
+    """A long step's progress; a newer one replaces an older one still queued."""
+
+    def __init__(self, step_id: str, progress: Progress) -> None:
+        super().__init__()
+        self.step_id = step_id
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StepProgress) and message.step_id == self.step_id
+
+
+class RecordEvent(Message):
+    """An event the runner just wrote to the incident record."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+@dataclass
+class RunsLoaded(Message):
+    runs: list[Any]
+    unreadable: list[str]
+
+    def __post_init__(self) -> None:
+        super().__init__()

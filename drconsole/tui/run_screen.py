@@ -1,0 +1,388 @@
+"""The guided walk of a run: header with the RTO clock, steps by phase, the current step's
+panel, the latest events. Every action goes to the runner; long steps run on a worker."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, RichLog, Static
+
+from drconsole.incident.describe import describe
+from drconsole.incident.replay import StepState
+from drconsole.runbook.model import Step
+from drconsole.runner import Pending, Runner
+from drconsole.timefmt import format_duration
+from drconsole.tui.messages import RecordEvent, StepProgress
+from drconsole.tui.modals import ChoiceModal, ConfirmModal, HelpModal, MilestoneModal, ReasonModal
+from drconsole.tui.widgets import ResultTables, RtoClock, status_text
+
+if TYPE_CHECKING:
+    from drconsole.tui.app import DrconsoleApp
+
+RECENT_EVENTS = 200
+
+
+class RunScreen(Screen[None]):
+    BINDINGS = [
+        Binding(
+            "x",
+            "run_step",
+            "Run step",
+            tooltip="run the next automated step (or retry a failed one)",
+        ),
+        Binding("c", "confirm", "Confirm", tooltip="confirm a manual step / approve"),
+        Binding("s", "skip", "Skip", tooltip="skip the current step, with a reason"),
+        Binding(
+            "o", "override", "Override", tooltip="let the run pass a failed gate, with a reason"
+        ),
+        Binding("j", "reject", "Reject", tooltip="reject an approval, with a reason"),
+        Binding("k", "cancel_step", "Cancel step"),
+        Binding("n", "note", "Note"),
+        Binding(
+            "m", "milestone", "Milestone", tooltip="set a milestone, e.g. a back-dated impact start"
+        ),
+        Binding("f", "finish", "Finish"),
+        Binding("e", "export", "Export report"),
+        Binding("t", "timeline", "Timeline"),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__()
+        self.runner = runner
+        self.cancel = threading.Event()
+        self.running_step: str | None = None
+        self.viewed: str | None = None
+
+    @property
+    def console(self) -> DrconsoleApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="run-header"):
+            yield Static(id="run-title")
+            yield Static(id="mode-badge")
+            yield RtoClock(self.console.services.clock, id="rto")
+        with Horizontal(id="run-body"):
+            yield DataTable(id="steps", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="step-panel"):
+                yield Static(id="step-title")
+                yield Markdown(id="instructions")
+                yield Static(id="step-params")
+                yield ProgressBar(id="step-progress", show_eta=False, classes="hidden")
+                yield Static(id="progress-text")
+                yield Static(id="step-summary")
+                yield ResultTables(id="results")
+        yield RichLog(id="events", max_lines=RECENT_EVENTS, markup=False, wrap=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.runner.runbook.title} ({self.runner.run_id})"
+        table = self.query_one("#steps", DataTable)
+        table.add_columns("phase", "step", "status", "time")
+        log = self.query_one("#events", RichLog)
+        for event in self.console.services.runs.read(self.runner.run_id).events[-RECENT_EVENTS:]:
+            if (line := describe(event)) is not None:
+                log.write(f"{event.time:%H:%M:%S}  {line}")
+        self.runner.subscribe(lambda event: self.post_message(RecordEvent(event)))
+        self.refresh_view()
+        interrupted = self.runner.state.interrupted
+        if interrupted is not None:
+            self.ask_interrupted(interrupted.id)
+        else:
+            self.runner.advance()
+            self.refresh_view()
+
+    # ----- reading the run -------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        state = self.runner.state
+        mode = self.runner.mode.upper()
+        badge = self.query_one("#mode-badge", Static)
+        badge.update(
+            Text(
+                f" {mode} ",
+                style="bold white on red" if mode == "INCIDENT" else "bold black on cyan",
+            )
+        )
+        snapshot = state.snapshot or {}
+        rpo = self.runner.runbook.rpo_s
+        title = Text(f"{self.runner.runbook.title}  ", style="bold")
+        title.append(f"run {self.runner.run_id}  ")
+        title.append(
+            f"recovery point {snapshot.get('recovery_point', '-')}  RPO {format_duration(rpo)}"
+        )
+        self.query_one("#run-title", Static).update(title)
+        start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
+        self.query_one("#rto", RtoClock).set_times(
+            start or state.started_at,
+            self.runner.runbook.rto_s,
+            state.milestones.get("service_restored"),
+        )
+        self._fill_steps()
+        self._show_step(self.viewed or self._current_id())
+
+    def _current_id(self) -> str | None:
+        pending = self.runner.advance() if self.running_step is None else None
+        return self.running_step or (pending.step.id if pending and pending.step else None)
+
+    def _fill_steps(self) -> None:
+        table = self.query_one("#steps", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        current = self._current_id()
+        for step in self.runner.plan():
+            state = self.runner.state.steps[step.id]
+            status = "overridden" if state.overridden else state.status
+            marker = "▶ " if step.id == current else "  "
+            table.add_row(
+                step.phase, marker + step.title, status_text(status), _duration(state), key=step.id
+            )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def _pending(self) -> Pending:
+        return self.runner.advance() if self.running_step is None else Pending("run")
+
+    def _show_step(self, step_id: str | None) -> None:
+        if step_id is None:
+            self.query_one("#step-title", Static).update(
+                Text("every step is settled: press f to finish", style="bold green")
+            )
+            return
+        step = self.runner.runbook.step(step_id)
+        state = self.runner.state.steps[step_id]
+        title = Text(f"{step.title}  ", style="bold")
+        title.append(status_text("overridden" if state.overridden else state.status))
+        flags = [
+            name for name, on in (("gate", step.gate), ("destructive", step.destructive)) if on
+        ]
+        title.append(
+            f"\n{step.kind if step.kind != 'action' else step.action} · {step.phase}"
+            + (f" · {', '.join(flags)}" if flags else ""),
+            style="dim",
+        )
+        self.query_one("#step-title", Static).update(title)
+        self.query_one("#instructions", Markdown).update(self.runner.instructions(step) or "")
+        params = ", ".join(f"{k}={v}" for k, v in step.params.items())
+        self.query_one("#step-params", Static).update(
+            Text(f"with: {params}" if params else "", style="dim")
+        )
+        summary = Text(state.summary or "")
+        if state.override_reason:
+            summary.append(f"\noverridden: {state.override_reason}", style="yellow")
+        if state.skip_reason:
+            summary.append(f"\nskipped: {state.skip_reason}", style="dim")
+        self.query_one("#step-summary", Static).update(summary)
+        self.query_one("#results", ResultTables).show(state.tables)
+
+    @on(DataTable.RowHighlighted, "#steps")
+    def view_step(self, event: DataTable.RowHighlighted) -> None:
+        self.viewed = str(event.row_key.value) if event.row_key is not None else None
+        if self.viewed is not None:
+            self._show_step(self.viewed)
+
+    @on(RecordEvent)
+    def record_event(self, message: RecordEvent) -> None:
+        line = describe(message.event)
+        if line is not None:
+            self.query_one("#events", RichLog).write(f"{message.event.time:%H:%M:%S}  {line}")
+        self.refresh_view()
+
+    @on(StepProgress)
+    def show_progress(self, message: StepProgress) -> None:
+        progress = message.progress
+        bar = self.query_one("#step-progress", ProgressBar)
+        bar.remove_class("hidden")
+        bar.update(total=progress.total, progress=progress.done)
+        self.query_one("#progress-text", Static).update(progress.message)
+
+    # ----- acting ----------------------------------------------------------------------
+
+    def action_run_step(self) -> None:
+        if self.running_step is not None:
+            self.notify(f"step {self.running_step} is running", severity="warning")
+            return
+        pending = self.runner.advance()
+        step = pending.step
+        if step is None or pending.kind not in ("run", "blocked") or step.is_manual:
+            self.notify(
+                "no automated step to run now"
+                if step is None or step.is_manual
+                else f"step {step.id} waits for: {pending.kind}",
+                severity="warning",
+            )
+            return
+        if not step.destructive:
+            self.start_step(step, confirmed=False)
+            return
+        typed = (
+            (self.runner.runbook.collections[0] if self.runner.runbook.collections else step.id)
+            if self.runner.mode == "incident"
+            else None
+        )
+        question = f"Step {step.id} is destructive ({step.title}). Run it?"
+        self.app.push_screen(
+            ConfirmModal(question, typed),
+            lambda yes: self.start_step(step, confirmed=True) if yes else None,
+        )
+
+    def start_step(self, step: Step, confirmed: bool) -> None:
+        self.running_step = step.id
+        self.cancel = threading.Event()
+        bar = self.query_one("#step-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.remove_class("hidden")
+        self.query_one("#progress-text", Static).update(f"running {step.id}…")
+        self.step_worker(step.id, confirmed)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="step", description="run a step")
+    def step_worker(self, step_id: str, confirmed: bool) -> None:
+        try:
+            self.runner.run_step(
+                step_id,
+                confirmed=confirmed,
+                cancel=self.cancel,
+                progress=lambda progress: self.post_message(StepProgress(step_id, progress)),
+            )
+        finally:
+            self.app.call_from_thread(self.step_done)
+
+    def step_done(self) -> None:
+        self.running_step = None
+        self.query_one("#step-progress", ProgressBar).add_class("hidden")
+        self.query_one("#progress-text", Static).update("")
+        self.viewed = None
+        self.refresh_view()
+
+    def action_cancel_step(self) -> None:
+        if self.running_step is None:
+            self.notify("no step is running", severity="warning")
+            return
+        self.cancel.set()
+        self.notify(f"cancelling {self.running_step}…")
+
+    def action_confirm(self) -> None:
+        pending = self._pending()
+        if pending.kind != "confirm" or pending.step is None:
+            self.notify("no manual step waits for confirmation", severity="warning")
+            return
+        self.runner.confirm(pending.step.id)
+        self.viewed = None
+        self.refresh_view()
+
+    def action_reject(self) -> None:
+        pending = self._pending()
+        if pending.kind != "confirm" or pending.step is None or pending.step.kind != "approval":
+            self.notify("no approval waits for an answer", severity="warning")
+            return
+        step_id = pending.step.id
+        self._with_reason(
+            f"Reject {step_id}: why?", lambda reason: self.runner.reject(step_id, reason)
+        )
+
+    def action_skip(self) -> None:
+        pending = self._pending()
+        if pending.step is None or pending.kind == "finished" or self.running_step:
+            self.notify("nothing to skip now", severity="warning")
+            return
+        step_id = pending.step.id
+        self._with_reason(f"Skip {step_id}: why?", lambda reason: self.runner.skip(step_id, reason))
+
+    def action_override(self) -> None:
+        pending = self._pending()
+        if pending.kind != "blocked" or pending.step is None or not pending.step.gate:
+            self.notify("no failed gate to override", severity="warning")
+            return
+        step_id = pending.step.id
+        self._with_reason(
+            f"Override the failed gate {step_id}: why is it safe to go on?",
+            lambda reason: self.runner.override(step_id, reason),
+        )
+
+    def action_note(self) -> None:
+        self._with_reason("Add a note to the record", self.runner.note, placeholder="what happened")
+
+    def action_milestone(self) -> None:
+        def chosen(answer: object) -> None:
+            if answer:
+                name, moment = answer  # type: ignore[misc]
+                self.runner.milestone(name, moment, reason="set by the operator")
+                self.refresh_view()
+
+        self.app.push_screen(MilestoneModal(self.console.services.clock()), chosen)
+
+    def action_finish(self) -> None:
+        pending = self._pending()
+        if pending.kind != "complete":
+            self.notify("steps are not all settled yet", severity="warning")
+            return
+        status = self.runner.finish()
+        self.notify(
+            f"run finished: {status}", severity="information" if status == "succeeded" else "error"
+        )
+        self.refresh_view()
+
+    def action_export(self) -> None:
+        path = self.console.export_report(self.runner.run_id)
+        self.notify(f"report written to {path}")
+
+    def action_timeline(self) -> None:
+        self.console.show_timeline()
+
+    def action_help(self) -> None:
+        keys = [(b.key, b.description) for b in self.BINDINGS]  # type: ignore[union-attr]
+        self.app.push_screen(
+            HelpModal(
+                keys,
+                "The guided walk: run automated steps, confirm manual ones; a "
+                "failed gate blocks until it is retried, skipped or overridden "
+                "with a reason. Everything is written to the incident record.",
+            )
+        )
+
+    def ask_interrupted(self, step_id: str) -> None:
+        def chosen(choice: str | None) -> None:
+            if choice == "rerun":
+                step = self.runner.rerun_interrupted()
+                if not step.is_manual:
+                    self.start_step(step, confirmed=step.destructive)
+            elif choice == "done":
+                self.runner.mark_interrupted_done("marked done in the console")
+            self.refresh_view()
+
+        self.app.push_screen(
+            ChoiceModal(
+                f"Step {step_id} was interrupted when the console or drill stopped. What now?",
+                [
+                    ("rerun", "Re-run it (a data restore continues after its last checkpoint)"),
+                    ("done", "Mark it done (I checked its work is complete)"),
+                ],
+            ),
+            chosen,
+        )
+
+    def _with_reason(self, title: str, act: object, placeholder: str = "why") -> None:
+        def answered(reason: str | None) -> None:
+            if reason:
+                act(reason)  # type: ignore[operator]
+                self.viewed = None
+                self.refresh_view()
+
+        self.app.push_screen(ReasonModal(title, placeholder), answered)
+
+
+def _duration(state: StepState) -> str:
+    if state.started_at is None:
+        return ""
+    if state.finished_at is None:
+        return "…"
+    return format_duration((state.finished_at - state.started_at).total_seconds())

@@ -1,0 +1,167 @@
+"""Past runs, drills and incidents together: RTO against target, a trend, and the
+selected run as a Gantt chart with waiting time, overrides and notes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+
+from drconsole.incident.metrics import RunMetrics
+from drconsole.timefmt import format_duration, format_utc
+from drconsole.tui.messages import RunsLoaded
+from drconsole.tui.modals import HelpModal
+from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, status_text
+
+if TYPE_CHECKING:
+    from drconsole.tui.app import DrconsoleApp
+
+
+class TimelineScreen(Screen[None]):
+    BINDINGS = [
+        Binding("e", "export", "Export report", tooltip="write the selected run's Markdown report"),
+        Binding("f5", "reload", "Reload"),
+        Binding("escape", "back", "Back"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunMetrics] = []
+
+    @property
+    def console(self) -> DrconsoleApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="timeline"):
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static("RTO across runs (oldest → newest)", classes="label")
+            yield Sparkline([], id="trend")
+            with VerticalScroll(id="run-detail"):
+                yield Static(id="run-summary")
+                yield GanttChart(id="gantt")
+                yield Static(id="legend")
+                yield Static(id="decisions")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "timeline of drills and incidents"
+        table = self.query_one("#runs", DataTable)
+        table.add_columns(
+            "run", "runbook", "mode", "started (UTC)", "status", "RTO", "target", "met"
+        )
+        legend = Text("phases: ")
+        for phase, colour in PHASE_COLOURS.items():
+            legend.append("██ ", style=colour)
+            legend.append(f"{phase}  ")
+        legend.append("░░ waiting for people", style="yellow")
+        self.query_one("#legend", Static).update(legend)
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(
+        thread=True, exclusive=True, exit_on_error=False, group="runs", description="read past runs"
+    )
+    def load(self) -> None:
+        runs, unreadable = self.console.services.runs.all_metrics()
+        self.post_message(RunsLoaded(runs, unreadable))
+
+    @on(RunsLoaded)
+    def show_runs(self, message: RunsLoaded) -> None:
+        self.runs = message.runs
+        table = self.query_one("#runs", DataTable)
+        table.clear()
+        for run in self.runs:
+            met = "-" if run.rto_met is None else ("yes" if run.rto_met else "NO")
+            table.add_row(
+                run.run_id,
+                run.runbook_id,
+                run.mode,
+                format_utc(run.started_at)[:19] if run.started_at else "-",
+                status_text(run.status),
+                format_duration(run.rto_s),
+                format_duration(run.rto_target_s),
+                Text(
+                    met, style="green" if run.rto_met else "red" if run.rto_met is False else "dim"
+                ),
+                key=run.run_id,
+            )
+        self.query_one("#trend", Sparkline).data = [run.rto_s or 0.0 for run in self.runs]
+        for problem in message.unreadable:
+            self.notify(problem, severity="warning")
+        if self.runs:
+            table.move_cursor(row=len(self.runs) - 1)
+            self.show_run(self.runs[-1])
+        else:
+            self.query_one("#run-summary", Static).update(Text("no runs yet", style="dim"))
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def select_run(self, event: DataTable.RowHighlighted) -> None:
+        run = next(
+            (r for r in self.runs if event.row_key is not None and r.run_id == event.row_key.value),
+            None,
+        )
+        if run is not None:
+            self.show_run(run)
+
+    def show_run(self, run: RunMetrics) -> None:
+        summary = Text(f"{run.runbook_title} — {run.mode}, {run.status}\n", style="bold")
+        summary.append(
+            f"RTO {format_duration(run.rto_s)} of {format_duration(run.rto_target_s)}, "
+            f"RPO {format_duration(run.rpo_s)} of {format_duration(run.rpo_target_s)}, "
+            f"waiting for people {format_duration(run.waiting_s)}"
+        )
+        self.query_one("#run-summary", Static).update(summary)
+        self.query_one("#gantt", GanttChart).show(run)
+        decisions = Text()
+        for item in run.overrides:
+            decisions.append(
+                f"override {item['step_id']} by {item['actor']}: {item['reason']}\n", style="yellow"
+            )
+        for item in run.skipped:
+            decisions.append(
+                f"skip {item['step_id']} by {item['actor']}: {item['reason']}\n", style="dim"
+            )
+        for note in run.notes:
+            decisions.append(
+                f"note {format_utc(note['time'])[11:19]} {note['actor']}: {note['text']}\n"
+            )
+        self.query_one("#decisions", Static).update(decisions)
+
+    def selected(self) -> RunMetrics | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.runs or table.cursor_row is None:
+            return None
+        return self.runs[min(table.cursor_row, len(self.runs) - 1)]
+
+    def action_export(self) -> None:
+        run = self.selected()
+        if run is None:
+            self.notify("no run selected", severity="warning")
+            return
+        self.notify(f"report written to {self.console.export_report(run.run_id)}")
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def action_help(self) -> None:
+        keys = [(b.key, b.description) for b in self.BINDINGS]  # type: ignore[union-attr]
+        self.app.push_screen(
+            HelpModal(
+                keys,
+                "Past drills and incidents: RTO against target, and each run's "
+                "steps on one time axis, with waiting time apart.",
+            )
+        )

@@ -1,0 +1,162 @@
+"""Small widgets with no domain logic: the RTO clock, the Gantt chart, result tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+
+from drconsole.incident.metrics import RunMetrics
+from drconsole.timefmt import format_duration
+
+PHASE_COLOURS = {
+    "prep": "grey62",
+    "verify": "cyan",
+    "schema": "blue",
+    "data": "magenta",
+    "validation": "green",
+    "permissions": "yellow",
+    "cutover": "bright_blue",
+    "cleanup": "grey50",
+}
+STATUS_GLYPHS = {
+    "succeeded": ("✓", "green"),
+    "overridden": ("!", "yellow"),
+    "failed": ("✗", "red"),
+    "timed_out": ("⧗", "red"),
+    "cancelled": ("■", "red"),
+    "skipped": ("↷", "grey62"),
+    "running": ("▶", "cyan"),
+    "waiting": ("…", "yellow"),
+    "interrupted": ("⚡", "red"),
+    "pending": ("·", "grey50"),
+}
+
+
+def status_text(status: str) -> Text:
+    glyph, colour = STATUS_GLYPHS.get(status, ("?", "white"))
+    return Text(f"{glyph} {status}", style=colour)
+
+
+class RtoClock(Static):
+    """Elapsed time since the clock start against the RTO target; green, then yellow from
+    75% of the target, red past it. Stops at service_restored."""
+
+    def __init__(self, now: Callable[[], datetime], **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self.now = now
+        self.start: datetime | None = None
+        self.target_s: float | None = None
+        self.stopped: datetime | None = None
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.tick)
+        self.tick()
+
+    def set_times(
+        self, start: datetime | None, target_s: float | None, stopped: datetime | None
+    ) -> None:
+        self.start, self.target_s, self.stopped = start, target_s, stopped
+        self.tick()
+
+    def tick(self) -> None:
+        if self.start is None:
+            self.update("RTO -")
+            return
+        elapsed = ((self.stopped or self.now()) - self.start).total_seconds()
+        target = self.target_s
+        colour = "green"
+        if target:
+            colour = "red" if elapsed > target else "yellow" if elapsed > 0.75 * target else "green"
+        label = "RTO" if self.stopped is None else "RTO (restored)"
+        target_text = f" / {format_duration(target)}" if target else ""
+        self.update(
+            Text(f"{label} {format_duration(elapsed)}{target_text}", style=f"bold {colour}")
+        )
+
+
+class GanttChart(Widget):
+    """Steps of a run as bars on one time axis, coloured by phase; people's waiting time
+    on its own row; milestones marked below."""
+
+    DEFAULT_CSS = "GanttChart { height: auto; }"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.metrics: RunMetrics | None = None
+
+    def show(self, metrics: RunMetrics | None) -> None:
+        self.metrics = metrics
+        self.refresh(layout=True)
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return 3 if self.metrics is None else len(self.metrics.steps) + 4
+
+    def render(self) -> Text:
+        metrics = self.metrics
+        if metrics is None or metrics.started_at is None:
+            return Text("no run selected", style="dim")
+        label_width = 18
+        width = max(10, self.size.width - label_width - 2)
+        spans = [span for step in metrics.steps for span in step.intervals]
+        end = max(
+            [b for _, b in spans] + [m for m in metrics.milestones.values()] + [metrics.started_at]
+        )
+        origin = min([a for a, _ in spans] + [metrics.clock_start or metrics.started_at])
+        total = max((end - origin).total_seconds(), 1.0)
+
+        def column(moment: datetime) -> int:
+            return min(
+                width - 1, max(0, int((moment - origin).total_seconds() / total * (width - 1)))
+            )
+
+        text = Text()
+        for step in metrics.steps:
+            row = [" "] * width
+            styles: list[str | None] = [None] * width
+            for begin, finish in step.intervals:
+                for x in range(column(begin), column(finish) + 1):
+                    row[x], styles[x] = "█", PHASE_COLOURS.get(step.phase, "white")
+            text.append(f"{step.id[: label_width - 1]:<{label_width}}")
+            for char, style in zip(row, styles, strict=True):
+                text.append(char, style=style)
+            text.append("\n")
+        waiting = [" "] * width
+        for begin, finish in metrics.waiting_intervals:
+            for x in range(column(begin), column(finish) + 1):
+                waiting[x] = "░"
+        text.append(f"{'waiting (people)':<{label_width}}")
+        text.append("".join(waiting), style="yellow")
+        text.append("\n")
+        marks = [" "] * width
+        for name, moment in metrics.milestones.items():
+            marks[column(moment)] = name[0].upper()
+        text.append(f"{'milestones':<{label_width}}")
+        text.append("".join(marks), style="bold")
+        text.append(
+            f"\n{'':<{label_width}}0{'':<{max(0, width - 12)}}{format_duration(total):>10}",
+            style="dim",
+        )
+        return text
+
+
+class ResultTables(Vertical):
+    """An action's result tables (title, columns, rows) as DataTables."""
+
+    DEFAULT_CSS = (
+        "ResultTables { height: auto; } ResultTables DataTable { height: auto; max-height: 12; }"
+    )
+
+    def show(self, tables: list[dict[str, object]]) -> None:
+        self.remove_children()
+        for table in tables:
+            widget: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
+            self.mount(Static(Text(str(table.get("title", "")), style="bold")))
+            self.mount(widget)
+            widget.add_columns(*[str(c) for c in table.get("columns", [])])  # type: ignore[union-attr]
+            for row in table.get("rows", []):  # type: ignore[union-attr]
+                widget.add_row(*[str(cell) for cell in row])
