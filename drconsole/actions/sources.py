@@ -22,7 +22,7 @@ def open_catalog(context: ActionContext) -> tuple[ObjectStore, CatalogView]:
     if catalog.get("credentials"):
         context.add_secret(resolve(catalog["credentials"]).partition(":")[2])
     store = open_store(
-        catalog["url"],
+        context.runbook.catalog_location() or "",
         endpoint=catalog.get("endpoint"),
         region=catalog.get("region"),
         credentials=catalog.get("credentials"),

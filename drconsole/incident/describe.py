@@ -31,8 +31,7 @@ def describe(event: Event) -> str | None:
             )
             return f"Step {step} {verb}{attempt}: {data.get('title', '')}"
         case ev.STEP_FINISHED:
-            took = f" in {format_duration(data['duration_s'])}" if "duration_s" in data else ""
-            return f"Step {step} {data.get('status')}{attempt}{took}: {data.get('summary', '')}"
+            return f"Step {step} {data.get('status')}{attempt}: {data.get('summary', '')}"
         case ev.STEP_RETRY:
             delay = format_duration(data.get("delay_s"))
             return f"Step {step} will retry in {delay}: {data.get('reason', '')}"

@@ -100,3 +100,10 @@ class Runbook:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    def catalog_location(self) -> str | None:
+        """The catalog URL, a relative folder read from the runbook's own folder."""
+        url = self.catalog.get("url")
+        if url and "://" not in url and not Path(url).expanduser().is_absolute():
+            return str(self.folder / url)
+        return url

@@ -43,12 +43,13 @@ class Services:
         return self._runbook
 
     def catalog_source(self) -> tuple[str | None, dict[str, Any]]:
+        """The catalog to open (a runbook's relative folder resolved) and its options."""
         if self.catalog_url:
             return self.catalog_url, self.catalog_options
         runbook = self.runbook()
         if runbook and runbook.catalog.get("url"):
             options = {k: runbook.catalog.get(k) for k in ("endpoint", "region", "credentials")}
-            return runbook.catalog["url"], options
+            return runbook.catalog_location(), options
         return None, {}
 
     def open_store(self) -> ObjectStore:
@@ -60,7 +61,9 @@ class Services:
         return open_store(url, **{k: v for k, v in options.items() if v})
 
     def catalog_label(self) -> str:
-        return self.catalog_source()[0] or "no catalog"
+        """The catalog as the operator wrote it (flag or runbook)."""
+        runbook = self.runbook()
+        return self.catalog_url or (runbook.catalog.get("url") if runbook else None) or "no catalog"
 
     def rpo_s(self) -> float | None:
         runbook = self.runbook()

@@ -69,6 +69,7 @@ class CatalogScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.console.services.catalog_label()
+        self.query_one("#tree", Tree).focus()
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -104,7 +105,7 @@ class CatalogScreen(Screen[None]):
         tree.clear()
         if view is None:
             return
-        tree.root.set_label(Text(view.url, style="bold"))
+        tree.root.set_label(Text(self.console.services.catalog_label(), style="bold"))
         roots, orphans = view.trees()
         for root in roots:
             parent_nodes = {}
@@ -134,24 +135,24 @@ class CatalogScreen(Screen[None]):
         )
 
     def _label(self, manifest: Manifest) -> Text:
+        """Status first (it must never be cut off), then kind, id, age against the RPO, size."""
         assert self.view is not None
-        now = self.console.services.clock()
-        age = (now - manifest.recovery_point).total_seconds()
+        age = (self.console.services.clock() - manifest.recovery_point).total_seconds()
         rpo = self.console.services.rpo_s()
-        age_style = "" if rpo is None else ("green" if age <= rpo else "red")
         _, findings = self.view.chain(manifest.id)
         checked = self.verified.get(manifest.id)
         if findings or (checked and not checked.intact):
-            glyph = Text("✗ broken", style="red")
+            label = Text("✗ ", style="red")
         elif checked:
-            glyph = Text(f"✓ {checked.depth}", style="green")
+            label = Text("✓ ", style="green")
         else:
-            glyph = Text("· unverified", style="dim")
-        label = Text(f"{'F' if manifest.kind == 'full' else 'I'} {manifest.id}  ")
-        label.append(f"{format_utc(manifest.recovery_point)[:16]}  ")
-        label.append(f"age {format_duration(age)}", style=age_style)
-        label.append(f"  {format_bytes(manifest.size)}  ")
-        label.append(glyph)
+            label = Text("· ", style="dim")
+        label.append(f"{'F' if manifest.kind == 'full' else 'I'} {manifest.id}  ")
+        label.append(
+            f"age {format_duration(age)}",
+            style="" if rpo is None else "green" if age <= rpo else "red",
+        )
+        label.append(f"  {format_bytes(manifest.size)}", style="dim")
         return label
 
     @on(Tree.NodeHighlighted)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from textual.message import Message
 
 from drconsole.actions.base import Progress
 from drconsole.catalog.catalog import CatalogView
 from drconsole.catalog.verify import VerifyResult
 from drconsole.incident.events import Event
+from drconsole.incident.metrics import RunMetrics
 
 
 class CatalogLoaded(Message):
@@ -57,10 +55,10 @@ class RecordEvent(Message):
         self.event = event
 
 
-@dataclass
 class RunsLoaded(Message):
-    runs: list[Any]
-    unreadable: list[str]
+    """Metrics of every run, and a message per record that could not be read."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, runs: list[RunMetrics], unreadable: list[str]) -> None:
         super().__init__()
+        self.runs = runs
+        self.unreadable = unreadable

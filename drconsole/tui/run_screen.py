@@ -87,7 +87,7 @@ class RunScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"{self.runner.runbook.title} ({self.runner.run_id})"
         table = self.query_one("#steps", DataTable)
-        table.add_columns("phase", "step", "status", "time")
+        table.add_columns("status", "time", "phase", "step")
         log = self.query_one("#events", RichLog)
         for event in self.console.services.runs.read(self.runner.run_id).events[-RECENT_EVENTS:]:
             if (line := describe(event)) is not None:
@@ -135,8 +135,9 @@ class RunScreen(Screen[None]):
         return self.running_step or (pending.step.id if pending and pending.step else None)
 
     def _fill_steps(self) -> None:
+        """Rows by plan order; the cursor stays on the step being looked at, else follows
+        the current step."""
         table = self.query_one("#steps", DataTable)
-        cursor = table.cursor_row
         table.clear()
         current = self._current_id()
         for step in self.runner.plan():
@@ -144,10 +145,11 @@ class RunScreen(Screen[None]):
             status = "overridden" if state.overridden else state.status
             marker = "▶ " if step.id == current else "  "
             table.add_row(
-                step.phase, marker + step.title, status_text(status), _duration(state), key=step.id
+                status_text(status), _duration(state), step.phase, marker + step.title, key=step.id
             )
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
+        focus = self.viewed or current
+        if focus is not None and table.row_count:
+            table.move_cursor(row=table.get_row_index(focus))
 
     def _pending(self) -> Pending:
         return self.runner.advance() if self.running_step is None else Pending("run")
@@ -177,6 +179,12 @@ class RunScreen(Screen[None]):
             Text(f"with: {params}" if params else "", style="dim")
         )
         summary = Text(state.summary or "")
+        for key in ("hint", "diagnosis", "output_tail"):
+            if state.details.get(key):
+                summary.append(f"\n{key.replace('_', ' ')}: {state.details[key]}", style="dim")
+        if state.blocked:
+            what = "o override, " if step.gate else ""
+            summary.append(f"\nblocked: x retry, {what}s skip (with a reason)", style="bold yellow")
         if state.override_reason:
             summary.append(f"\noverridden: {state.override_reason}", style="yellow")
         if state.skip_reason:
@@ -186,9 +194,11 @@ class RunScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#steps")
     def view_step(self, event: DataTable.RowHighlighted) -> None:
-        self.viewed = str(event.row_key.value) if event.row_key is not None else None
-        if self.viewed is not None:
-            self._show_step(self.viewed)
+        """Looking at another step keeps it in the panel until the run moves on."""
+        key = str(event.row_key.value) if event.row_key is not None else None
+        self.viewed = key if key != self._current_id() else None
+        if key is not None:
+            self._show_step(key)
 
     @on(RecordEvent)
     def record_event(self, message: RecordEvent) -> None:

@@ -1,0 +1,186 @@
+"""SVG snapshots of every screen and modal, with fixed data, a fixed clock and a fixed
+terminal size (regenerate with `pytest --snapshot-update` and look at them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drconsole.catalog.local import LocalStore
+from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.writer import SnapshotWriter
+from drconsole.incident import store as store_module
+from drconsole.incident.store import RunStore
+from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.runbook.loader import load_runbook
+from drconsole.runner import Runner
+from drconsole.tui.app import make_app
+from drconsole.tui.modals import ChoiceModal, ConfirmModal, ErrorModal, MilestoneModal, ReasonModal
+
+from helpers import T0, FakeClock, write_runbook
+
+SIZE = (120, 36)
+NOW = T0 + timedelta(hours=30)
+
+
+@pytest.fixture(autouse=True)
+def fixed_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module.secrets, "token_hex", lambda _: "0a1b")
+
+
+def _snapshot(
+    store: LocalStore, name: str, hours: float, parent: Manifest | None = None
+) -> Manifest:
+    writer = SnapshotWriter(store, name)
+    collection = writer.collection("help_articles", CollectionSchema(4, "cosine"))
+    ids = [f"{name}-{n}" for n in range(3)]
+    collection.add(
+        RecordBatch(
+            ids, np.ones((3, 4), np.float32), ["doc"] * 3, [{"tenant_id": "acme"}] * 3, [None] * 3
+        )
+    )
+    collection.close(
+        total_after_apply=3,
+        embedding={"model": "all-MiniLM-L6-v2", "version": "2024-05"},
+        tenants=[{"name": "acme", "status": "active", "records": 3}],
+    )
+    moment = T0 + timedelta(hours=hours)
+    return writer.finish(
+        kind="incremental" if parent else "full",
+        parent=parent,
+        created_at=moment,
+        recovery_point=moment,
+        source={"engine": "chroma", "url": "http://chroma.internal:8000"},
+        ingest_checkpoint={"kafka:kb-updates": "offset 88123"},
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Any]:
+    catalog = tmp_path / "catalog"
+    store = LocalStore(catalog)
+    full = _snapshot(store, "20261122T100000Z-kb-F", 0)
+    incremental = _snapshot(store, "20261122T160000Z-kb-I", 6, full)
+    _snapshot(store, "20261123T120000Z-kb-I", 26, incremental)
+    runbook = write_runbook(
+        tmp_path,
+        """
+        schema: drconsole/runbook/v1
+        id: kb-restore
+        title: Restore the support knowledge base
+        objectives: {rto: 1h, rpo: 4h}
+        catalog: {url: catalog}
+        steps:
+          - id: declare
+            title: Declare the incident and freeze ingestion
+            kind: manual
+            instructions: |
+              Scale the **ingestion workers** to zero.
+              Run {{ run.id }}, checkpoint {{ snapshot.ingest_checkpoint }}.
+          - id: smoke
+            title: Smoke-test search
+            action: command
+            with: {argv: [python3, -c, "raise SystemExit(1)"]}
+            gate: true
+            marks: service_restored
+          - id: reconnect
+            title: Reconnect traffic
+            kind: manual
+            instructions: Flip the load balancer.
+    """,
+    )
+    return {"catalog": catalog, "runbook": runbook, "runs": tmp_path / "runs"}
+
+
+def _app(world: dict[str, Any], **kwargs: Any):
+    return make_app(runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW, **kwargs)
+
+
+def _past_runs(world: dict[str, Any]) -> None:
+    """Two finished runs with fixed times: a drill that met its RTO and one that did not."""
+    runbook = load_runbook(world["runbook"])
+    for hours, overrun in ((0, 0), (24, 5000)):
+        clock = FakeClock(T0 + timedelta(hours=hours))
+        runner = Runner.start(runbook, "drill", RunStore(world["runs"]), clock=clock, actor="alice")
+        clock.advance(120)
+        runner.confirm("declare")
+        clock.advance(30 + overrun)
+        runner.run_step("smoke")
+        clock.advance(60)
+        runner.override("smoke", "search answers; the smoke test is flaky")
+        clock.advance(40)
+        runner.note("paged the search team")
+        runner.confirm("reconnect")
+        runner.finish()
+        runner.close()
+
+
+async def _wait(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_catalog_screen(snap_compare, world: dict[str, Any]) -> None:
+    assert snap_compare(_app(world), terminal_size=SIZE, run_before=_wait)
+
+
+def test_timeline_screen(snap_compare, world: dict[str, Any]) -> None:
+    _past_runs(world)
+    assert snap_compare(_app(world, start="timeline"), terminal_size=SIZE, run_before=_wait)
+
+
+def test_run_screen_with_a_failed_gate(
+    snap_compare, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def walk(pilot) -> None:
+        await _wait(pilot)
+        pilot.app.start_run("drill", "20261123T120000Z-kb-I")
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.press("x")
+        await _wait(pilot)
+
+    assert snap_compare(_app(world, start="timeline"), terminal_size=SIZE, run_before=walk)
+
+
+@pytest.mark.parametrize(
+    ("name", "modal"),
+    [
+        ("confirm", lambda: ConfirmModal("Step schema is destructive (Restore schema). Run it?")),
+        (
+            "typed_confirm",
+            lambda: ConfirmModal("Step schema is destructive. Run it?", typed="help_articles"),
+        ),
+        ("reason", lambda: ReasonModal("Override the failed gate smoke: why is it safe to go on?")),
+        (
+            "choice",
+            lambda: ChoiceModal(
+                "Step data was interrupted when the console or drill stopped. What now?",
+                [("rerun", "Re-run it"), ("done", "Mark it done")],
+            ),
+        ),
+        ("milestone", lambda: MilestoneModal(NOW)),
+        (
+            "error",
+            lambda: ErrorModal(
+                "s3://acme/kb: access refused (SignatureDoesNotMatch) [not markup]",
+                "check the access key and secret",
+            ),
+        ),
+    ],
+)
+def test_modals(snap_compare, world: dict[str, Any], name: str, modal: Any) -> None:
+    async def open_modal(pilot) -> None:
+        await _wait(pilot)
+        pilot.app.push_screen(modal())
+        await pilot.pause()
+
+    assert snap_compare(_app(world), terminal_size=SIZE, run_before=open_modal)
+
+
+def test_help_modal(snap_compare, world: dict[str, Any]) -> None:
+    assert snap_compare(_app(world), terminal_size=SIZE, press=["question_mark"], run_before=_wait)
