@@ -32,6 +32,7 @@ DEPTHS = [
 
 
 class CatalogScreen(Screen[None]):
+    AUTO_FOCUS = "#tree"  # never the hidden filter input: it would swallow the keys
     BINDINGS = [
         Binding("v", "verify", "Verify", tooltip="verify the selected chain at a chosen depth"),
         Binding("r", "restore", "Restore", tooltip="start a run from the selected snapshot"),
@@ -69,7 +70,6 @@ class CatalogScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.console.services.catalog_label()
-        self.query_one("#tree", Tree).focus()
         self.action_reload()
 
     def action_reload(self) -> None:

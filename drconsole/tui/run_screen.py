@@ -30,6 +30,7 @@ RECENT_EVENTS = 200
 
 
 class RunScreen(Screen[None]):
+    AUTO_FOCUS = "#steps"
     BINDINGS = [
         Binding(
             "x",
@@ -60,6 +61,7 @@ class RunScreen(Screen[None]):
         self.cancel = threading.Event()
         self.running_step: str | None = None
         self.viewed: str | None = None
+        self._shown_instructions: str | None = None
 
     @property
     def console(self) -> DrconsoleApp:
@@ -173,7 +175,10 @@ class RunScreen(Screen[None]):
             style="dim",
         )
         self.query_one("#step-title", Static).update(title)
-        self.query_one("#instructions", Markdown).update(self.runner.instructions(step) or "")
+        instructions = self.runner.instructions(step) or ""
+        if instructions != self._shown_instructions:
+            self._shown_instructions = instructions
+            self.query_one("#instructions", Markdown).update(instructions)
         params = ", ".join(f"{k}={v}" for k, v in step.params.items())
         self.query_one("#step-params", Static).update(
             Text(f"with: {params}" if params else "", style="dim")
@@ -202,6 +207,9 @@ class RunScreen(Screen[None]):
 
     @on(RecordEvent)
     def record_event(self, message: RecordEvent) -> None:
+        """A new record event: log it and redraw, except for progress (the bar shows it)."""
+        if message.event.type == "step.progress":
+            return
         line = describe(message.event)
         if line is not None:
             self.query_one("#events", RichLog).write(f"{message.event.time:%H:%M:%S}  {line}")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 class TimelineScreen(Screen[None]):
+    AUTO_FOCUS = "#runs"
     BINDINGS = [
         Binding("e", "export", "Export report", tooltip="write the selected run's Markdown report"),
         Binding("f5", "reload", "Reload"),

@@ -1,0 +1,253 @@
+"""The console driven with Pilot against a real Chroma server and a local catalog, and
+the real program in tmux."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drconsole.corpus import CorpusSpec
+from drconsole.engines.chroma import ChromaEngine
+from drconsole.incident.record import read_record
+from drconsole.tui.app import make_app
+from drconsole.tui.modals import ChoiceModal, HelpModal, ReasonModal
+from drconsole.tui.run_screen import RunScreen
+
+from chroma_restore import dump, seed, snapshot
+from helpers import write_runbook
+
+pytestmark = pytest.mark.integration
+
+
+def _runbook(folder: Path, target: dict[str, str], *, batch: int = 500, in_flight: int = 2) -> Path:
+    return write_runbook(
+        folder,
+        f"""
+        schema: drconsole/runbook/v1
+        id: kb-console
+        title: Restore the knowledge base
+        objectives: {{rto: 1h, rpo: 1d}}
+        catalog: {{url: catalog}}
+        target: {{engine: chroma, url: "{target["url"]}", database: {target["database"]}}}
+        collections: [kb_articles]
+        permissions: {{tenant_field: tenant_id, acl_field: acl_groups}}
+        steps:
+          - {{id: declare, kind: manual, instructions: "Freeze ingestion."}}
+          - {{id: verify, action: verify_chain, with: {{depth: full}}, gate: true}}
+          - {{id: schema, action: restore_schema}}
+          - {{id: data, action: restore_data, with: {{batch: {batch}, in_flight: {in_flight}}}}}
+          - {{id: counts, action: check_counts, gate: true, marks: service_restored}}
+          - id: smoke
+            title: Smoke-test the application
+            action: command
+            with: {{argv: [{sys.executable}, -c, "raise SystemExit(1)"]}}
+            gate: true
+          - {{id: notify, kind: manual, instructions: "Tell the customers."}}
+          - {{id: reconnect, kind: manual, instructions: "Reconnect traffic."}}
+    """,
+    )
+
+
+@pytest.fixture
+def prepared(
+    source_engine: ChromaEngine, chroma_target: dict[str, str], tmp_path: Path
+) -> dict[str, object]:
+    seed(source_engine, "kb_articles", CorpusSpec("kb", 1500, seed=31))
+    manifest = snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
+    return {
+        "runbook": _runbook(tmp_path, chroma_target),
+        "snapshot": manifest.id,
+        "expected": dump(source_engine, "kb_articles"),
+        "target": chroma_target,
+    }
+
+
+async def _settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_a_complete_drill_through_the_console(
+    prepared: dict[str, object], tmp_path: Path
+) -> None:
+    app = make_app(runs_dir=tmp_path / "runs", runbook=prepared["runbook"])  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(pilot)
+        await pilot.press("r")  # restore from the selected (only) snapshot
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceModal)
+        await pilot.press("enter")  # first choice: drill
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("c")  # declare (manual)
+        for _ in ("verify", "schema", "data", "counts", "smoke"):
+            await pilot.press("x")
+            await _settle(pilot)
+        runner = app.runner
+        assert runner is not None
+        assert runner.state.steps["counts"].status == "succeeded"
+        assert runner.state.steps["smoke"].status == "failed"
+        await pilot.press("o")
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonModal)
+        await pilot.press(*"known flaky smoke test", "enter")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.press(*"customers were told by support", "enter")
+        await pilot.pause()
+        await pilot.press("c")  # reconnect
+        await pilot.press("f")
+        await pilot.pause()
+        run_id = runner.run_id
+        assert runner.state.finished == {"status": "succeeded", "reason": None}
+        assert runner.state.snapshot["snapshot_id"] == prepared["snapshot"]  # type: ignore[index]
+    target = prepared["target"]
+    engine = ChromaEngine(target["url"], database=target["database"])  # type: ignore[index]
+    assert dump(engine, "kb_articles") == prepared["expected"]
+    events = read_record(tmp_path / "runs" / f"{run_id}.jsonl").events
+    kinds = [(e.type, e.step_id) for e in events]
+    assert ("gate.overridden", "smoke") in kinds and ("step.skipped", "notify") in kinds
+    assert (
+        next(e for e in events if e.type == "gate.overridden").data["reason"]
+        == "known flaky smoke test"
+    )
+    assert (
+        next(e for e in events if e.type == "step.skipped").data["reason"]
+        == "customers were told by support"
+    )
+    assert any(e.type == "milestone" and e.data["name"] == "service_restored" for e in events)
+    metrics = app.services.runs.metrics(run_id)
+    assert metrics.status == "succeeded" and metrics.rto_met is True
+    assert [o["step_id"] for o in metrics.overrides] == ["smoke"]
+    assert [s["step_id"] for s in metrics.skipped] == ["notify"]
+
+
+async def test_help_opens_promptly_while_restore_data_runs(
+    source_engine: ChromaEngine, chroma_target: dict[str, str], tmp_path: Path
+) -> None:
+    seed(source_engine, "kb_articles", CorpusSpec("kb", 3000, seed=32))
+    snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
+    runbook = _runbook(tmp_path, chroma_target, batch=50, in_flight=1)
+    app = make_app(runs_dir=tmp_path / "runs", runbook=runbook, start="timeline")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(pilot)
+        app.start_run("drill", None)
+        await pilot.pause()
+        await pilot.press("c")
+        for _ in ("verify", "schema"):
+            await pilot.press("x")
+            await _settle(pilot)
+        await pilot.press("x")  # restore_data: 60 batches, one at a time
+        await pilot.pause(0.5)
+        screen = app.screen
+        assert isinstance(screen, RunScreen) and screen.running_step == "data"
+        # Post the key as a terminal would and time until the modal is on screen (pilot.press
+        # would wait for an idle app, which a running restore never is).
+        started = time.monotonic()
+        app.simulate_key("question_mark")
+        while not isinstance(app.screen, HelpModal) and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        latency = time.monotonic() - started
+        assert isinstance(app.screen, HelpModal)
+        assert latency < 0.5, f"help took {latency:.2f}s to open while the restore ran"
+        assert screen.running_step == "data", "the restore was still running when help opened"
+        await pilot.press("escape")
+        await _settle(pilot)
+        assert app.runner is not None and app.runner.state.steps["data"].status == "succeeded"
+
+
+async def test_resuming_an_interrupted_run(prepared: dict[str, object], tmp_path: Path) -> None:
+    runbook = _runbook(tmp_path, prepared["target"], batch=20, in_flight=1)  # type: ignore[arg-type]
+    runs = tmp_path / "runs"
+    drill = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "drconsole.cli",
+            "drill",
+            str(runbook),
+            "--yes",
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        records = list(runs.glob("*.jsonl"))
+        if (
+            records
+            and sum(
+                1
+                for e in read_record(records[0]).events
+                if e.type == "step.progress" and e.step_id == "data"
+            )
+            >= 2
+        ):
+            break
+        time.sleep(0.05)
+    drill.send_signal(signal.SIGKILL)
+    drill.wait(10)
+    run_id = next(runs.glob("*.jsonl")).stem
+    app = make_app(runs_dir=runs, runbook=runbook, resume=run_id)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceModal), "an interrupted step asks what to do"
+        await pilot.press("enter")  # re-run it
+        await _settle(pilot)
+        runner = app.runner
+        assert runner is not None
+        assert runner.state.steps["data"].status == "succeeded"
+        assert runner.state.steps["data"].details["resumed_after"] > 0, (
+            "continued after the checkpoint"
+        )
+    target = prepared["target"]
+    engine = ChromaEngine(target["url"], database=target["database"])  # type: ignore[index]
+    assert dump(engine, "kb_articles") == prepared["expected"]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_console_renders_in_tmux(prepared: dict[str, object], tmp_path: Path) -> None:
+    session = f"drconsole-test-{tmp_path.name}"[:60]
+    command = (
+        f"{sys.executable} -m drconsole.cli tui --runbook {prepared['runbook']} "
+        f"--runs-dir {tmp_path / 'runs'}"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command], check=True
+    )
+    try:
+        screen = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            if prepared["snapshot"] in screen:  # type: ignore[operator]
+                break
+            time.sleep(0.2)
+        assert prepared["snapshot"] in screen, screen  # type: ignore[operator]
+        assert "drconsole" in screen and "Verify" in screen and "Restore" in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alive = subprocess.run(
+                ["tmux", "has-session", "-t", session], capture_output=True, check=False
+            )
+            if alive.returncode != 0:
+                break
+            time.sleep(0.2)
+        assert alive.returncode != 0, "q did not quit the console"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
