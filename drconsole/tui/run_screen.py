@@ -118,10 +118,8 @@ class RunScreen(Screen[None]):
         snapshot = state.snapshot or {}
         rpo = self.runner.runbook.rpo_s
         title = Text(f"{self.runner.runbook.title}  ", style="bold")
-        title.append(f"run {self.runner.run_id}  ")
-        title.append(
-            f"recovery point {snapshot.get('recovery_point', '-')}  RPO {format_duration(rpo)}"
-        )
+        point = str(snapshot.get("recovery_point", "not selected yet"))[:16].replace("T", " ")
+        title.append(f"recovery point {point}  RPO {format_duration(rpo)}")
         self.query_one("#run-title", Static).update(title)
         start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
         self.query_one("#rto", RtoClock).set_times(

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_ruff_check_is_clean() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "drconsole", "tests", "bench"],
+        [sys.executable, "-m", "ruff", "check", "drconsole", "tests", "bench", "scripts"],
         cwd=ROOT,
         capture_output=True,
         text=True,
