@@ -8,11 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
+from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.open import open_store
 from drconsole.catalog.store import ObjectStore
 from drconsole.errors import DrconsoleError
@@ -21,8 +23,8 @@ from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import Runbook
 from drconsole.runner import Runner
-from drconsole.timefmt import utc_now
-from drconsole.tui.modals import ErrorModal
+from drconsole.timefmt import format_duration, utc_now
+from drconsole.tui.modals import ErrorModal, SnapshotPicker
 
 
 @dataclass
@@ -79,10 +81,10 @@ class DrconsoleCommands(Provider):
         commands = [
             ("Open the catalog", app.show_catalog),
             ("Open the timeline of past runs", app.show_timeline),
-            ("Start a drill from the newest intact snapshot", lambda: app.start_run("drill", None)),
+            ("Start a drill (choose the recovery point)", lambda: app.pick_and_start("drill")),
             (
-                "Start an incident run from the newest intact snapshot",
-                lambda: app.start_run("incident", None),
+                "Start an incident run (choose the recovery point)",
+                lambda: app.pick_and_start("incident"),
             ),
         ]
         matcher = self.matcher(query)
@@ -105,6 +107,7 @@ class DrconsoleApp(App[None]):
         self.resume = resume
         self.start = start
         self.runner: Runner | None = None
+        self._pending_mode = "drill"
 
     def on_mount(self) -> None:
         if self.resume:
@@ -153,6 +156,39 @@ class DrconsoleApp(App[None]):
             self.show_error(error.message, error.hint)
             return
         self.open_run(runner)
+
+    def pick_and_start(self, mode: str) -> None:
+        """Choose the recovery point in a picker, then start the run."""
+        self._pending_mode = mode
+        self.pick_snapshot()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="catalog",
+        description="list the catalog",
+    )
+    def pick_snapshot(self) -> None:
+        view = load_catalog(self.services.open_store())
+        now = self.services.clock()
+        choices = []
+        for manifest in reversed(view.ordered()):
+            _, findings = view.chain(manifest.id)
+            age = format_duration((now - manifest.recovery_point).total_seconds())
+            choices.append((manifest.id, f"{manifest.kind}, age {age}", not findings))
+        self.call_from_thread(self._show_picker, choices)
+
+    def _show_picker(self, choices: list[tuple[str, str, bool]]) -> None:
+        mode = self._pending_mode
+
+        def chosen(snapshot_id: str | None) -> None:
+            if snapshot_id:
+                self.start_run(mode, snapshot_id)
+
+        self.push_screen(
+            SnapshotPicker(f"Start a {mode} from which recovery point?", choices), chosen
+        )
 
     def open_run(self, runner: Runner) -> None:
         from drconsole.tui.run_screen import RunScreen

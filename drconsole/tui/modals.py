@@ -212,3 +212,38 @@ class HelpModal(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class SnapshotPicker(ModalScreen[str | None]):
+    """Choose the recovery point: snapshots newest first, with age and chain status."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str, bool]]) -> None:
+        """``choices``: (snapshot id, description, intact) newest first."""
+        super().__init__()
+        self.question = question
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="question", markup=False)
+            options = [
+                Option(
+                    f"{'✓' if intact else '✗'} {snapshot_id}  {about}",
+                    id=snapshot_id,
+                    disabled=not intact,
+                )
+                for snapshot_id, about, intact in self.choices
+            ]
+            yield OptionList(*options, id="snapshots")
+            yield Label("✗: its chain is broken; it cannot be restored", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#snapshots", OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

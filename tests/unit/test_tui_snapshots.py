@@ -19,7 +19,14 @@ from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.tui.app import make_app
-from drconsole.tui.modals import ChoiceModal, ConfirmModal, ErrorModal, MilestoneModal, ReasonModal
+from drconsole.tui.modals import (
+    ChoiceModal,
+    ConfirmModal,
+    ErrorModal,
+    MilestoneModal,
+    ReasonModal,
+    SnapshotPicker,
+)
 
 from helpers import T0, FakeClock, write_runbook
 
@@ -164,6 +171,17 @@ def test_run_screen_with_a_failed_gate(
             ),
         ),
         ("milestone", lambda: MilestoneModal(NOW)),
+        (
+            "snapshot_picker",
+            lambda: SnapshotPicker(
+                "Start a drill from which recovery point?",
+                [
+                    ("20261123T120000Z-kb-I", "incremental, age 4h 00m", True),
+                    ("20261122T160000Z-kb-I", "incremental, age 24h 00m", False),
+                    ("20261122T100000Z-kb-F", "full, age 30h 00m", True),
+                ],
+            ),
+        ),
         (
             "error",
             lambda: ErrorModal(

@@ -1,0 +1,57 @@
+"""Console flows that need no database: choosing a recovery point, keys in modals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from drconsole.incident.record import read_record
+from drconsole.tui.modals import ConfirmModal, SnapshotPicker
+from drconsole.tui.run_screen import RunScreen
+
+from test_tui_snapshots import NOW, world  # noqa: F401 - the fixture
+
+SIZE = (120, 36)
+
+
+async def test_starting_a_run_from_a_chosen_recovery_point(world: dict[str, Any]) -> None:  # noqa: F811
+    from drconsole.tui.app import make_app
+
+    app = make_app(
+        runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW, start="timeline"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        app.pick_and_start("incident")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, SnapshotPicker)
+        await pilot.press("down", "enter")  # the second newest
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        runner = app.runner
+        assert runner is not None and runner.mode == "incident"
+        started = read_record(runner.record_path).events[0]
+        assert started.data["snapshot_request"] == "20261122T160000Z-kb-I"
+
+
+async def test_typed_confirmation_refuses_anything_but_the_word(tmp_path: Path) -> None:
+    from textual.app import App
+
+    answers: list[bool] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(
+                ConfirmModal("Replace help_articles?", typed="help_articles"), answers.append
+            )
+
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("y", "enter")  # "y" is a letter typed, not a yes
+        await pilot.pause()
+        assert answers == [] and isinstance(app.screen, ConfirmModal)
+        await pilot.press("backspace", *"help_articles", "enter")
+        await pilot.pause()
+        assert answers == [True]
