@@ -135,7 +135,7 @@ def _row(
         format_utc(manifest.recovery_point),
         age_text,
         format_bytes(manifest.size),
-        format_bytes(view.chainformat_bytes(manifest.id)),
+        format_bytes(view.chain_size(manifest.id)),
         ", ".join(c.name for c in manifest.collections),
         status,
     ]
@@ -154,7 +154,7 @@ def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
                 "age_s": round((now - manifest.recovery_point).total_seconds(), 3),
                 "bytes": manifest.size,
                 "chain": [item.id for item in chain],
-                "chain_bytes": view.chainformat_bytes(manifest.id),
+                "chain_bytes": view.chain_size(manifest.id),
                 "collections": [c.name for c in manifest.collections],
                 "status": "broken" if findings else "unverified",
                 "findings": [finding.to_json() for finding in findings],
