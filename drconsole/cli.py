@@ -12,6 +12,7 @@ import sys
 from drconsole import __version__
 from drconsole.commands import (
     catalog_cmd,
+    demo_cmd,
     drill_cmd,
     golden_cmd,
     runbook_cmd,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot_cmd.add_parsers(subparsers)
     golden_cmd.add_parsers(subparsers)
     tui_cmd.add_parsers(subparsers)
+    demo_cmd.add_parsers(subparsers)
     return parser
 
 

@@ -120,6 +120,7 @@ class Runner:
             runbook, writer, RunState(), store=store, clock=clock, actor=actor, registry=registry
         )
         try:
+            target = _with_sandbox(runbook, target or {}, store.folder / "sandboxes" / run_id)
             runner._write(
                 ev.RUN_STARTED, runner._started_data(mode, target or {}, snapshot_id), time=now
             )
@@ -751,6 +752,26 @@ class _ProgressRecorder:
             self.runner._write(ev.STEP_PROGRESS, data, step_id=self.step.id, attempt=self.attempt)
         if self.forward is not None:
             self.forward(progress)
+
+
+def _with_sandbox(runbook: Runbook, target: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A target with ``sandbox: chroma`` (and no url given for this run) gets a throwaway
+    server now; its url, pid and folder go into the run's target so the cleanup step can
+    stop it by pid, even from a resumed run."""
+    wanted = {**runbook.target, **target}
+    if not wanted.get("sandbox") or target.get("url"):
+        return target
+    from drconsole.sandbox import ChromaServer
+
+    server = ChromaServer(folder)
+    server.start()
+    return {
+        **target,
+        "engine": "chroma",
+        "url": server.url,
+        "sandbox_pid": server.pid,
+        "sandbox_dir": str(folder),
+    }
 
 
 def _runbook_of(state: RunState, registry: dict[str, ActionSpec] | None) -> Runbook:

@@ -260,6 +260,40 @@ class SeaweedS3(ServerProcess):
         self.client().create_bucket(Bucket=bucket)
 
 
+def stop_pid(pid: int, folder: Path) -> bool:
+    """Stop a sandbox server started earlier (perhaps by another process) by its pid,
+    after checking the pid still belongs to a server working in ``folder``; False when
+    it was already gone."""
+    try:
+        command = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return False
+    if str(folder) not in command:
+        raise SandboxError(
+            f"pid {pid} is no longer the sandbox server of {folder}; not stopping it"
+        )
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+                return True
+            time.sleep(0.05)
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    except OSError:
+        return True
+
+
 @atexit.register
 def stop_all() -> None:
     """Stop every server this process started (runs at exit, also after Ctrl-C)."""

@@ -197,6 +197,14 @@ GOLDEN_QUERIES = ActionSpec(
     requires=("catalog", "target"),
 )
 
+DROP_SANDBOX = ActionSpec(
+    name="drop_sandbox",
+    phase="cleanup",
+    summary="Stop the run's sandbox target server and delete its data",
+    params=(),
+    entry="drconsole.actions.drop_sandbox:run_drop_sandbox",
+)
+
 BUILTIN: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
@@ -207,5 +215,6 @@ BUILTIN: dict[str, ActionSpec] = {
         CHECK_COUNTS,
         CHECK_PERMISSIONS,
         GOLDEN_QUERIES,
+        DROP_SANDBOX,
     )
 }

@@ -6,12 +6,13 @@ import argparse
 
 from rich.markup import escape
 
-from drconsole.commands.output import print_json, stderr
+from drconsole.commands.output import print_json, stderr, write_output
 from drconsole.commands.runs_cmd import add_runs_dir, print_metrics, store_from
 from drconsole.drill import DrillOptions, drive
 from drconsole.errors import UsageError
 from drconsole.incident.describe import describe
 from drconsole.incident.events import Event
+from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import MODES
@@ -40,6 +41,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="incident mode: when impact began (ISO 8601 UTC), if before now",
     )
     drill.add_argument("--resume", metavar="RUN", help="continue this run from its record")
+    drill.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="restore into a throwaway local Chroma instead of the runbook's target",
+    )
+    drill.add_argument("--report", metavar="FILE.md", help="also write the Markdown report here")
     choice = drill.add_mutually_exclusive_group()
     choice.add_argument(
         "--rerun-interrupted",
@@ -68,6 +75,10 @@ def drill_command(args: argparse.Namespace) -> int:
         runner.subscribe(_print_event)
     try:
         result = drive(runner, options)
+        if args.report:
+            write_output(
+                markdown_report(result.metrics, store.read(runner.run_id).events), args.report
+            )
     finally:
         runner.close()
     if args.json:
@@ -99,7 +110,8 @@ def _open_runner(args: argparse.Namespace, store: RunStore) -> Runner:
         except ValueError as error:
             raise UsageError(f"--impact-start: {error}") from None
     runbook = load_runbook(args.runbook)
-    return Runner.start(runbook, args.mode, store, impact_start=impact_start)
+    target = {"sandbox": "chroma"} if args.sandbox else None
+    return Runner.start(runbook, args.mode, store, impact_start=impact_start, target=target)
 
 
 def _print_event(event: Event) -> None:

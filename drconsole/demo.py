@@ -1,0 +1,185 @@
+"""``drconsole demo``: the whole job on this machine, with no outside services.
+
+1. A sandbox Chroma plays production: two collections of a seeded knowledge base.
+2. A golden set is captured from the healthy system.
+3. A full snapshot goes into a catalog (a local folder, or a sandbox S3 bucket); the data
+   changes (adds, updates, deletes) and two incrementals follow.
+4. Disaster: the collections are deleted from production.
+5. The console opens on the demo runbook; with ``headless`` the same walk runs as a drill
+   and its summary and report are printed.
+Every server it starts is stopped on exit, also after Ctrl-C or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.local import LocalStore
+from drconsole.catalog.s3 import S3Store
+from drconsole.catalog.store import ObjectStore
+from drconsole.corpus import CorpusSpec, batches, records
+from drconsole.drill import DrillOptions, DrillResult, drive
+from drconsole.engines.chroma import ChromaEngine
+from drconsole.errors import DrconsoleError
+from drconsole.golden import capture, save_golden
+from drconsole.incident.report import markdown_report
+from drconsole.incident.store import RunStore
+from drconsole.records import CollectionSchema
+from drconsole.runbook.loader import load_runbook
+from drconsole.runner import Runner
+from drconsole.sandbox import ChromaServer, SeaweedS3, stop_all
+
+SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
+BUCKET = "demo-backups"
+S3_ENV = "DRCONSOLE_DEMO_S3"
+COLLECTIONS = ("help_articles", "support_tickets")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path
+    headless: bool = False
+    size: str = "small"
+    s3: bool = False
+
+
+def demo_runbook_source() -> Path:
+    """The shipped ``runbooks/demo.yaml`` (inside the package when installed from a wheel)."""
+    for candidate in (
+        Path(__file__).parent / "runbooks" / "demo.yaml",
+        Path(__file__).resolve().parents[1] / "runbooks" / "demo.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise DrconsoleError(
+        "the demo runbook runbooks/demo.yaml is missing from this installation",
+        "reinstall drconsole",
+    )
+
+
+def run_demo(
+    options: DemoOptions, say: Callable[[str], None], open_console: Callable[[Path, Path], None]
+) -> int:
+    """Set the stage, then walk it (headless drill) or open the console; returns the exit code."""
+    workdir = options.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        runbook = _stage(options, say)
+        if not options.headless:
+            say(
+                "opening the console on the demo runbook: press r on the newest snapshot to restore"
+            )
+            open_console(runbook, workdir / "runs")
+            return 0
+        result = _walk(runbook, workdir / "runs", say)
+        return result.exit_code
+    finally:
+        stop_all()
+
+
+def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
+    workdir = options.workdir
+    help_count, ticket_count = SIZES[options.size]
+    say(f"starting a sandbox Chroma as production in {workdir / 'production'}")
+    production_server = ChromaServer(workdir / "production")
+    production_server.start()
+    production = ChromaEngine(production_server.url, database="production")
+    production.ensure_namespace()
+    specs = {
+        "help_articles": CorpusSpec("help", help_count, seed=1),
+        "support_tickets": CorpusSpec("ticket", ticket_count, seed=2),
+    }
+    for name, spec in specs.items():
+        say(f"seeding {name}: {spec.count} records, 384-d vectors clustered by topic, 4 tenants")
+        production.create_collection(
+            name,
+            CollectionSchema(spec.dimension, "cosine"),
+            {"embedding_model": "demo-minilm", "embedding_version": "2026-01"},
+        )
+        for batch in batches(spec, 1000):
+            production.upsert(name, batch)
+    store, catalog_section = _catalog(options, say)
+    request = SnapshotRequest(
+        engine=production,
+        store=store,
+        collections=list(COLLECTIONS),
+        name="kb",
+        tenant_field="tenant_id",
+        acl_field="acl_groups",
+        ingest_checkpoint={"kafka:kb-updates": "offset 10000"},
+    )
+    say("taking a full snapshot")
+    create_snapshot(request)
+    request.incremental = True
+    for number, offset in ((1, 10400), (2, 10900)):
+        _change(production, specs, number)
+        if number == 2:
+            say("capturing golden queries from the healthy system (kept with the next snapshot)")
+            golden = capture(
+                production, "help_articles", queries=30, k=10, filter_field="tenant_id"
+            )
+            (workdir / "golden").mkdir(exist_ok=True)
+            request.golden = save_golden(golden, workdir / "golden" / "kb.json")
+        say(f"data changed (adds, updates, deletes); taking incremental #{number}")
+        request.ingest_checkpoint = {"kafka:kb-updates": f"offset {offset}"}
+        create_snapshot(request)
+    say("DISASTER: the collections are deleted from production")
+    for name in COLLECTIONS:
+        production.delete_collection(name)
+    production.close()
+    production_server.stop()
+    runbook = workdir / "demo.yaml"
+    text = demo_runbook_source().read_text(encoding="utf-8")
+    runbook.write_text(text.replace("catalog: {url: catalog}", catalog_section), encoding="utf-8")
+    load_runbook(runbook)
+    return runbook
+
+
+def _catalog(options: DemoOptions, say: Callable[[str], None]) -> tuple[ObjectStore, str]:
+    if not options.s3:
+        (options.workdir / "catalog").mkdir(exist_ok=True)
+        return LocalStore(options.workdir / "catalog"), "catalog: {url: catalog}"
+    say("starting a sandbox S3 (SeaweedFS) for the catalog")
+    server = SeaweedS3(options.workdir / "s3")
+    server.start()
+    server.create_bucket(BUCKET)
+    os.environ[S3_ENV] = server.credentials_value
+    store = S3Store(BUCKET, "kb", endpoint=server.endpoint, credentials=f"env:{S3_ENV}")
+    return (
+        store,
+        f'catalog: {{url: "s3://{BUCKET}/kb", endpoint: "{server.endpoint}", '
+        f"credentials: env:{S3_ENV}}}",
+    )
+
+
+def _change(engine: ChromaEngine, specs: dict[str, CorpusSpec], number: int) -> None:
+    """Adds, updates and deletes between snapshots, like a live system."""
+    for name, spec in specs.items():
+        grown = CorpusSpec(spec.prefix, spec.count + 100 * number, seed=spec.seed, version=number)
+        engine.upsert(
+            name, records(grown, spec.count + 100 * (number - 1), spec.count + 100 * number)
+        )
+        engine.upsert(name, records(grown, 50 * number, 50 * number + 40))
+        engine.delete(
+            name, [f"{spec.prefix}-{n:06d}" for n in range(500 + 10 * number, 505 + 10 * number)]
+        )
+
+
+def _walk(runbook: Path, runs: Path, say: Callable[[str], None]) -> DrillResult:
+    say("walking the demo runbook as a drill (headless)")
+    store = RunStore(runs)
+    runner = Runner.start(load_runbook(runbook), "drill", store)
+    try:
+        result = drive(runner, DrillOptions())
+    finally:
+        runner.close()
+    report = runs.parent / "report.md"
+    report.write_text(
+        markdown_report(result.metrics, store.read(runner.run_id).events), encoding="utf-8"
+    )
+    say(f"{result.message}; report written to {report}")
+    return result
