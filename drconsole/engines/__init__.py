@@ -22,7 +22,10 @@ def open_engine(target: dict[str, Any], add_secret: Any = None) -> Engine:
         raise UsageError(
             "the target has no url", "set target.url in the runbook or pass --target URL"
         )
-    token = resolve(target["token"]) if target.get("token") else None
+    # A sandbox started for this run needs no token (and the production one is not needed).
+    token = (
+        resolve(target["token"]) if target.get("token") and not target.get("sandbox_pid") else None
+    )
     if token and add_secret is not None:
         add_secret(token)
     from drconsole.engines.chroma import ChromaEngine

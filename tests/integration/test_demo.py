@@ -1,0 +1,147 @@
+"""`drconsole demo` and sandbox drills, end to end, as a new user and cron would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drconsole.corpus import CorpusSpec, records
+from drconsole.engines.chroma import ChromaEngine
+from drconsole.incident.record import read_record
+
+from chroma_restore import restore_runbook, seed, snapshot
+from helpers import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Live processes (other than this test) whose command line mentions folder."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in command and int(proc.name) != os.getpid():
+            found.append(f"{proc.name}: {command[:120]}")
+    return found
+
+
+def test_demo_headless_small_end_to_end(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    started = time.monotonic()
+    result = run_cli(
+        "demo", "--headless", "--size", "small", "--workdir", str(workdir), timeout=300
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert took < 120, f"the small demo took {took:.0f}s"
+    assert "DISASTER" in result.stderr and "every gate passed" in result.stderr
+    assert (workdir / "report.md").read_text().startswith("# Recovery report:")
+    runs = workdir / "runs"
+    assert run_cli("runs", "verify", "latest", "--runs-dir", str(runs)).returncode == 0
+    shown = json.loads(run_cli("runs", "show", "latest", "--json", "--runs-dir", str(runs)).stdout)
+    assert shown["status"] == "succeeded" and shown["rto_met"] is True and shown["rto_s"] > 0
+    steps = {step["id"]: step["status"] for step in shown["steps"]}
+    assert all(steps[gate] == "succeeded" for gate in ("verify", "counts", "permissions", "golden"))
+    assert steps["cleanup"] == "succeeded"
+    assert _processes_under(workdir) == []
+
+
+def test_interrupting_the_demo_leaves_no_process(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "drconsole.cli", "demo", "--headless", "--workdir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stderr is not None
+    for line in demo.stderr:
+        if "seeding" in line:
+            break
+    assert _processes_under(workdir), "the demo's production server should be running by now"
+    demo.send_signal(signal.SIGINT)
+    assert demo.wait(60) != 0
+    deadline = time.monotonic() + 15
+    while _processes_under(workdir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_under(workdir) == []
+
+
+def test_a_sandbox_drill_passes_over_a_tampered_newest_snapshot(
+    source_engine: ChromaEngine, chroma_target: dict[str, str], tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog"
+    seed(source_engine, "kb_articles", CorpusSpec("kb", 500))
+    snapshot(source_engine, catalog, ["kb_articles"])
+    source_engine.upsert("kb_articles", records(CorpusSpec("kb", 520, version=1), 500, 520))
+    newest = snapshot(source_engine, catalog, ["kb_articles"], incremental=True)
+    part = catalog / "snapshots" / newest.id / newest.collections[0].files_of("records")[0].path
+    data = bytearray(part.read_bytes())
+    data[12] ^= 0x20
+    part.write_bytes(bytes(data))
+    runs = tmp_path / "runs"
+    lenient = restore_runbook(
+        tmp_path, catalog, chroma_target, ["kb_articles"], name="lenient.yaml"
+    )
+    passed = run_cli(
+        "drill",
+        str(lenient),
+        "--sandbox",
+        "--yes",
+        "--json",
+        "--runs-dir",
+        str(runs),
+        "--report",
+        str(tmp_path / "drill.md"),
+    )
+    assert passed.returncode == 0, passed.stderr[-2000:]
+    events = read_record(sorted(runs.glob("*.jsonl"))[-1]).events
+    selected = next(e for e in events if e.type == "snapshot.selected").data
+    assert selected["snapshot_id"] != newest.id
+    assert (
+        selected["skipped"][0]["snapshot_id"] == newest.id
+        and "checksum" in selected["skipped"][0]["reason"]
+    )
+    started = next(e for e in events if e.type == "run.started").data["target"]
+    assert started["url"] != chroma_target["url"], (
+        "the drill restored into a sandbox, not the runbook's target"
+    )
+    assert "Recovery report" in (tmp_path / "drill.md").read_text()
+    strict = restore_runbook(
+        tmp_path, catalog, chroma_target, ["kb_articles"], fallback=False, name="strict.yaml"
+    )
+    failed = run_cli("drill", str(strict), "--sandbox", "--yes", "--runs-dir", str(runs))
+    assert failed.returncode == 1
+    assert f"newest snapshot {newest.id} is not intact" in failed.stderr
+    assert "checksum" in failed.stderr
+
+
+def test_no_sandbox_extra_is_a_clear_message(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    code = (
+        "import sys; from drconsole import sandbox; "
+        "sandbox.sys.executable = '/nonexistent/python'; "
+        "from drconsole.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--headless", "--workdir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "pip install 'drconsole[sandbox]'" in result.stderr and "Traceback" not in result.stderr
