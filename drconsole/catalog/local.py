@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from drconsole.catalog.store import MissingObject, ObjectInfo, check_key
+from drconsole.durable import fsync_folder
 from drconsole.errors import StoreError
 
 TEMP_PREFIX = ".drconsole-tmp-"
@@ -88,7 +89,7 @@ class LocalStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
-            _fsync_folder(path.parent)
+            fsync_folder(path.parent)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
@@ -102,11 +103,3 @@ class LocalStore:
             while folder != self.root and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
                 folder = folder.parent
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

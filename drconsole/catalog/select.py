@@ -74,7 +74,7 @@ def select_recovery_point(
         if unchecked:
             result = verify(view, store, unchecked, depth, progress=progress, cancel=cancel)
             for item in unchecked:
-                checked[item] = _only(result, item)
+                checked[item] = result.only(item)
         findings = [finding for item in ids for finding in checked[item].findings]
         if not findings:
             verification = VerifyResult(str(depth), checked[candidate.id].seed, ids)
@@ -87,17 +87,6 @@ def select_recovery_point(
         + (f" ({detail})" if detail else ""),
         "check the catalog with `drconsole catalog verify`; an older snapshot or another "
         "catalog may be intact",
-    )
-
-
-def _only(result: VerifyResult, snapshot_id: str) -> VerifyResult:
-    return VerifyResult(
-        result.depth,
-        result.seed,
-        [snapshot_id],
-        result.findings_for(snapshot_id),
-        result.files_checked,
-        result.bytes_hashed,
     )
 
 

@@ -77,6 +77,17 @@ class VerifyResult:
     def findings_for(self, snapshot_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.snapshot_id == snapshot_id]
 
+    def only(self, snapshot_id: str) -> VerifyResult:
+        """This result narrowed to one of the snapshots it checked."""
+        return VerifyResult(
+            self.depth,
+            self.seed,
+            [snapshot_id],
+            self.findings_for(snapshot_id),
+            self.files_checked,
+            self.bytes_hashed,
+        )
+
     @property
     def intact(self) -> bool:
         return not self.findings

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from drconsole.durable import fsync_folder
 from drconsole.errors import RecordError
 from drconsole.incident.events import ENVELOPE, TYPES, VERSION, Event
 from drconsole.incident.lock import WriterLock
@@ -159,7 +160,7 @@ class RecordWriter:
         except OSError as error:
             writer._lock.release()
             raise RecordError(f"{path}: cannot create the record ({error.strerror})") from None
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
         return writer
 
     @classmethod
@@ -250,11 +251,3 @@ class RecordWriter:
                 os.close(self._fd)
                 self._fd = None
             self._lock.release()
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

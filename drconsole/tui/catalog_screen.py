@@ -268,14 +268,7 @@ class CatalogScreen(Screen[None]):
     def show_verify_result(self, message: VerifyFinished) -> None:
         result = message.result
         for snapshot_id in result.snapshot_ids:
-            self.verified[snapshot_id] = type(result)(
-                result.depth,
-                result.seed,
-                [snapshot_id],
-                result.findings_for(snapshot_id),
-                result.files_checked,
-                result.bytes_hashed,
-            )
+            self.verified[snapshot_id] = result.only(snapshot_id)
         self.query_one("#verify-progress", ProgressBar).add_class("hidden")
         verdict = "intact" if result.intact else f"{len(result.findings)} finding(s)"
         self.query_one("#status-line", Static).update(
