@@ -110,6 +110,7 @@ async def shoot(folder: Path, runbook: Path, server: ChromaServer, out: Path) ->
         await pilot.pause()
         app.save_screenshot(str(out / "catalog.svg"))
         app.start_run("drill", None)
+        await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("c")
         for _ in ("verify", "schema"):

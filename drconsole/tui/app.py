@@ -143,19 +143,20 @@ class DrconsoleApp(App[None]):
                 f"run {self.runner.run_id} is still open", "finish it before starting another"
             )
             return
-        try:
-            runner = Runner.start(
-                runbook,
-                mode,
-                self.services.runs,
-                clock=self.services.clock,
-                target=self.services.target or None,
-                snapshot_id=snapshot_id,
-            )
-        except DrconsoleError as error:
-            self.show_error(error.message, error.hint)
-            return
-        self.open_run(runner)
+        self.start_worker(runbook, mode, snapshot_id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run", description="start a run")
+    def start_worker(self, runbook: Runbook, mode: str, snapshot_id: str | None) -> None:
+        """Runner.start may start a sandbox server: off the app thread, it never freezes."""
+        runner = Runner.start(
+            runbook,
+            mode,
+            self.services.runs,
+            clock=self.services.clock,
+            target=self.services.target or None,
+            snapshot_id=snapshot_id,
+        )
+        self.call_from_thread(self.open_run, runner)
 
     def pick_and_start(self, mode: str) -> None:
         """Choose the recovery point in a picker, then start the run."""

@@ -89,7 +89,8 @@ class RunScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"{self.runner.runbook.title} ({self.runner.run_id})"
         table = self.query_one("#steps", DataTable)
-        table.add_columns("status", "time", "phase", "step")
+        for label, width in (("status", 13), ("time", 7), ("phase", 11), ("step", 40)):
+            table.add_column(label, width=width)
         log = self.query_one("#events", RichLog)
         for event in self.console.services.runs.read(self.runner.run_id).events[-RECENT_EVENTS:]:
             if (line := describe(event)) is not None:

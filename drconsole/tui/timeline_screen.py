@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
 
 
+RUN_COLUMNS = (
+    ("run", 40),
+    ("runbook", 18),
+    ("mode", 8),
+    ("started (UTC)", 19),
+    ("status", 14),
+    ("RTO", 8),
+    ("target", 8),
+    ("met", 4),
+)
+
+
 class TimelineScreen(Screen[None]):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
@@ -36,6 +48,7 @@ class TimelineScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[RunMetrics] = []
+        self.loaded = False
 
     @property
     def console(self) -> DrconsoleApp:
@@ -57,9 +70,8 @@ class TimelineScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "timeline of drills and incidents"
         table = self.query_one("#runs", DataTable)
-        table.add_columns(
-            "run", "runbook", "mode", "started (UTC)", "status", "RTO", "target", "met"
-        )
+        for label, width in RUN_COLUMNS:  # fixed widths: columns never jump as rows arrive
+            table.add_column(label, width=width)
         legend = Text("phases: ")
         for phase, colour in PHASE_COLOURS.items():
             legend.append("██ ", style=colour)
@@ -81,6 +93,7 @@ class TimelineScreen(Screen[None]):
     @on(RunsLoaded)
     def show_runs(self, message: RunsLoaded) -> None:
         self.runs = message.runs
+        self.loaded = True
         table = self.query_one("#runs", DataTable)
         table.clear()
         for run in self.runs:

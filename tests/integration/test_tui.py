@@ -84,7 +84,7 @@ async def test_a_complete_drill_through_the_console(
         await pilot.pause()
         assert isinstance(app.screen, ChoiceModal)
         await pilot.press("enter")  # first choice: drill
-        await pilot.pause()
+        await _settle(pilot)
         assert isinstance(app.screen, RunScreen)
         await pilot.press("c")  # declare (manual)
         for _ in ("verify", "schema", "data", "counts", "smoke"):
@@ -139,6 +139,7 @@ async def test_help_opens_promptly_while_restore_data_runs(
     async with app.run_test(size=(120, 36)) as pilot:
         await _settle(pilot)
         app.start_run("drill", None)
+        await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("c")
         for _ in ("verify", "schema"):

@@ -27,6 +27,7 @@ async def test_starting_a_run_from_a_chosen_recovery_point(world: dict[str, Any]
         await pilot.pause()
         assert isinstance(app.screen, SnapshotPicker)
         await pilot.press("down", "enter")  # the second newest
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, RunScreen)
         runner = app.runner

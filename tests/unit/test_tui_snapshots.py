@@ -3,6 +3,7 @@ terminal size (regenerate with `pytest --snapshot-update` and look at them)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.tui.app import make_app
+from drconsole.tui.catalog_screen import CatalogScreen
 from drconsole.tui.modals import (
     ChoiceModal,
     ConfirmModal,
@@ -27,6 +29,7 @@ from drconsole.tui.modals import (
     ReasonModal,
     SnapshotPicker,
 )
+from drconsole.tui.timeline_screen import TimelineScreen
 
 from helpers import T0, FakeClock, write_runbook
 
@@ -127,8 +130,21 @@ def _past_runs(world: dict[str, Any]) -> None:
 
 
 async def _wait(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Until the screen has loaded what its worker reads (bounded), and settled."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not _loaded(pilot.app.screen):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.02)
+    for _ in range(3):  # tables size their columns on a later refresh than their rows arrive
+        await pilot.pause(0.05)
+
+
+def _loaded(screen: Any) -> bool:
+    if isinstance(screen, CatalogScreen):
+        return screen.view is not None
+    if isinstance(screen, TimelineScreen):
+        return screen.loaded
+    return True
 
 
 def test_catalog_screen(snap_compare, world: dict[str, Any]) -> None:
@@ -146,6 +162,7 @@ def test_run_screen_with_a_failed_gate(
     async def walk(pilot) -> None:
         await _wait(pilot)
         pilot.app.start_run("drill", "20261123T120000Z-kb-I")
+        await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("c")
         await pilot.press("x")
