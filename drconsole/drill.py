@@ -48,6 +48,7 @@ def drive(
     except KeyboardInterrupt:
         runner.pause("interrupted with Ctrl-C")
         stop = (EXIT_INTERRUPTED, "interrupted with Ctrl-C; resume with `drconsole drill --resume`")
+    runner.release_sandbox()
     metrics = runner.store.metrics(runner.run_id)
     if stop is not None:
         return DrillResult(stop[0], stop[1], metrics)

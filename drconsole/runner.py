@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
 import threading
 import time as monotonic_clock
@@ -174,6 +175,18 @@ class Runner:
             writer.close()
             raise
         return runner
+
+    def release_sandbox(self) -> bool:
+        """Stop a finished run's sandbox target and delete its data (its drop_sandbox step
+        may never have run, e.g. after a failed gate). False when there was none."""
+        folder = self.target.get("sandbox_dir")
+        if self.state.finished is None or not folder or not Path(folder).exists():
+            return False
+        from drconsole.sandbox import stop_pid
+
+        stop_pid(int(self.target.get("sandbox_pid") or 0), Path(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
 
     def close(self) -> None:
         """Release the record (the run stays resumable unless it finished)."""

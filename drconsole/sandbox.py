@@ -264,12 +264,16 @@ def stop_pid(pid: int, folder: Path) -> bool:
     """Stop a sandbox server started earlier (perhaps by another process) by its pid,
     after checking the pid still belongs to a server working in ``folder``; False when
     it was already gone."""
+    if pid <= 0:
+        return False
     try:
         command = (
             Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         )
     except OSError:
         return False
+    if not command.strip() or _zombie(pid):
+        return False  # exited already (a zombie has no command line)
     if str(folder) not in command:
         raise SandboxError(
             f"pid {pid} is no longer the sandbox server of {folder}; not stopping it"

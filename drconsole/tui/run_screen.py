@@ -343,6 +343,7 @@ class RunScreen(Screen[None]):
             self.notify("steps are not all settled yet", severity="warning")
             return
         status = self.runner.finish()
+        self.runner.release_sandbox()
         self.notify(
             f"run finished: {status}", severity="information" if status == "succeeded" else "error"
         )

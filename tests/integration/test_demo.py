@@ -126,6 +126,8 @@ def test_a_sandbox_drill_passes_over_a_tampered_newest_snapshot(
     assert failed.returncode == 1
     assert f"newest snapshot {newest.id} is not intact" in failed.stderr
     assert "checksum" in failed.stderr
+    leftovers = list((runs / "sandboxes").iterdir()) if (runs / "sandboxes").exists() else []
+    assert leftovers == [], "a finished drill's sandbox data must not be left behind"
 
 
 def test_no_sandbox_extra_is_a_clear_message(tmp_path: Path) -> None:
