@@ -23,6 +23,7 @@ from drconsole.commands import (
 )
 from drconsole.commands.output import print_error
 from drconsole.errors import DrconsoleError
+from drconsole.sandbox import install_exit_handlers
 
 EXIT_INTERRUPTED = 130
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_exit_handlers()
     handler = getattr(args, "handler", None)
     if handler is None:
         if not sys.stdout.isatty():

@@ -298,6 +298,20 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def install_exit_handlers() -> None:
+    """Stop our servers on SIGTERM and SIGHUP too (a closed terminal, a killed session),
+    which end a process without running its exit handlers; then die of that signal.
+    Call from the main thread at start-up."""
+
+    def stop_and_die(signum: int, frame: object) -> None:
+        stop_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_and_die)
+
+
 @atexit.register
 def stop_all() -> None:
     """Stop every server this process started (runs at exit, also after Ctrl-C)."""

@@ -106,8 +106,6 @@ async def shoot(folder: Path, runbook: Path, server: ChromaServer, out: Path) ->
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        await pilot.press("down")
-        await pilot.pause()
         app.save_screenshot(str(out / "catalog.svg"))
         app.start_run("drill", None)
         await app.workers.wait_for_complete()

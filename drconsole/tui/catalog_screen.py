@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.manifest import Manifest
@@ -124,7 +125,28 @@ class CatalogScreen(Screen[None]):
                 Text(f"… {item.id}  unfinished ({item.files} files), never restorable", style="dim")
             )
         tree.root.expand()
-        tree.cursor_line = 1 if tree.root.children else 0
+        self._select_newest(tree)
+
+    def _select_newest(self, tree: Tree[str]) -> None:
+        """Start on the newest snapshot shown: the recovery point an operator usually wants."""
+        assert self.view is not None
+        shown = {m.id: m for m in self.view.snapshots.values() if self._shown(m)}
+        if not shown:
+            tree.cursor_line = 0
+            return
+        newest = max(shown.values(), key=lambda m: m.recovery_point).id
+
+        def find(node: TreeNode[str]) -> TreeNode[str] | None:
+            for child in node.children:
+                if child.data == newest:
+                    return child
+                if (found := find(child)) is not None:
+                    return found
+            return None
+
+        node = find(tree.root)
+        if node is not None:  # lines are laid out on the next refresh: move the cursor then
+            self.call_after_refresh(tree.move_cursor, node)
 
     def _shown(self, manifest: Manifest) -> bool:
         text = self.filter_text.lower()

@@ -53,6 +53,7 @@ class RunScreen(Screen[None]):
         Binding("e", "export", "Export report"),
         Binding("t", "timeline", "Timeline"),
         Binding("question_mark", "help", "Help"),
+        Binding("q", "app.quit", "Quit", tooltip="leave the console; an unfinished run is paused"),
     ]
 
     def __init__(self, runner: Runner) -> None:

@@ -56,3 +56,20 @@ async def test_typed_confirmation_refuses_anything_but_the_word(tmp_path: Path) 
         await pilot.press("backspace", *"help_articles", "enter")
         await pilot.pause()
         assert answers == [True]
+
+
+async def test_the_catalog_opens_on_the_newest_snapshot(world: dict[str, Any]) -> None:  # noqa: F811
+    from drconsole.tui.app import make_app
+    from drconsole.tui.catalog_screen import CatalogScreen
+
+    app = make_app(runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, CatalogScreen)
+        for _ in range(100):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.02)
+            if screen.selected() is not None:
+                break
+        selected = screen.selected()
+        assert selected is not None and selected.id == "20261123T120000Z-kb-I"
