@@ -37,17 +37,20 @@ def _processes_under(folder: Path) -> list[str]:
     return found
 
 
-def test_demo_headless_small_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("catalog", ["local", "s3"])
+def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     workdir = tmp_path / "demo"
     started = time.monotonic()
+    extra = ["--s3"] if catalog == "s3" else []
     result = run_cli(
-        "demo", "--headless", "--size", "small", "--workdir", str(workdir), timeout=300
+        "demo", "--headless", "--size", "small", "--workdir", str(workdir), *extra, timeout=300
     )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-2000:]
     assert took < 120, f"the small demo took {took:.0f}s"
     assert "DISASTER" in result.stderr and "every gate passed" in result.stderr
     assert (workdir / "report.md").read_text().startswith("# Recovery report:")
+    assert ("s3://demo-backups/kb" in (workdir / "demo.yaml").read_text()) is (catalog == "s3")
     runs = workdir / "runs"
     assert run_cli("runs", "verify", "latest", "--runs-dir", str(runs)).returncode == 0
     shown = json.loads(run_cli("runs", "show", "latest", "--json", "--runs-dir", str(runs)).stdout)
