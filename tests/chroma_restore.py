@@ -3,6 +3,10 @@ it, and dump a collection for comparison."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from drconsole.catalog.manifest import Manifest
 from drconsole.corpus import CorpusSpec, batches
 from drconsole.drill import DrillOptions, DrillResult, drive
 from drconsole.engines.chroma import ChromaEngine
+from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
@@ -115,3 +120,33 @@ def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes]]:
                 batch.vectors[index].tobytes(),
             )
     return rows
+
+
+def kill_drill_mid_restore(runbook: Path, runs: Path, checkpoints: int) -> None:
+    """Run `drconsole drill` in a subprocess and SIGKILL it once restore_data has
+    recorded ``checkpoints`` checkpoints (bounded: fails after two minutes)."""
+    drill = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "drconsole.cli",
+            "drill",
+            str(runbook),
+            "--yes",
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    seen = 0
+    while seen < checkpoints and time.monotonic() < deadline and drill.poll() is None:
+        time.sleep(0.05)
+        records = list(runs.glob("*.jsonl"))
+        if records:
+            events = read_record(records[0]).events
+            seen = sum(1 for e in events if e.type == "step.progress" and e.step_id == "data")
+    drill.send_signal(signal.SIGKILL)
+    drill.wait(10)
+    assert seen >= checkpoints, "restore_data never got going"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,7 +20,7 @@ from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
 
-from chroma_restore import dump, restore_runbook, seed, snapshot
+from chroma_restore import dump, kill_drill_mid_restore, restore_runbook, seed, snapshot
 from helpers import run_cli
 
 pytestmark = pytest.mark.integration
@@ -43,33 +40,7 @@ def test_sigkill_during_restore_data_then_resume(
         tmp_path, tmp_path / "catalog", chroma_target, ["kb_articles"], batch=100, in_flight=1
     )
     runs = tmp_path / "runs"
-    drill = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drconsole.cli",
-            "drill",
-            str(runbook),
-            "--yes",
-            "--runs-dir",
-            str(runs),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    checkpoints = 0
-    while checkpoints < 3 and time.monotonic() < deadline and drill.poll() is None:
-        time.sleep(0.05)
-        records = list(runs.glob("*.jsonl"))
-        if records:
-            events = read_record(records[0]).events
-            checkpoints = sum(
-                1 for e in events if e.type == "step.progress" and e.step_id == "data"
-            )
-    assert checkpoints >= 3, "restore_data never got going"
-    drill.send_signal(signal.SIGKILL)
-    drill.wait(10)
+    kill_drill_mid_restore(runbook, runs, checkpoints=3)
     killed_at = read_record(next(runs.glob("*.jsonl"))).events
     last_checkpoint = [e for e in killed_at if e.type == "step.progress" and e.step_id == "data"][
         -1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from drconsole.tui.app import make_app
 from drconsole.tui.modals import ChoiceModal, HelpModal, ReasonModal
 from drconsole.tui.run_screen import RunScreen
 
-from chroma_restore import dump, seed, snapshot
+from chroma_restore import dump, kill_drill_mid_restore, seed, snapshot
 from helpers import write_runbook
 
 pytestmark = pytest.mark.integration
@@ -167,36 +166,7 @@ async def test_help_opens_promptly_while_restore_data_runs(
 async def test_resuming_an_interrupted_run(prepared: dict[str, object], tmp_path: Path) -> None:
     runbook = _runbook(tmp_path, prepared["target"], batch=20, in_flight=1)  # type: ignore[arg-type]
     runs = tmp_path / "runs"
-    drill = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drconsole.cli",
-            "drill",
-            str(runbook),
-            "--yes",
-            "--runs-dir",
-            str(runs),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        records = list(runs.glob("*.jsonl"))
-        if (
-            records
-            and sum(
-                1
-                for e in read_record(records[0]).events
-                if e.type == "step.progress" and e.step_id == "data"
-            )
-            >= 2
-        ):
-            break
-        time.sleep(0.05)
-    drill.send_signal(signal.SIGKILL)
-    drill.wait(10)
+    kill_drill_mid_restore(runbook, runs, checkpoints=2)
     run_id = next(runs.glob("*.jsonl")).stem
     app = make_app(runs_dir=runs, runbook=runbook, resume=run_id)
     async with app.run_test(size=(120, 36)) as pilot:
