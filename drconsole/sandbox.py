@@ -3,12 +3,14 @@
 Each server runs on 127.0.0.1 on free ports, in its own work folder and process group,
 logs to a file there, is waited for with a bounded timeout, and is stopped by pid
 (SIGTERM, then SIGKILL). Every started server is also stopped at interpreter exit, so an
-exception or Ctrl-C never leaves one behind.
+exception or Ctrl-C never leaves one behind, and a watchdog process stops it when
+drconsole is killed outright (``sandbox_guard``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import secrets
@@ -27,6 +29,7 @@ from typing import Any
 import httpx
 
 from drconsole.errors import SandboxError
+from drconsole.sandbox_guard import RELEASE
 
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 5.0
@@ -73,6 +76,8 @@ class ServerProcess:
         self.ready = ready
         self.log_path = workdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._guard: subprocess.Popen[bytes] | None = None
+        self._guard_pipe: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -96,6 +101,7 @@ class ServerProcess:
                 ) from None
         with _running_lock:
             _running.add(self)
+        self._start_guard()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -114,8 +120,42 @@ class ServerProcess:
             f"see {self.log_path}",
         )
 
+    def _start_guard(self) -> None:
+        """The watchdog that stops this server if drconsole dies without stopping it
+        (SIGKILL): see ``sandbox_guard``."""
+        assert self.process is not None
+        read_end, self._guard_pipe = os.pipe()
+        try:
+            self._guard = subprocess.Popen(
+                [sys.executable, "-m", "drconsole.sandbox_guard", str(self.pid), str(read_end)],
+                pass_fds=(read_end,),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as error:
+            self.stop()
+            raise SandboxError(f"cannot start the watchdog of {self.name}: {error}") from None
+        finally:
+            os.close(read_end)
+
+    def _release_guard(self) -> None:
+        """Tell the watchdog this is a normal stop, and reap it."""
+        pipe, self._guard_pipe = self._guard_pipe, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(pipe, RELEASE)
+            os.close(pipe)
+        if self._guard is not None:
+            try:
+                self._guard.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self._guard.kill()
+                self._guard.wait()
+            self._guard = None
+
     def stop(self) -> None:
         """SIGTERM the process group, then SIGKILL it; safe to call twice."""
+        self._release_guard()
         process = self.process
         if process is not None and process.poll() is None:
             for sig in (signal.SIGTERM, signal.SIGKILL):

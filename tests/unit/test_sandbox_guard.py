@@ -1,0 +1,83 @@
+"""The sandbox watchdog: a server outlives neither a normal stop nor a SIGKILLed drconsole.
+
+A `sleep` stands in for the server here (what is tested is process handling, not a
+database); the real servers are covered by the demo and drill tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from drconsole.sandbox import ServerProcess
+
+OWNER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from drconsole.sandbox import ServerProcess
+    server = ServerProcess("sleeper", ["sleep", "600"], Path(sys.argv[1]), lambda: True)
+    server.start()
+    print(server.pid, server._guard.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.split(")", 1)[1].split()[0] != "Z"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_sigkilled_owner_takes_its_server_down(tmp_path: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    server_pid, guard_pid = map(int, owner.stdout.readline().split())
+    assert _alive(server_pid) and _alive(guard_pid)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    assert _gone_within(server_pid, 30), "the guard must stop the server of a killed owner"
+    assert _gone_within(guard_pid, 30), "the guard exits once the server is stopped"
+
+
+def test_a_normal_stop_releases_the_guard_without_a_trace(tmp_path: Path) -> None:
+    server = ServerProcess("sleeper", ["sleep", "600"], tmp_path, lambda: True)
+    server.start()
+    assert server._guard is not None
+    guard_pid = server._guard.pid
+    server_pid = server.pid
+    assert server_pid is not None
+    server.stop()
+    assert not _alive(server_pid) and not _alive(guard_pid)
+    assert server._guard is None and server._guard_pipe is None
+    server.stop()
+
+
+def test_the_guard_leaves_when_its_server_exits_on_its_own(tmp_path: Path) -> None:
+    server = ServerProcess("sleeper", ["sleep", "600"], tmp_path, lambda: True)
+    server.start()
+    assert server._guard is not None and server.pid is not None
+    os.killpg(server.pid, signal.SIGKILL)
+    server.process.wait(10)  # type: ignore[union-attr]
+    assert _gone_within(server._guard.pid, 30), "a guard must not outlive its server"
+    server.stop()
