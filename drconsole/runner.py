@@ -162,15 +162,15 @@ class Runner:
             )
             runner._interrupted_at = read.events[-1].time
             interrupted = state.interrupted
-            runner._write(
-                ev.RUN_RESUMED,
-                {
-                    "after": "interrupted" if interrupted or state.paused is None else "paused",
-                    "interrupted_step": interrupted.id if interrupted else None,
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                },
-            )
+            resumed = {
+                "after": "interrupted" if interrupted or state.paused is None else "paused",
+                "interrupted_step": interrupted.id if interrupted else None,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            }
+            if revived := _revived_sandbox(run_id, state.facts.get("target") or {}):
+                resumed["target"] = revived
+            runner._write(ev.RUN_RESUMED, resumed)
         except BaseException:
             writer.close()
             raise
@@ -785,6 +785,28 @@ def _with_sandbox(runbook: Runbook, target: dict[str, Any], folder: Path) -> dic
         "sandbox_pid": server.pid,
         "sandbox_dir": str(folder),
     }
+
+
+def _revived_sandbox(run_id: str, target: dict[str, Any]) -> dict[str, Any] | None:
+    """A resumed run's sandbox target, served again from its folder when its server is
+    gone (drconsole was stopped or killed); None when it has none or it still runs. A
+    deleted folder means the restored data is lost, and the run cannot go on with it."""
+    folder = target.get("sandbox_dir")
+    if not folder:
+        return None
+    from drconsole.sandbox import ChromaServer, serves
+
+    if serves(int(target.get("sandbox_pid") or 0), Path(folder)):
+        return None
+    if not (Path(folder) / "data").is_dir():
+        raise RunStateError(
+            f"the sandbox target of run {run_id} is gone ({folder} was deleted), and with "
+            "it the data restored so far",
+            "start a new drill; this run cannot go on without its target",
+        )
+    server = ChromaServer(Path(folder))
+    server.start()
+    return {"url": server.url, "sandbox_pid": server.pid}
 
 
 def _runbook_of(state: RunState, registry: dict[str, ActionSpec] | None) -> Runbook:

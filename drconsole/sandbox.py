@@ -300,10 +300,8 @@ class SeaweedS3(ServerProcess):
         self.client().create_bucket(Bucket=bucket)
 
 
-def stop_pid(pid: int, folder: Path) -> bool:
-    """Stop a sandbox server started earlier (perhaps by another process) by its pid,
-    after checking the pid still belongs to a server working in ``folder``; False when
-    it was already gone."""
+def serves(pid: int, folder: Path) -> bool:
+    """Whether ``pid`` is still the live sandbox server working in ``folder``."""
     if pid <= 0:
         return False
     try:
@@ -312,12 +310,16 @@ def stop_pid(pid: int, folder: Path) -> bool:
         )
     except OSError:
         return False
-    if not command.strip() or _zombie(pid):
-        return False  # exited already (a zombie has no command line)
-    if str(folder) not in command:
-        raise SandboxError(
-            f"pid {pid} is no longer the sandbox server of {folder}; not stopping it"
-        )
+    # a zombie has exited already; another command line means the pid was reused
+    return str(folder) in command and not _zombie(pid)
+
+
+def stop_pid(pid: int, folder: Path) -> bool:
+    """Stop a sandbox server started earlier (perhaps by another process) by its pid,
+    after checking the pid still belongs to a server working in ``folder``; False when
+    it was already gone."""
+    if not serves(pid, folder):
+        return False
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)

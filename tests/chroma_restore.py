@@ -56,6 +56,14 @@ def snapshot(
     return create_snapshot(request)
 
 
+COUNTS_STEP = """
+          - id: counts
+            action: check_counts
+            needs: [data]
+            gate: true
+"""
+
+
 def restore_runbook(
     folder: Path,
     catalog: Path,
@@ -67,8 +75,10 @@ def restore_runbook(
     batch: int = 500,
     in_flight: int = 2,
     fallback: bool = True,
+    counts: bool = False,
     name: str = "restore.yaml",
 ) -> Path:
+    """verify, schema and data steps (and a check_counts gate with ``counts``)."""
     destructive = "true" if on_exists == "replace" else "false"
     where = f'url: "{target["url"]}", tenant: {target["tenant"]}, database: {target["database"]}'
     return write_runbook(
@@ -96,7 +106,8 @@ def restore_runbook(
             with: {{batch: {batch}, in_flight: {in_flight}}}
             needs: [schema]
             marks: service_restored
-    """,
+    """
+        + (COUNTS_STEP if counts else ""),
         name=name,
     )
 
@@ -122,9 +133,9 @@ def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes]]:
     return rows
 
 
-def kill_drill_mid_restore(runbook: Path, runs: Path, checkpoints: int) -> None:
-    """Run `drconsole drill` in a subprocess and SIGKILL it once restore_data has
-    recorded ``checkpoints`` checkpoints (bounded: fails after two minutes)."""
+def kill_drill_mid_restore(runbook: Path, runs: Path, checkpoints: int, *flags: str) -> None:
+    """Run `drconsole drill` (with ``flags``) in a subprocess and SIGKILL it once
+    restore_data has recorded ``checkpoints`` checkpoints (bounded: fails after two minutes)."""
     drill = subprocess.Popen(
         [
             sys.executable,
@@ -135,6 +146,7 @@ def kill_drill_mid_restore(runbook: Path, runs: Path, checkpoints: int) -> None:
             "--yes",
             "--runs-dir",
             str(runs),
+            *flags,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -215,6 +215,8 @@ def _paused(state: RunState, event: Event) -> None:
 
 def _resumed(state: RunState, event: Event) -> None:
     state.paused = None
+    if revived := event.data.get("target"):
+        state.facts["target"] = {**(state.facts.get("target") or {}), **revived}
 
 
 def _finished(state: RunState, event: Event) -> None:

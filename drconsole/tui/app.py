@@ -111,13 +111,8 @@ class DrconsoleApp(App[None]):
 
     def on_mount(self) -> None:
         if self.resume:
-            try:
-                self.open_run(
-                    Runner.resume(self.services.runs, self.resume, clock=self.services.clock)
-                )
-            except DrconsoleError as error:
-                self.show_timeline()
-                self.show_error(error.message, error.hint)
+            self.show_timeline()
+            self.resume_worker(self.resume)
         elif self.start == "catalog" and self.services.catalog_source()[0]:
             self.show_catalog()
         else:
@@ -156,6 +151,12 @@ class DrconsoleApp(App[None]):
             target=self.services.target or None,
             snapshot_id=snapshot_id,
         )
+        self.call_from_thread(self.open_run, runner)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run", description="resume")
+    def resume_worker(self, reference: str) -> None:
+        """Runner.resume may serve a sandbox target again: off the app thread too."""
+        runner = Runner.resume(self.services.runs, reference, clock=self.services.clock)
         self.call_from_thread(self.open_run, runner)
 
     def pick_and_start(self, mode: str) -> None:

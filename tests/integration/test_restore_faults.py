@@ -21,7 +21,7 @@ from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
 
 from chroma_restore import dump, kill_drill_mid_restore, restore_runbook, seed, snapshot
-from helpers import run_cli
+from helpers import process_alive, process_gone_within, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +128,52 @@ def test_server_restarted_mid_restore(tmp_path: Path) -> None:
         assert dump(ChromaEngine(server.url, database="restored"), "kb_articles") == expected
     finally:
         server.stop()
+
+
+def test_a_killed_sandbox_drill_resumes_on_its_restored_data(
+    source_engine: ChromaEngine, chroma_target: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL takes the sandbox server down with drconsole (its watchdog); the resume
+    serves the sandbox's folder again and continues after the last checkpoint, and the
+    counts gate proves nothing restored before the kill was lost."""
+    seed(source_engine, "kb_articles", CorpusSpec("kb", 3000, seed=13))
+    snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
+    runbook = restore_runbook(
+        tmp_path,
+        tmp_path / "catalog",
+        chroma_target,
+        ["kb_articles"],
+        batch=100,
+        in_flight=1,
+        counts=True,
+    )
+    runs = tmp_path / "runs"
+    kill_drill_mid_restore(runbook, runs, 3, "--sandbox")
+    record = next(runs.glob("*.jsonl"))
+    events = read_record(record).events
+    sandbox = next(e for e in events if e.type == "run.started").data["target"]
+    folder = Path(sandbox["sandbox_dir"])
+    assert process_gone_within(sandbox["sandbox_pid"], 30), "the watchdog stops the server"
+    acknowledged = [e for e in events if e.type == "step.progress" and e.step_id == "data"][-1]
+    resume = ("drill", "--resume", "latest", "--rerun-interrupted", "--yes", "--json")
+
+    folder.rename(folder.with_name("moved-away"))
+    before = record.read_bytes()
+    refused = run_cli(*resume, "--runs-dir", str(runs))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert f"{folder} was deleted" in refused.stderr and "start a new drill" in refused.stderr
+    assert record.read_bytes() == before, "a refused resume must not touch the record"
+
+    folder.with_name("moved-away").rename(folder)
+    resumed = run_cli(*resume, "--runs-dir", str(runs))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    events = read_record(record).events
+    revived = next(e for e in events if e.type == "run.resumed").data["target"]
+    assert revived["url"] != sandbox["url"] and revived["sandbox_pid"] != sandbox["sandbox_pid"]
+    data = [e for e in events if e.type == "step.finished" and e.step_id == "data"][-1].data
+    assert data["details"]["resumed_after"] >= acknowledged.data["checkpoint"]["records"] > 0
+    counts = [e for e in events if e.type == "step.finished" and e.step_id == "counts"][-1]
+    assert counts.data["status"] == "succeeded", counts.data
+    assert not folder.exists(), "the finished drill releases its sandbox"
+    assert not process_alive(revived["sandbox_pid"])

@@ -170,7 +170,7 @@ async def test_resuming_an_interrupted_run(prepared: dict[str, object], tmp_path
     run_id = next(runs.glob("*.jsonl")).stem
     app = make_app(runs_dir=runs, runbook=runbook, resume=run_id)
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause()
+        await _settle(pilot)
         assert isinstance(app.screen, ChoiceModal), "an interrupted step asks what to do"
         await pilot.press("enter")  # re-run it
         await _settle(pilot)

@@ -11,10 +11,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from drconsole.sandbox import ServerProcess
+
+from helpers import process_alive, process_gone_within
 
 OWNER = textwrap.dedent(
     """
@@ -29,35 +30,17 @@ OWNER = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.split(")", 1)[1].split()[0] != "Z"
-
-
-def _gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_a_sigkilled_owner_takes_its_server_down(tmp_path: Path) -> None:
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
     assert owner.stdout is not None
     server_pid, guard_pid = map(int, owner.stdout.readline().split())
-    assert _alive(server_pid) and _alive(guard_pid)
+    assert process_alive(server_pid) and process_alive(guard_pid)
     owner.send_signal(signal.SIGKILL)
     owner.wait(10)
-    assert _gone_within(server_pid, 30), "the guard must stop the server of a killed owner"
-    assert _gone_within(guard_pid, 30), "the guard exits once the server is stopped"
+    assert process_gone_within(server_pid, 30), "the guard must stop the server of a killed owner"
+    assert process_gone_within(guard_pid, 30), "the guard exits once the server is stopped"
 
 
 def test_a_normal_stop_releases_the_guard_without_a_trace(tmp_path: Path) -> None:
@@ -68,7 +51,7 @@ def test_a_normal_stop_releases_the_guard_without_a_trace(tmp_path: Path) -> Non
     server_pid = server.pid
     assert server_pid is not None
     server.stop()
-    assert not _alive(server_pid) and not _alive(guard_pid)
+    assert not process_alive(server_pid) and not process_alive(guard_pid)
     assert server._guard is None and server._guard_pipe is None
     server.stop()
 
@@ -79,5 +62,5 @@ def test_the_guard_leaves_when_its_server_exits_on_its_own(tmp_path: Path) -> No
     assert server._guard is not None and server.pid is not None
     os.killpg(server.pid, signal.SIGKILL)
     server.process.wait(10)  # type: ignore[union-attr]
-    assert _gone_within(server._guard.pid, 30), "a guard must not outlive its server"
+    assert process_gone_within(server._guard.pid, 30), "a guard must not outlive its server"
     server.stop()

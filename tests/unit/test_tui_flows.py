@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from drconsole.incident.record import read_record
 from drconsole.tui.modals import ConfirmModal, SnapshotPicker
 from drconsole.tui.run_screen import RunScreen
 
-from test_tui_snapshots import NOW, world  # noqa: F401 - the fixture
+from test_tui_snapshots import NOW, _past_runs, world  # noqa: F401 - the fixture
 
 SIZE = (120, 36)
 
@@ -73,3 +74,24 @@ async def test_the_catalog_opens_on_the_newest_snapshot(world: dict[str, Any]) -
                 break
         selected = screen.selected()
         assert selected is not None and selected.id == "20261123T120000Z-kb-I"
+
+
+async def test_resuming_a_finished_run_shows_why_over_the_timeline(world: dict[str, Any]) -> None:  # noqa: F811
+    from drconsole.tui.app import make_app
+    from drconsole.tui.modals import ErrorModal
+    from drconsole.tui.timeline_screen import TimelineScreen
+
+    _past_runs(world)
+    finished = sorted(world["runs"].glob("*.jsonl"))[0].stem
+    app = make_app(
+        runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW, resume=finished
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        deadline = time.monotonic() + 10
+        while not isinstance(app.screen, ErrorModal) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert isinstance(app.screen, ErrorModal)
+        assert "already finished" in str(app.screen.message)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, TimelineScreen) and app.runner is None
