@@ -12,7 +12,6 @@ Every server it starts is stopped on exit, also after Ctrl-C or an error.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +23,17 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.corpus import CorpusSpec, batches, records
 from drconsole.drill import DrillOptions, DrillResult, drive
 from drconsole.engines.chroma import ChromaEngine
-from drconsole.errors import DrconsoleError
+from drconsole.errors import DrconsoleError, UsageError
 from drconsole.golden import capture, save_golden
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
 from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import ChromaServer, SeaweedS3, stop_all
+from drconsole.sandbox import ChromaServer, serve_s3, stop_all
 
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
 BUCKET = "demo-backups"
-S3_ENV = "DRCONSOLE_DEMO_S3"
 COLLECTIONS = ("help_articles", "support_tickets")
 
 
@@ -66,6 +64,13 @@ def run_demo(
 ) -> int:
     """Set the stage, then walk it (headless drill) or open the console; returns the exit code."""
     workdir = options.workdir
+    if workdir.is_dir() and any(workdir.iterdir()):
+        again = workdir / "demo.yaml"
+        raise UsageError(
+            f"{workdir} is not empty; the demo sets its stage in a new folder",
+            "give another --workdir"
+            + (f"; to walk this demo again: drconsole drill {again}" if again.exists() else ""),
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         runbook = _stage(options, say)
@@ -140,20 +145,17 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
 
 
 def _catalog(options: DemoOptions, say: Callable[[str], None]) -> tuple[ObjectStore, str]:
+    """The catalog's store and the runbook line naming it: a folder, or a bucket in a
+    sandbox S3 that the runbook serves again from its folder whenever it is used."""
     if not options.s3:
         (options.workdir / "catalog").mkdir(exist_ok=True)
         return LocalStore(options.workdir / "catalog"), "catalog: {url: catalog}"
     say("starting a sandbox S3 (SeaweedFS) for the catalog")
-    server = SeaweedS3(options.workdir / "s3")
-    server.start()
+    (options.workdir / "s3" / "data").mkdir(parents=True, exist_ok=True)
+    server = serve_s3(options.workdir / "s3")
     server.create_bucket(BUCKET)
-    os.environ[S3_ENV] = server.credentials_value
-    store = S3Store(BUCKET, "kb", endpoint=server.endpoint, credentials=f"env:{S3_ENV}")
-    return (
-        store,
-        f'catalog: {{url: "s3://{BUCKET}/kb", endpoint: "{server.endpoint}", '
-        f"credentials: env:{S3_ENV}}}",
-    )
+    store = S3Store(BUCKET, "kb", endpoint=server.endpoint, keys=server.keys)
+    return store, f'catalog: {{sandbox: s3, folder: s3, url: "s3://{BUCKET}/kb"}}'
 
 
 def _change(engine: ChromaEngine, specs: dict[str, CorpusSpec], number: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -37,6 +38,9 @@ INSTALL_HINT = "install the sandbox extra: pip install 'drconsole[sandbox]'"
 
 _running: set[ServerProcess] = set()
 _running_lock = threading.Lock()
+_served_s3: dict[Path, SeaweedS3] = {}
+_claimed: dict[Path, TextIO] = {}
+_serving_lock = threading.Lock()
 
 
 def free_ports(count: int) -> list[int]:
@@ -263,6 +267,10 @@ class SeaweedS3(ServerProcess):
         """``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, the value a keyring reference holds."""
         return f"{self.access_key}:{self.secret_key}"
 
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.access_key, self.secret_key
+
     def client(self) -> Any:
         """A boto3 S3 client with the server's credentials."""
         import boto3
@@ -298,6 +306,51 @@ class SeaweedS3(ServerProcess):
 
     def create_bucket(self, bucket: str) -> None:
         self.client().create_bucket(Bucket=bucket)
+
+
+def serve_s3(folder: Path) -> SeaweedS3:
+    """The sandbox S3 serving ``folder``: started on first use in this process and kept
+    until exit. The folder must exist (an empty new one would be a catalog that silently
+    holds nothing); another process serving it is refused, since two servers cannot share
+    one folder."""
+    folder = folder.resolve()
+    with _serving_lock:
+        server = _served_s3.get(folder)
+        if server is not None and server.process and server.process.poll() is None:
+            return server
+        if not (folder / "data").is_dir():
+            raise SandboxError(
+                f"{folder}: no sandbox S3 folder here",
+                "point the runbook's catalog.folder at a folder an S3 sandbox wrote "
+                "(`drconsole demo --s3` makes one)",
+            )
+        _claim(folder)
+        server = SeaweedS3(folder)
+        server.start()
+        _served_s3[folder] = server
+        return server
+
+
+def _claim(folder: Path) -> None:
+    """Hold the folder's serving lock for the life of this process (the kernel drops it
+    when the process ends, however it ends)."""
+    if folder in _claimed:
+        return
+    handle = (folder / "serving.lock").open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise SandboxError(
+            f"the sandbox S3 in {folder} is being served by another drconsole (pid {holder})",
+            "finish or close that run or console first",
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _claimed[folder] = handle
 
 
 def serves(pid: int, folder: Path) -> bool:

@@ -9,24 +9,15 @@ from __future__ import annotations
 from drconsole.actions.base import ActionContext
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.manifest import Manifest
-from drconsole.catalog.open import open_store
+from drconsole.catalog.open import open_runbook_catalog
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines import open_engine
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
-from drconsole.secrets import resolve
 
 
 def open_catalog(context: ActionContext) -> tuple[ObjectStore, CatalogView]:
-    catalog = context.runbook.catalog
-    if catalog.get("credentials"):
-        context.add_secret(resolve(catalog["credentials"]).partition(":")[2])
-    store = open_store(
-        context.runbook.catalog_location() or "",
-        endpoint=catalog.get("endpoint"),
-        region=catalog.get("region"),
-        credentials=catalog.get("credentials"),
-    )
+    store = open_runbook_catalog(context.runbook, context.add_secret)
     return store, load_catalog(store)
 
 

@@ -1,11 +1,11 @@
 """A catalog on S3 (or an S3-compatible store) through boto3.
 
 ``s3://bucket/prefix``; with ``endpoint`` the client uses path-style addressing.
-Credentials come from the standard AWS chain, or from a ``keyring:``/``env:`` reference
-whose value is ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``. Listings are paginated; large objects
-stream (multipart upload from a spooled temporary file, streamed download); transient
-errors are retried with backoff by botocore. An access error names the bucket, prefix and
-credential source, never the secret.
+Credentials come from the standard AWS chain, from a ``keyring:``/``env:`` reference
+whose value is ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, or (a sandbox S3) as keys given.
+Listings are paginated; large objects stream (multipart upload from a spooled temporary
+file, streamed download); transient errors are retried with backoff by botocore. An
+access error names the bucket, prefix and credential source, never the secret.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class S3Store:
         endpoint: str | None = None,
         region: str | None = None,
         credentials: str | None = None,
+        keys: tuple[str, str] | None = None,
         attempts: int = 6,
         multipart_threshold: int = MULTIPART_THRESHOLD,
     ) -> None:
@@ -62,11 +63,14 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.endpoint = endpoint
-        self.credential_source = credentials or "the standard AWS credential chain"
+        self.credential_source = credentials or (
+            "the sandbox's own credentials" if keys else "the standard AWS credential chain"
+        )
         options: dict[str, Any] = {"region_name": region or "us-east-1"}
         if credentials:
-            access_key, secret_key = _split_credentials(credentials)
-            options.update(aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+            keys = _split_credentials(credentials)
+        if keys:
+            options.update(aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
         config = Config(
             retries={"max_attempts": attempts, "mode": "standard"},
             connect_timeout=10,

@@ -42,7 +42,8 @@ TOP_KEYS = (
 )
 RUNBOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENGINES = ("chroma",)
-SANDBOX_CATALOGS = ("s3", "local")
+SANDBOX_CATALOGS = ("s3",)
+CATALOG_KEYS = ("url", "endpoint", "region", "credentials", "sandbox", "folder")
 SANDBOX_TARGETS = ("chroma",)
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
 
@@ -167,14 +168,15 @@ class _Reader:
         return rto, rpo
 
     def _catalog(self, node: YNode | None) -> dict[str, Any]:
+        """``url`` (a folder or ``s3://``, with endpoint, region, credentials), or a
+        sandbox S3: ``sandbox: s3`` serving ``folder`` with the catalog at ``url``."""
         values = mapping(node, "catalog", self.problems)
         if values is None or node is None:
             return {}
-        check_keys(
-            node, ("url", "endpoint", "region", "credentials", "sandbox"), "catalog", self.problems
-        )
+        check_keys(node, CATALOG_KEYS, "catalog", self.problems)
         result: dict[str, Any] = {}
-        self._source(node, values, result, "catalog", SANDBOX_CATALOGS)
+        if (url := string(values.get("url"), "catalog.url", self.problems)) is not None:
+            result["url"] = self._url_without_password(values["url"], url, "catalog.url")
         for key in ("endpoint", "region"):
             if (text := string(values.get(key), f"catalog.{key}", self.problems)) is not None:
                 result[key] = self._url_without_password(values[key], text, f"catalog.{key}")
@@ -182,6 +184,28 @@ class _Reader:
             ref := reference(values.get("credentials"), "catalog.credentials", self.problems)
         ) is not None:
             result["credentials"] = ref
+        if "sandbox" not in values:
+            if "url" not in values:
+                self.problems.add(node, "catalog needs `url`: a folder or s3://BUCKET/PREFIX")
+            if "folder" in values:
+                self.problems.add(values["folder"], "catalog.folder goes with `sandbox: s3` only")
+            return result
+        sandbox = choice(values["sandbox"], "catalog.sandbox", SANDBOX_CATALOGS, self.problems)
+        if sandbox is not None:
+            result["sandbox"] = sandbox
+        if (folder := string(values.get("folder"), "catalog.folder", self.problems)) is not None:
+            result["folder"] = folder
+        if "folder" not in values or not str(result.get("url", "")).startswith("s3://"):
+            self.problems.add(
+                node,
+                "catalog with `sandbox: s3` needs `folder` (where the sandbox keeps its data) "
+                "and `url: s3://BUCKET/PREFIX` (the catalog inside it)",
+            )
+        for key in ("endpoint", "region", "credentials"):
+            if key in values:
+                self.problems.add(
+                    values[key], f"catalog.{key} does not go with `sandbox`: the sandbox sets it"
+                )
         return result
 
     def _target(self, node: YNode | None) -> dict[str, Any]:

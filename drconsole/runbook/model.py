@@ -101,6 +101,11 @@ class Runbook:
     def folder(self) -> Path:
         return self.path.parent
 
+    def catalog_sandbox_folder(self) -> Path | None:
+        """The folder a ``sandbox: s3`` catalog is served from (relative to the runbook)."""
+        folder = self.catalog.get("folder")
+        return self.folder / Path(folder).expanduser() if folder else None
+
     def catalog_location(self) -> str | None:
         """The catalog URL, a relative folder read from the runbook's own folder."""
         url = self.catalog.get("url")

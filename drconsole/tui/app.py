@@ -15,7 +15,7 @@ from textual.command import Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
 from drconsole.catalog.catalog import load_catalog
-from drconsole.catalog.open import open_store
+from drconsole.catalog.open import open_runbook_catalog, open_store
 from drconsole.catalog.store import ObjectStore
 from drconsole.errors import DrconsoleError
 from drconsole.incident.report import markdown_report
@@ -44,28 +44,30 @@ class Services:
             self._runbook = load_runbook(self.runbook_path)
         return self._runbook
 
-    def catalog_source(self) -> tuple[str | None, dict[str, Any]]:
-        """The catalog to open (a runbook's relative folder resolved) and its options."""
-        if self.catalog_url:
-            return self.catalog_url, self.catalog_options
+    def has_catalog(self) -> bool:
         runbook = self.runbook()
-        if runbook and runbook.catalog.get("url"):
-            options = {k: runbook.catalog.get(k) for k in ("endpoint", "region", "credentials")}
-            return runbook.catalog_location(), options
-        return None, {}
+        return bool(self.catalog_url or (runbook and runbook.catalog.get("url")))
 
     def open_store(self) -> ObjectStore:
-        url, options = self.catalog_source()
-        if url is None:
+        """The catalog given with --catalog, else the runbook's (perhaps a sandbox S3)."""
+        if self.catalog_url:
+            options = {k: v for k, v in self.catalog_options.items() if v}
+            return open_store(self.catalog_url, **options)
+        runbook = self.runbook()
+        if runbook is None or not runbook.catalog.get("url"):
             raise DrconsoleError(
                 "no catalog", "start the console with --catalog URL or a runbook with one"
             )
-        return open_store(url, **{k: v for k, v in options.items() if v})
+        return open_runbook_catalog(runbook)
 
     def catalog_label(self) -> str:
         """The catalog as the operator wrote it (flag or runbook)."""
         runbook = self.runbook()
-        return self.catalog_url or (runbook.catalog.get("url") if runbook else None) or "no catalog"
+        if self.catalog_url or runbook is None:
+            return self.catalog_url or "no catalog"
+        if runbook.catalog.get("sandbox"):
+            return f"{runbook.catalog['url']} (sandbox S3 in {runbook.catalog['folder']})"
+        return runbook.catalog.get("url") or "no catalog"
 
     def rpo_s(self) -> float | None:
         runbook = self.runbook()
@@ -113,7 +115,7 @@ class DrconsoleApp(App[None]):
         if self.resume:
             self.show_timeline()
             self.resume_worker(self.resume)
-        elif self.start == "catalog" and self.services.catalog_source()[0]:
+        elif self.start == "catalog" and self.services.has_catalog():
             self.show_catalog()
         else:
             self.show_timeline()

@@ -50,7 +50,7 @@ def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     assert took < 120, f"the small demo took {took:.0f}s"
     assert "DISASTER" in result.stderr and "every gate passed" in result.stderr
     assert (workdir / "report.md").read_text().startswith("# Recovery report:")
-    assert ("s3://demo-backups/kb" in (workdir / "demo.yaml").read_text()) is (catalog == "s3")
+    assert ("sandbox: s3" in (workdir / "demo.yaml").read_text()) is (catalog == "s3")
     runs = workdir / "runs"
     assert run_cli("runs", "verify", "latest", "--runs-dir", str(runs)).returncode == 0
     shown = json.loads(run_cli("runs", "show", "latest", "--json", "--runs-dir", str(runs)).stdout)
@@ -59,6 +59,11 @@ def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     assert all(steps[gate] == "succeeded" for gate in ("verify", "counts", "permissions", "golden"))
     assert steps["cleanup"] == "succeeded"
     assert _processes_under(workdir) == []
+
+    again = run_cli("drill", str(workdir / "demo.yaml"), "--yes", "--json", "--runs-dir", str(runs))
+    assert again.returncode == 0, "the demo's runbook drills again later, in a new process"
+    assert json.loads(again.stdout)["status"] == "succeeded"
+    assert _processes_under(workdir) == [], "its sandbox S3 and Chroma were stopped again"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
@@ -133,6 +138,14 @@ def test_a_sandbox_drill_passes_over_a_tampered_newest_snapshot(
     assert "checksum" in failed.stderr
     leftovers = list((runs / "sandboxes").iterdir()) if (runs / "sandboxes").exists() else []
     assert leftovers == [], "a finished drill's sandbox data must not be left behind"
+
+
+def test_the_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = run_cli("demo", "--headless", "--workdir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{tmp_path} is not empty" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], "nothing was touched"
 
 
 def test_no_sandbox_extra_is_a_clear_message(tmp_path: Path) -> None:

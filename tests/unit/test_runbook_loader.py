@@ -738,10 +738,8 @@ def test_collection_listed_twice(tmp_path: Path) -> None:
     [
         "target: {engine: chroma, url: http://h:8000, sandbox: chroma}",
         "target: {engine: chroma, tenant: acme}",
-        "catalog: {url: s3://b/kb, sandbox: s3}",
-        "catalog: {credentials: keyring:drconsole/kb}",
     ],
-    ids=["target-both", "target-neither", "catalog-both", "catalog-neither"],
+    ids=["target-both", "target-neither"],
 )
 def test_exactly_one_of_url_or_sandbox(tmp_path: Path, section: str) -> None:
     where = section.split(":", maxsplit=1)[0]
@@ -750,6 +748,39 @@ def test_exactly_one_of_url_or_sandbox(tmp_path: Path, section: str) -> None:
 
     assert position == f"5:{len(where) + 3}"  # the opening brace
     assert_words(message, f"{where} needs exactly one of `url` or `sandbox`")
+
+
+@pytest.mark.parametrize(
+    ("section", "position", "words"),
+    [
+        ("catalog: {credentials: keyring:drconsole/kb}", "5:10", ["catalog needs `url`"]),
+        ("catalog: {url: kb, folder: s3}", "5:28", ["catalog.folder", "`sandbox: s3` only"]),
+        ("catalog: {sandbox: s3, url: s3://b/kb}", "5:10", ["needs `folder`", "s3://BUCKET"]),
+        ("catalog: {sandbox: s3, folder: s3}", "5:10", ["needs `folder`", "url: s3://"]),
+        ("catalog: {sandbox: s3, folder: s3, url: kb}", "5:10", ["url: s3://BUCKET/PREFIX"]),
+        ("catalog: {sandbox: local, folder: s3, url: s3://b}", "5:20", ["catalog.sandbox", "s3"]),
+        (
+            "catalog: {sandbox: s3, folder: s3, url: s3://b, endpoint: http://h}",
+            "5:59",
+            ["catalog.endpoint does not go with `sandbox`"],
+        ),
+    ],
+    ids=["neither", "folder-alone", "no-folder", "no-url", "not-s3", "local", "endpoint"],
+)
+def test_catalog_is_a_url_or_a_sandbox_s3(
+    tmp_path: Path, section: str, position: str, words: list[str]
+) -> None:
+    found, message = only_problem(tmp_path, with_top(section + "\n"))
+
+    assert found == position
+    assert_words(message, *words)
+
+
+def test_a_sandbox_s3_catalog_loads_with_its_folder_beside_the_runbook(tmp_path: Path) -> None:
+    runbook = load(tmp_path, with_top("catalog: {sandbox: s3, folder: s3, url: s3://demo/kb}\n"))
+
+    assert runbook.catalog == {"sandbox": "s3", "folder": "s3", "url": "s3://demo/kb"}
+    assert runbook.catalog_sandbox_folder() == tmp_path / "s3"
 
 
 def test_target_with_a_url_needs_an_engine(tmp_path: Path) -> None:
