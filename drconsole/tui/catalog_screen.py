@@ -11,7 +11,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static, Tree
-from textual.widgets.tree import TreeNode
 
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.manifest import Manifest
@@ -135,18 +134,11 @@ class CatalogScreen(Screen[None]):
             tree.cursor_line = 0
             return
         newest = max(shown.values(), key=lambda m: m.recovery_point).id
-
-        def find(node: TreeNode[str]) -> TreeNode[str] | None:
-            for child in node.children:
-                if child.data == newest:
-                    return child
-                if (found := find(child)) is not None:
-                    return found
-            return None
-
-        node = find(tree.root)
-        if node is not None:  # lines are laid out on the next refresh: move the cursor then
-            self.call_after_refresh(tree.move_cursor, node)
+        for line in range(tree.last_line + 1):
+            node = tree.get_node_at_line(line)
+            if node is not None and node.data == newest:
+                tree.move_cursor_to_line(line)
+                return
 
     def _shown(self, manifest: Manifest) -> bool:
         text = self.filter_text.lower()

@@ -77,6 +77,7 @@ class RunScreen(Screen[None]):
         with Horizontal(id="run-body"):
             yield DataTable(id="steps", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="step-panel"):
+                yield Static(id="outcome", classes="hidden")
                 yield Static(id="step-title")
                 yield Markdown(id="instructions")
                 yield Static(id="step-params")
@@ -90,7 +91,7 @@ class RunScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"{self.runner.runbook.title} ({self.runner.run_id})"
         table = self.query_one("#steps", DataTable)
-        for label, width in (("status", 13), ("time", 7), ("phase", 11), ("step", 40)):
+        for label, width in (("status", 13), ("time", 7), ("step", 48)):
             table.add_column(label, width=width)
         log = self.query_one("#events", RichLog)
         for event in self.console.services.runs.read(self.runner.run_id).events[-RECENT_EVENTS:]:
@@ -119,9 +120,9 @@ class RunScreen(Screen[None]):
         )
         snapshot = state.snapshot or {}
         rpo = self.runner.runbook.rpo_s
-        title = Text(f"{self.runner.runbook.title}  ", style="bold")
         point = str(snapshot.get("recovery_point", "not selected yet"))[:16].replace("T", " ")
-        title.append(f"recovery point {point}  RPO {format_duration(rpo)}")
+        title = Text(f"recovery point {point} (RPO {format_duration(rpo)})  ")
+        title.append(self.runner.runbook.title, style="bold")
         self.query_one("#run-title", Static).update(title)
         start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
         self.query_one("#rto", RtoClock).set_times(
@@ -131,6 +132,7 @@ class RunScreen(Screen[None]):
         )
         self._fill_steps()
         self._show_step(self.viewed or self._current_id())
+        self._show_outcome()
 
     def _current_id(self) -> str | None:
         pending = self.runner.advance() if self.running_step is None else None
@@ -146,9 +148,7 @@ class RunScreen(Screen[None]):
             state = self.runner.state.steps[step.id]
             status = "overridden" if state.overridden else state.status
             marker = "▶ " if step.id == current else "  "
-            table.add_row(
-                status_text(status), _duration(state), step.phase, marker + step.title, key=step.id
-            )
+            table.add_row(status_text(status), _duration(state), marker + step.title, key=step.id)
         focus = self.viewed or current
         if focus is not None and table.row_count:
             table.move_cursor(row=table.get_row_index(focus))
@@ -196,6 +196,23 @@ class RunScreen(Screen[None]):
             summary.append(f"\nskipped: {state.skip_reason}", style="dim")
         self.query_one("#step-summary", Static).update(summary)
         self.query_one("#results", ResultTables).show(state.tables)
+
+    def _show_outcome(self) -> None:
+        """How a finished run ended, above whichever step is being looked at."""
+        outcome = self.query_one("#outcome", Static)
+        if self.runner.state.finished is None:
+            outcome.add_class("hidden")
+            return
+        metrics = self.console.services.runs.metrics(self.runner.run_id)
+        ok = metrics.status == "succeeded" and metrics.rto_met is not False
+        text = Text(f"run finished: {metrics.status}", style="bold green" if ok else "bold red")
+        rto = f"RTO {format_duration(metrics.rto_s)} of {format_duration(metrics.rto_target_s)}"
+        text.append(f"  {rto}" + {True: ", met", False: ", MISSED", None: ""}[metrics.rto_met])
+        if metrics.rpo_s is not None:
+            text.append(f"  RPO {format_duration(metrics.rpo_s)}")
+        text.append("\ne export the report · t timeline · q quit\n", style="dim")
+        outcome.update(text)
+        outcome.remove_class("hidden")
 
     @on(DataTable.RowHighlighted, "#steps")
     def view_step(self, event: DataTable.RowHighlighted) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from drconsole.incident.record import read_record
 
 from chroma_restore import restore_runbook, seed, snapshot
 from helpers import run_cli
+from tmux import TmuxSession
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +67,58 @@ def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     assert again.returncode == 0, "the demo's runbook drills again later, in a new process"
     assert json.loads(again.stdout)["status"] == "succeeded"
     assert _processes_under(workdir) == [], "its sandbox S3 and Chroma were stopped again"
+
+
+def _finished_steps(runs: Path) -> dict[str, str]:
+    records = sorted(runs.glob("*.jsonl"))
+    if not records:
+        return {}
+    events = read_record(records[-1]).events
+    return {e.step_id or "": e.data["status"] for e in events if e.type == "step.finished"}
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_walking_the_demo_in_the_console(tmp_path: Path) -> None:
+    """What a new user does: `drconsole demo --s3` in a terminal, press r on the newest
+    snapshot, then x for each automated step and c for each manual one, f to finish, q."""
+    workdir = tmp_path / "demo"
+    terminal = TmuxSession(
+        f"drconsole-demo-{tmp_path.name}",
+        f"{sys.executable} -m drconsole.cli demo --s3 --workdir {workdir}",
+        width=120,
+        height=36,
+    )
+    try:
+        screen = terminal.wait_for("kb-I", 180)
+        assert "s3://demo-backups/kb (sandbox S3 in s3)" in screen
+        newest = max(re.findall(r"\d{8}T\d{6}Z-kb-[FI]", screen))
+        terminal.keys("r")
+        terminal.wait_for("which kind of run?", 30)
+        terminal.keys("Enter")
+        runs = workdir / "runs"
+        walk = [("announce", "c"), ("verify", "x"), ("schema", "x"), ("data", "x")]
+        walk += [("counts", "x"), ("permissions", "x"), ("golden", "x")]
+        walk += [("resume-ingestion", "c"), ("cleanup", "x")]
+        for step, key in walk:
+            deadline = time.monotonic() + 120
+            while step not in _finished_steps(runs) and time.monotonic() < deadline:
+                terminal.keys(key)
+                time.sleep(1.0)
+            assert _finished_steps(runs).get(step) == "succeeded", terminal.screen()
+        terminal.keys("f")
+        terminal.wait_for("e export the report", 30)
+        terminal.keys("q")
+        assert terminal.closed_within(60), "q did not end the demo"
+    finally:
+        terminal.kill()
+    shown = json.loads(run_cli("runs", "show", "latest", "--json", "--runs-dir", str(runs)).stdout)
+    assert shown["status"] == "succeeded" and shown["rto_met"] is True
+    started = read_record(next(runs.glob("*.jsonl"))).events[0].data
+    assert started["snapshot_request"] == newest, "r restores the newest snapshot, selected first"
+    deadline = time.monotonic() + 30
+    while _processes_under(workdir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_under(workdir) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])

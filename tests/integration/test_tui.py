@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from drconsole.corpus import CorpusSpec
 from drconsole.engines.chroma import ChromaEngine
@@ -21,6 +21,7 @@ from drconsole.tui.run_screen import RunScreen
 
 from chroma_restore import dump, kill_drill_mid_restore, seed, snapshot
 from helpers import write_runbook
+from tmux import TmuxSession
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +108,9 @@ async def test_a_complete_drill_through_the_console(
         run_id = runner.run_id
         assert runner.state.finished == {"status": "succeeded", "reason": None}
         assert runner.state.snapshot["snapshot_id"] == prepared["snapshot"]  # type: ignore[index]
+        outcome = app.screen.query_one("#outcome", Static)
+        assert outcome.display and "run finished: succeeded" in str(outcome.render())
+        assert "RTO" in str(outcome.render()) and ", met" in str(outcome.render())
     target = prepared["target"]
     engine = ChromaEngine(target["url"], database=target["database"])  # type: ignore[index]
     assert dump(engine, "kb_articles") == prepared["expected"]
@@ -187,38 +191,15 @@ async def test_resuming_an_interrupted_run(prepared: dict[str, object], tmp_path
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_the_console_renders_in_tmux(prepared: dict[str, object], tmp_path: Path) -> None:
-    session = f"drconsole-test-{tmp_path.name}"[:60]
-    command = (
+    terminal = TmuxSession(
+        f"drconsole-test-{tmp_path.name}",
         f"{sys.executable} -m drconsole.cli tui --runbook {prepared['runbook']} "
-        f"--runs-dir {tmp_path / 'runs'}"
-    )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command], check=True
+        f"--runs-dir {tmp_path / 'runs'}",
     )
     try:
-        screen = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", session],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
-            if prepared["snapshot"] in screen:  # type: ignore[operator]
-                break
-            time.sleep(0.2)
-        assert prepared["snapshot"] in screen, screen  # type: ignore[operator]
+        screen = terminal.wait_for(str(prepared["snapshot"]), 30)
         assert "drconsole" in screen and "Verify" in screen and "Restore" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            alive = subprocess.run(
-                ["tmux", "has-session", "-t", session], capture_output=True, check=False
-            )
-            if alive.returncode != 0:
-                break
-            time.sleep(0.2)
-        assert alive.returncode != 0, "q did not quit the console"
+        terminal.keys("q")
+        assert terminal.closed_within(15), "q did not quit the console"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+        terminal.kill()
