@@ -31,6 +31,7 @@ from drconsole.errors import DrconsoleError
 from drconsole.filters import matches
 from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
 
+EXACT_PAGE = 2000  # records per page of the brute-force scan
 EPSILON = 1e-9  # recall is an average of fractions: 10 x 0.9 averages to 0.8999999999999998
 
 
@@ -96,24 +97,59 @@ def _run(engine: Engine, query: GoldenQuery, k: int, clock: _Clock) -> QueryRepo
 
 
 def _exact(engine: Engine, golden: GoldenSet, reports: list[QueryReport], clock: _Clock) -> None:
-    """Brute-force neighbours over the restored vectors, collection by collection: one
-    matrix product for all queries, top-k by partial sort."""
+    """Brute-force neighbours over the restored vectors, collection by collection and page
+    by page: one matrix product per page for all queries, the running top-k kept per
+    query, so memory stays at one page whatever the collection's size."""
     for collection in sorted({q.collection for q in golden.queries}):
         info = clock.call(engine.get_collection, collection)
         distance = info.schema.distance if info else "l2"
-        pages = clock.call(list, engine.scan(collection, 2000))
-        ids = [record_id for page in pages for record_id in page.ids]
-        metadatas = [meta for page in pages for meta in page.metadatas]
-        if not ids:
-            continue
-        matrix = np.concatenate([page.vectors for page in pages])
         mine = [report for report in reports if report.query.collection == collection]
         queries = np.stack([report.query.vector for report in mine]).astype(np.float32)
-        scores = _distances(matrix, queries, distance)
-        for column, report in enumerate(mine):
-            k = len(report.returned) or report.query.k
-            exact = _top_k(scores[:, column], ids, metadatas, report.query, k)
-            report.exact_recall = recall_at_k(exact, report.query.expected, k)
+        best = [RunningTopK(len(report.returned) or report.query.k) for report in mine]
+        pages = iter(engine.scan(collection, EXACT_PAGE))
+        seen = 0
+        while (page := clock.call(next, pages, None)) is not None:
+            scores = _distances(page.vectors, queries, distance)
+            for column, report in enumerate(mine):
+                column_scores = scores[:, column]
+                if report.query.filter is not None:
+                    allowed = np.fromiter(
+                        (matches(report.query.filter, m) for m in page.metadatas),
+                        dtype=bool,
+                        count=len(page.ids),
+                    )
+                    column_scores = np.where(allowed, column_scores, np.inf)
+                best[column].offer(column_scores, page.ids, seen)
+            seen += len(page.ids)
+        if not seen:
+            continue
+        for report, top in zip(mine, best, strict=True):
+            report.exact_recall = recall_at_k(top.ids(), report.query.expected, top.k)
+
+
+class RunningTopK:
+    """The k smallest scores seen so far, ties broken by scan order (as one global sort
+    over the whole collection would)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.scores = np.empty(0, np.float64)
+        self.order = np.empty(0, np.int64)
+        self.names: list[str] = []
+
+    def offer(self, scores: np.ndarray, ids: list[str], first: int) -> None:
+        k = min(self.k, len(ids))
+        nearest = np.argpartition(scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
+        merged_scores = np.concatenate([self.scores, scores[nearest]])
+        merged_order = np.concatenate([self.order, nearest + first])
+        names = self.names + [ids[i] for i in nearest]
+        keep = np.lexsort((merged_order, merged_scores))[: self.k]
+        self.scores, self.order = merged_scores[keep], merged_order[keep]
+        self.names = [names[i] for i in keep]
+
+    def ids(self) -> list[str]:
+        pairs = zip(self.names, self.scores, strict=True)
+        return [name for name, score in pairs if np.isfinite(score)]
 
 
 def _distances(matrix: np.ndarray, queries: np.ndarray, distance: str) -> np.ndarray:
@@ -128,20 +164,6 @@ def _distances(matrix: np.ndarray, queries: np.ndarray, distance: str) -> np.nda
     return (
         (matrix * matrix).sum(axis=1)[:, None] - 2 * dots + (queries * queries).sum(axis=1)[None, :]
     )
-
-
-def _top_k(
-    scores: np.ndarray, ids: list[str], metadatas: list[Any], query: GoldenQuery, k: int
-) -> list[str]:
-    if query.filter is not None:
-        allowed = np.fromiter(
-            (matches(query.filter, m) for m in metadatas), dtype=bool, count=len(ids)
-        )
-        scores = np.where(allowed, scores, np.inf)
-    k = min(k, len(ids))
-    nearest = np.argpartition(scores, k - 1)[:k]
-    nearest = nearest[np.argsort(scores[nearest], kind="stable")]
-    return [ids[i] for i in nearest if np.isfinite(scores[i])]
 
 
 def _outcome(
