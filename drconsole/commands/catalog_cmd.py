@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.manifest import Manifest
-from drconsole.catalog.open import open_store
+from drconsole.catalog.open import open_runbook_catalog, open_store
 from drconsole.catalog.retention import KeepPolicy, apply_retention, plan_retention
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.errors import UsageError
+from drconsole.runbook.loader import load_runbook
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc, parse_duration, utc_now
 
@@ -27,7 +29,11 @@ LOCAL_ONLY = (
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX or a folder")
+    parser.add_argument(
+        "url",
+        metavar="URL",
+        help="s3://BUCKET/PREFIX, a folder, or a runbook (.yaml) whose catalog to open",
+    )
     parser.add_argument("--endpoint", help="S3-compatible endpoint URL (path-style addressing)")
     parser.add_argument("--region", help="S3 region")
     parser.add_argument(
@@ -38,6 +44,14 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def store_from(args: argparse.Namespace) -> ObjectStore:
+    """The catalog named on the command line, or the one a runbook file names."""
+    if args.url.endswith((".yaml", ".yml")) and Path(args.url).is_file():
+        if args.endpoint or args.region or args.credentials:
+            raise UsageError(
+                "--endpoint, --region and --credentials come from the runbook here",
+                "drop them, or give the catalog URL instead of the runbook",
+            )
+        return open_runbook_catalog(load_runbook(Path(args.url)))
     return open_store(
         args.url, endpoint=args.endpoint, region=args.region, credentials=args.credentials
     )

@@ -54,8 +54,10 @@ def demo_command(args: argparse.Namespace) -> int:
         stdout.print(
             (workdir / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False
         )
+    runs_dir = workdir / "runs"
     say(
-        f"done in {time.monotonic() - started:.0f}s; runs are in {workdir / 'runs'} "
-        f"(`drconsole runs list --runs-dir {workdir / 'runs'}`)"
+        f"done in {time.monotonic() - started:.0f}s; runs are in {runs_dir} "
+        f"(`drconsole runs list --runs-dir {runs_dir}`); walk it again with "
+        f"`drconsole tui --runbook {workdir / 'demo.yaml'} --runs-dir {runs_dir}`"
     )
     return code

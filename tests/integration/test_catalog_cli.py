@@ -19,7 +19,7 @@ from drconsole.catalog.writer import SnapshotWriter
 from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.sandbox import SeaweedS3
 
-from helpers import run_cli
+from helpers import run_cli, write_runbook
 
 T0 = datetime.now(UTC) - timedelta(hours=30)
 
@@ -87,6 +87,26 @@ def test_list_show_verify_prune_on_a_local_catalog(tmp_path: Path) -> None:
     assert dry["remove"] == [] and dry["keep"][0]["reasons"] == ["last 1"]
     missing = run_cli("catalog", "list", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "no such catalog folder" in missing.stderr
+
+
+def test_a_runbook_names_the_catalog_to_open(tmp_path: Path) -> None:
+    _three(LocalStore(tmp_path / "catalog"))
+    runbook = write_runbook(
+        tmp_path,
+        """
+        schema: drconsole/runbook/v1
+        id: kb
+        title: KB
+        objectives: {rto: 1h}
+        catalog: {url: catalog}
+        steps:
+          - {id: done, kind: manual, instructions: "-", marks: service_restored}
+        """,
+    )
+    listed = json.loads(run_cli("catalog", "list", str(runbook), "--json").stdout)
+    assert [s["id"] for s in listed["snapshots"]] == ["s1-full", "s2-inc", "s3-inc"]
+    mixed = run_cli("catalog", "list", str(runbook), "--endpoint", "http://127.0.0.1:1")
+    assert mixed.returncode == 2 and "come from the runbook" in mixed.stderr
 
 
 def test_prune_yes_deletes_and_keeps_dependencies(tmp_path: Path) -> None:

@@ -67,6 +67,11 @@ def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     assert again.returncode == 0, "the demo's runbook drills again later, in a new process"
     assert json.loads(again.stdout)["status"] == "succeeded"
     assert _processes_under(workdir) == [], "its sandbox S3 and Chroma were stopped again"
+    checked = run_cli("catalog", "verify", str(workdir / "demo.yaml"), "--depth", "full", "--json")
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    verified = json.loads(checked.stdout)
+    assert verified["intact"] is True and verified["depth"] == "full"
+    assert len(verified["snapshots"]) == 3, "a full and two incrementals, read through the runbook"
 
 
 def _finished_steps(runs: Path) -> dict[str, str]:
