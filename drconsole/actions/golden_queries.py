@@ -9,6 +9,7 @@ misses too) or an index answering worse than exact search.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -98,58 +99,70 @@ def _run(engine: Engine, query: GoldenQuery, k: int, clock: _Clock) -> QueryRepo
 
 def _exact(engine: Engine, golden: GoldenSet, reports: list[QueryReport], clock: _Clock) -> None:
     """Brute-force neighbours over the restored vectors, collection by collection and page
-    by page: one matrix product per page for all queries, the running top-k kept per
-    query, so memory stays at one page whatever the collection's size."""
+    by page: one matrix product per page for all queries, each distinct filter evaluated
+    once per page, the running top-k of every query kept together, so memory stays at
+    one page whatever the collection's size."""
     for collection in sorted({q.collection for q in golden.queries}):
         info = clock.call(engine.get_collection, collection)
         distance = info.schema.distance if info else "l2"
         mine = [report for report in reports if report.query.collection == collection]
         queries = np.stack([report.query.vector for report in mine]).astype(np.float32)
-        best = [RunningTopK(len(report.returned) or report.query.k) for report in mine]
+        wanted = [len(report.returned) or report.query.k for report in mine]
+        by_filter: dict[str, list[int]] = {}
+        for column, report in enumerate(mine):
+            if report.query.filter is not None:
+                key = json.dumps(report.query.filter, sort_keys=True)
+                by_filter.setdefault(key, []).append(column)
+        best = RunningTopK(len(mine), max(wanted))
         pages = iter(engine.scan(collection, EXACT_PAGE))
-        seen = 0
         while (page := clock.call(next, pages, None)) is not None:
             scores = _distances(page.vectors, queries, distance)
-            for column, report in enumerate(mine):
-                column_scores = scores[:, column]
-                if report.query.filter is not None:
-                    allowed = np.fromiter(
-                        (matches(report.query.filter, m) for m in page.metadatas),
-                        dtype=bool,
-                        count=len(page.ids),
-                    )
-                    column_scores = np.where(allowed, column_scores, np.inf)
-                best[column].offer(column_scores, page.ids, seen)
-            seen += len(page.ids)
-        if not seen:
+            for key, columns in by_filter.items():
+                where = json.loads(key)
+                allowed = np.fromiter(
+                    (matches(where, m) for m in page.metadatas), dtype=bool, count=len(page.ids)
+                )
+                scores[np.ix_(~allowed, columns)] = np.inf
+            best.offer(scores, page.ids)
+        if not best.seen:
             continue
-        for report, top in zip(mine, best, strict=True):
-            report.exact_recall = recall_at_k(top.ids(), report.query.expected, top.k)
+        for column, (report, k) in enumerate(zip(mine, wanted, strict=True)):
+            report.exact_recall = recall_at_k(best.ids(column, k), report.query.expected, k)
 
 
 class RunningTopK:
-    """The k smallest scores seen so far, ties broken by scan order (as one global sort
-    over the whole collection would)."""
+    """For each of several queries (columns), the k smallest scores offered so far (of
+    records tied at the k-th place, any may be kept, as in any nearest-neighbour search)."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, queries: int, k: int) -> None:
         self.k = k
-        self.scores = np.empty(0, np.float64)
-        self.order = np.empty(0, np.int64)
-        self.names: list[str] = []
+        self.seen = 0
+        self.scores = np.empty((0, queries), np.float64)
+        self.positions = np.empty((0, queries), np.int64)
+        self.names: dict[int, str] = {}
 
-    def offer(self, scores: np.ndarray, ids: list[str], first: int) -> None:
-        k = min(self.k, len(ids))
-        nearest = np.argpartition(scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
-        merged_scores = np.concatenate([self.scores, scores[nearest]])
-        merged_order = np.concatenate([self.order, nearest + first])
-        names = self.names + [ids[i] for i in nearest]
-        keep = np.lexsort((merged_order, merged_scores))[: self.k]
-        self.scores, self.order = merged_scores[keep], merged_order[keep]
-        self.names = [names[i] for i in keep]
+    def offer(self, scores: np.ndarray, ids: list[str]) -> None:
+        """One page: ``scores`` is [records, queries], ``ids`` names its rows."""
+        count = len(ids)
+        k = min(self.k, count)
+        if k < count:
+            nearest = np.argpartition(scores, k - 1, axis=0)[:k]
+        else:
+            nearest = np.broadcast_to(np.arange(count)[:, None], scores.shape)
+        merged_scores = np.concatenate([self.scores, np.take_along_axis(scores, nearest, 0)])
+        merged_positions = np.concatenate([self.positions, nearest + self.seen])
+        keep = np.argsort(merged_scores, axis=0)[: self.k]
+        self.scores = np.take_along_axis(merged_scores, keep, 0)
+        self.positions = np.take_along_axis(merged_positions, keep, 0)
+        self.names.update((int(row) + self.seen, ids[row]) for row in np.unique(nearest))
+        live = set(self.positions.ravel().tolist())
+        self.names = {position: name for position, name in self.names.items() if position in live}
+        self.seen += count
 
-    def ids(self) -> list[str]:
-        pairs = zip(self.names, self.scores, strict=True)
-        return [name for name, score in pairs if np.isfinite(score)]
+    def ids(self, column: int, k: int) -> list[str]:
+        """The ``k`` nearest of one query, nearest first; filtered-out records never."""
+        pairs = zip(self.positions[:k, column], self.scores[:k, column], strict=True)
+        return [self.names[int(position)] for position, score in pairs if np.isfinite(score)]
 
 
 def _distances(matrix: np.ndarray, queries: np.ndarray, distance: str) -> np.ndarray:

@@ -8,19 +8,29 @@ import pytest
 from drconsole.actions.golden_queries import RunningTopK
 
 
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(50))
 def test_running_top_k_equals_a_global_sort(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    total = int(rng.integers(1, 400))
-    scores = rng.random(total)
-    scores[rng.random(total) < 0.3] = np.inf  # filtered out
+    total, queries = int(rng.integers(1, 400)), int(rng.integers(1, 8))
+    scores = rng.random((total, queries))
+    scores[rng.random((total, queries)) < 0.3] = np.inf  # filtered out for that query
+    if seed % 2:
+        scores[rng.random((total, queries)) < 0.1] = 0.5  # ties (duplicate vectors)
     ids = [f"r{n}" for n in range(total)]
-    k = int(rng.integers(1, 40))
-    top = RunningTopK(k)
+    wanted = [int(rng.integers(1, 40)) for _ in range(queries)]
+    top = RunningTopK(queries, max(wanted))
     start = 0
     while start < total:
         size = int(rng.integers(1, 60))
-        top.offer(scores[start : start + size], ids[start : start + size], start)
+        top.offer(scores[start : start + size], ids[start : start + size])
         start += size
-    expected = [ids[i] for i in np.argsort(scores, kind="stable")[:k] if np.isfinite(scores[i])]
-    assert top.ids() == expected
+    assert top.seen == total
+    for column, k in enumerate(wanted):
+        found = top.ids(column, k)
+        order = np.argsort(scores[:, column], kind="stable")[:k]
+        expected = [ids[i] for i in order if np.isfinite(scores[i, column])]
+        assert len(set(found)) == len(found) == len(expected), f"query {column}, k={k}"
+        found_scores = [scores[int(name[1:]), column] for name in found]
+        assert found_scores == scores[order, column][: len(found)].tolist(), "the k nearest"
+        if not seed % 2:
+            assert found == expected, "without ties, the very same ids in the same order"
