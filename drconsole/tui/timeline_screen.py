@@ -23,15 +23,16 @@ if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
 
 
+# What a reader scans for first; the long run id last, where a narrow terminal may cut it.
 RUN_COLUMNS = (
-    ("run", 40),
+    ("started (UTC)", 19),
     ("runbook", 18),
     ("mode", 8),
-    ("started (UTC)", 19),
     ("status", 14),
     ("RTO", 8),
     ("target", 8),
     ("met", 4),
+    ("run", 40),
 )
 
 
@@ -58,7 +59,7 @@ class TimelineScreen(Screen[None]):
         yield Header()
         with Vertical(id="timeline"):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            yield Static("RTO across runs (oldest → newest)", classes="label")
+            yield Static(id="trend-label", classes="label")
             yield Sparkline([], id="trend")
             with VerticalScroll(id="run-detail"):
                 yield Static(id="run-summary")
@@ -99,19 +100,19 @@ class TimelineScreen(Screen[None]):
         for run in self.runs:
             met = "-" if run.rto_met is None else ("yes" if run.rto_met else "NO")
             table.add_row(
-                run.run_id,
+                format_utc(run.started_at)[:19] if run.started_at else "-",
                 run.runbook_id,
                 run.mode,
-                format_utc(run.started_at)[:19] if run.started_at else "-",
                 status_text(run.status),
                 format_duration(run.rto_s),
                 format_duration(run.rto_target_s),
                 Text(
                     met, style="green" if run.rto_met else "red" if run.rto_met is False else "dim"
                 ),
+                run.run_id,
                 key=run.run_id,
             )
-        self.query_one("#trend", Sparkline).data = [run.rto_s or 0.0 for run in self.runs]
+        self._show_trend([run.rto_s for run in self.runs if run.rto_s is not None])
         for problem in message.unreadable:
             self.notify(problem, severity="warning")
         if self.runs:
@@ -128,6 +129,19 @@ class TimelineScreen(Screen[None]):
         )
         if run is not None:
             self.show_run(run)
+
+    def _show_trend(self, rtos: list[float]) -> None:
+        """The RTO of every run that has one, oldest first; a trend needs two."""
+        trend = self.query_one("#trend", Sparkline)
+        trend.data = rtos
+        trend.display = len(rtos) >= 2
+        label = (
+            f"RTO across {len(rtos)} runs (oldest → newest), "
+            f"{format_duration(min(rtos))} to {format_duration(max(rtos))}"
+            if len(rtos) >= 2
+            else "RTO trend: shown once two runs have restored service"
+        )
+        self.query_one("#trend-label", Static).update(label)
 
     def show_run(self, run: RunMetrics) -> None:
         summary = Text(f"{run.runbook_title} — {run.mode}, {run.status}\n", style="bold")
