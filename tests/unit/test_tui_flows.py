@@ -95,3 +95,25 @@ async def test_resuming_a_finished_run_shows_why_over_the_timeline(world: dict[s
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, TimelineScreen) and app.runner is None
+
+
+async def test_the_rto_trend_waits_for_two_runs_that_restored_service(
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    from textual.widgets import Sparkline, Static
+
+    from drconsole.incident.store import RunStore
+    from drconsole.runbook.loader import load_runbook
+    from drconsole.runner import Runner
+    from drconsole.tui.app import make_app
+
+    Runner.start(load_runbook(world["runbook"]), "drill", RunStore(world["runs"])).close()
+    app = make_app(runs_dir=world["runs"], clock=lambda: NOW, start="timeline")
+    async with app.run_test(size=SIZE) as pilot:
+        deadline = time.monotonic() + 10
+        label = ""
+        while "RTO" not in label and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+            label = str(app.screen.query_one("#trend-label", Static).render())
+        assert "shown once two runs have restored service" in label
+        assert not app.screen.query_one("#trend", Sparkline).display
