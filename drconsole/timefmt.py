@@ -85,3 +85,11 @@ def parse_utc(text: str) -> datetime:
 def compact_utc(moment: datetime) -> str:
     """A timestamp usable in ids and file names: ``20261122T101500Z``."""
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_compact_utc(text: str) -> datetime | None:
+    """The time at the start of an id made with ``compact_utc``; None when it has none."""
+    try:
+        return datetime.strptime(text[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,16 +1,20 @@
 """Retention that explains itself: ``keep: {last, daily, weekly}`` gives a plan in which
 every snapshot is kept with its reasons or removed. Nothing a kept snapshot depends on is
-removed, and the newest full snapshot is always kept (as ``restic forget --dry-run``)."""
+removed, and the newest full snapshot is always kept (as ``restic forget --dry-run``).
+Unfinished uploads are left alone (one may be in progress) unless asked to remove those
+started longer ago than a given age: abandoned, they only take space."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from drconsole.catalog.catalog import CatalogView
 from drconsole.catalog.layout import manifest_key, snapshot_prefix
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.store import ObjectStore
+from drconsole.timefmt import parse_compact_utc
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class RetentionPlan:
 
     keep: dict[str, list[str]] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -33,6 +38,7 @@ class RetentionPlan:
                 {"snapshot_id": sid, "reasons": reasons} for sid, reasons in self.keep.items()
             ],
             "remove": self.remove,
+            "abandoned": self.abandoned,
         }
 
 
@@ -70,15 +76,29 @@ def plan_retention(view: CatalogView, policy: KeepPolicy) -> RetentionPlan:
     return plan
 
 
+def abandoned_uploads(view: CatalogView, older_than_s: float, now: datetime) -> list[str]:
+    """Unfinished uploads whose id says they started more than ``older_than_s`` ago; one
+    whose id carries no time is never called abandoned."""
+    found = []
+    for item in view.unfinished:
+        started = parse_compact_utc(item.id)
+        if started is not None and (now - started).total_seconds() > older_than_s:
+            found.append(item.id)
+    return found
+
+
 def apply_retention(store: ObjectStore, plan: RetentionPlan) -> int:
     """Delete removed snapshots, manifest first (a half-deleted snapshot then shows as
-    unfinished, never as restorable). Returns the number of objects deleted."""
+    unfinished, never as restorable), and abandoned uploads. Returns the number of
+    objects deleted."""
     deleted = 0
     for snapshot_id in plan.remove:
         store.delete([manifest_key(snapshot_id)])
+        deleted += 1
+    for snapshot_id in plan.remove + plan.abandoned:
         keys = [info.key for info in store.list(snapshot_prefix(snapshot_id))]
         store.delete(keys)
-        deleted += len(keys) + 1
+        deleted += len(keys)
     return deleted
 
 

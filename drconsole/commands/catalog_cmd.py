@@ -12,7 +12,12 @@ from rich.table import Table
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_runbook_catalog, open_store
-from drconsole.catalog.retention import KeepPolicy, apply_retention, plan_retention
+from drconsole.catalog.retention import (
+    KeepPolicy,
+    abandoned_uploads,
+    apply_retention,
+    plan_retention,
+)
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.commands.output import print_json, stderr, stdout
@@ -84,6 +89,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     prune.add_argument("--keep-last", type=int, required=True, metavar="N")
     prune.add_argument("--keep-daily", type=int, default=0, metavar="N")
     prune.add_argument("--keep-weekly", type=int, default=0, metavar="N")
+    prune.add_argument(
+        "--unfinished-older-than",
+        metavar="DURATION",
+        help="also remove unfinished uploads started longer ago than this (e.g. 2d); "
+        "by default they are left alone, since one may be in progress",
+    )
     mode = prune.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true", help="show the plan, delete nothing")
     mode.add_argument("--yes", action="store_true", help="delete what the plan removes")
@@ -283,9 +294,17 @@ def verify_command(args: argparse.Namespace) -> int:
 def prune_command(args: argparse.Namespace) -> int:
     if min(args.keep_last, args.keep_daily, args.keep_weekly) < 0:
         raise UsageError("keep counts must not be negative")
+    try:
+        older_than_s = (
+            parse_duration(args.unfinished_older_than) if args.unfinished_older_than else None
+        )
+    except ValueError as error:
+        raise UsageError(f"--unfinished-older-than: {error}") from None
     store = store_from(args)
     view = load_catalog(store)
     plan = plan_retention(view, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly))
+    if older_than_s is not None:
+        plan.abandoned = abandoned_uploads(view, older_than_s, utc_now())
     deleted = 0 if args.dry_run else apply_retention(store, plan)
     if args.json:
         print_json({**plan.to_json(), "dry_run": args.dry_run, "objects_deleted": deleted})
@@ -294,6 +313,14 @@ def prune_command(args: argparse.Namespace) -> int:
         stdout.print(f"keep   {snapshot_id}  ({', '.join(reasons)})")
     for snapshot_id in plan.remove:
         stdout.print(f"{'would remove' if args.dry_run else 'removed'} {snapshot_id}")
+    for snapshot_id in plan.abandoned:
+        stdout.print(
+            f"{'would remove' if args.dry_run else 'removed'} {snapshot_id}  "
+            "(unfinished upload, abandoned)"
+        )
     if not args.dry_run:
-        stdout.print(f"{len(plan.remove)} snapshot(s) removed, {deleted} objects deleted")
+        stdout.print(
+            f"{len(plan.remove)} snapshot(s) and {len(plan.abandoned)} abandoned upload(s) "
+            f"removed, {deleted} objects deleted"
+        )
     return 0

@@ -17,7 +17,12 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.reader import SnapshotReader
-from drconsole.catalog.retention import KeepPolicy, apply_retention, plan_retention
+from drconsole.catalog.retention import (
+    KeepPolicy,
+    abandoned_uploads,
+    apply_retention,
+    plan_retention,
+)
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.select import select_recovery_point
 from drconsole.catalog.store import ObjectStore
@@ -26,6 +31,7 @@ from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.sandbox import SeaweedS3, free_ports
+from drconsole.timefmt import compact_utc
 
 from catalog_spec import digest, write_spec_snapshot
 
@@ -283,6 +289,29 @@ def test_an_unfinished_upload_is_never_offered(store: ObjectStore) -> None:
     assert select_recovery_point(view, store, Depth.parse("full")).manifest.id == full.id
     with pytest.raises(DrconsoleError, match="unfinished"):
         view.require("full-2")
+
+
+def test_only_abandoned_uploads_are_pruned_and_only_when_asked(store: ObjectStore) -> None:
+    now = datetime.now(UTC)
+    kept = _snapshot(store, "kept-full", 0, [_batch(["a"])], total=1)
+    for name, started in (("old", now - timedelta(days=3)), ("new", now - timedelta(minutes=5))):
+        writer = SnapshotWriter(store, f"{compact_utc(started)}-kb-{name}", part_rows=1)
+        writer.collection("help_articles", CollectionSchema(DIM, "cosine")).add(_batch(["a"]))
+    writer = SnapshotWriter(store, "no-time-in-this-id", part_rows=1)
+    writer.collection("help_articles", CollectionSchema(DIM, "cosine")).add(_batch(["a"]))
+    view = load_catalog(store)
+    assert len(view.unfinished) == 3
+    plan = plan_retention(view, KeepPolicy(last=1))
+    assert plan.abandoned == [], "unfinished uploads are left alone unless asked"
+    plan.abandoned = abandoned_uploads(view, 86400, now)
+    old_id = f"{compact_utc(now - timedelta(days=3))}-kb-old"
+    assert plan.abandoned == [old_id], "only one started over a day ago, and whose id says so"
+    assert apply_retention(store, plan) == 2, "its records and vectors part"
+    after = load_catalog(store)
+    assert sorted(u.id for u in after.unfinished) == sorted(
+        u.id for u in view.unfinished if u.id != old_id
+    )
+    assert list(after.snapshots) == [kept.id]
 
 
 def test_selection_falls_back_past_a_tampered_snapshot(store: ObjectStore) -> None:

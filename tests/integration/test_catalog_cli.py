@@ -18,6 +18,7 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.sandbox import SeaweedS3
+from drconsole.timefmt import compact_utc
 
 from helpers import run_cli, write_runbook
 
@@ -119,6 +120,46 @@ def test_prune_yes_deletes_and_keeps_dependencies(tmp_path: Path) -> None:
     )
     assert result["remove"] == ["s3-inc", "s2-inc", "s1-full"]
     assert sorted(p.name for p in (root / "snapshots").iterdir()) == ["s4-full"]
+
+
+def test_prune_removes_abandoned_uploads_only_when_asked(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    store = LocalStore(root)
+    _three(store)
+    abandoned = f"{compact_utc(datetime.now(UTC) - timedelta(days=2))}-kb-F"
+    (root / "snapshots" / abandoned / "tickets").mkdir(parents=True)
+    (root / "snapshots" / abandoned / "tickets" / "records-00000.jsonl.gz").write_bytes(b"x")
+    plain = run_cli("catalog", "prune", str(root), "--keep-last", "3", "--yes")
+    assert plain.returncode == 0 and (root / "snapshots" / abandoned).exists()
+    bad = run_cli(
+        "catalog",
+        "prune",
+        str(root),
+        "--keep-last",
+        "3",
+        "--dry-run",
+        "--unfinished-older-than",
+        "soon",
+    )
+    assert bad.returncode == 2 and "--unfinished-older-than" in bad.stderr
+    dry = run_cli(
+        "catalog",
+        "prune",
+        str(root),
+        "--keep-last",
+        "3",
+        "--dry-run",
+        "--unfinished-older-than",
+        "1d",
+    )
+    assert f"would remove {abandoned}  (unfinished upload, abandoned)" in dry.stdout
+    assert (root / "snapshots" / abandoned).exists(), "a dry run deletes nothing"
+    done = run_cli(
+        "catalog", "prune", str(root), "--keep-last", "3", "--yes", "--unfinished-older-than", "1d"
+    )
+    assert "0 snapshot(s) and 1 abandoned upload(s) removed, 1 objects deleted" in done.stdout
+    listed = json.loads(run_cli("catalog", "list", str(root), "--json").stdout)
+    assert listed["unfinished"] == [] and len(listed["snapshots"]) == 3
 
 
 def _set_secret(name: str, value: str) -> subprocess.CompletedProcess[str]:
