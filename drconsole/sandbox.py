@@ -130,12 +130,15 @@ class ServerProcess:
         assert self.process is not None
         read_end, self._guard_pipe = os.pipe()
         try:
-            self._guard = subprocess.Popen(
-                [sys.executable, "-m", "drconsole.sandbox_guard", str(self.pid), str(read_end)],
-                pass_fds=(read_end,),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            with self.log_path.open("ab") as log:  # not our stdout: a pipe reader would wait
+                self._guard = subprocess.Popen(
+                    [sys.executable, "-m", "drconsole.sandbox_guard", str(self.pid), str(read_end)],
+                    pass_fds=(read_end,),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as error:
             self.stop()
             raise SandboxError(f"cannot start the watchdog of {self.name}: {error}") from None
