@@ -83,19 +83,23 @@ def _finished_steps(runs: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_walking_the_demo_in_the_console(tmp_path: Path) -> None:
-    """What a new user does: `drconsole demo --s3` in a terminal, press r on the newest
-    snapshot, then x for each automated step and c for each manual one, f to finish, q."""
+@pytest.mark.parametrize("catalog", ["local", "s3"])
+def test_walking_the_demo_in_the_console(tmp_path: Path, catalog: str) -> None:
+    """What a new user does: `drconsole demo` (the README's first command) in a terminal,
+    press r on the newest snapshot, then x for each automated step and c for each manual
+    one, f to finish, q."""
     workdir = tmp_path / "demo"
+    extra = " --s3" if catalog == "s3" else ""
     terminal = TmuxSession(
         f"drconsole-demo-{tmp_path.name}",
-        f"{sys.executable} -m drconsole.cli demo --s3 --workdir {workdir}",
+        f"{sys.executable} -m drconsole.cli demo{extra} --workdir {workdir}",
         width=120,
         height=36,
     )
     try:
         screen = terminal.wait_for("kb-I", 180)
-        assert "s3://demo-backups/kb (sandbox S3 in s3)" in screen
+        label = "s3://demo-backups/kb (sandbox S3 in s3)" if catalog == "s3" else "▼ catalog"
+        assert label in screen
         newest = max(re.findall(r"\d{8}T\d{6}Z-kb-[FI]", screen))
         terminal.keys("r")
         terminal.wait_for("which kind of run?", 30)
