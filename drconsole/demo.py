@@ -30,7 +30,7 @@ from drconsole.incident.store import RunStore
 from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import ChromaServer, serve_s3, stop_all
+from drconsole.sandbox import ChromaServer, serve_s3, start_server, stop_all
 
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
 BUCKET = "demo-backups"
@@ -90,8 +90,7 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
     workdir = options.workdir
     help_count, ticket_count = SIZES[options.size]
     say(f"starting a sandbox Chroma as production in {workdir / 'production'}")
-    production_server = ChromaServer(workdir / "production")
-    production_server.start()
+    production_server = start_server(lambda: ChromaServer(workdir / "production"))
     production = ChromaEngine(production_server.url, database="production")
     production.ensure_namespace()
     specs = {

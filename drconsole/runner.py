@@ -774,10 +774,9 @@ def _with_sandbox(runbook: Runbook, target: dict[str, Any], folder: Path) -> dic
     wanted = {**runbook.target, **target}
     if not wanted.get("sandbox") or target.get("url"):
         return target
-    from drconsole.sandbox import ChromaServer
+    from drconsole.sandbox import ChromaServer, start_server
 
-    server = ChromaServer(folder)
-    server.start()
+    server = start_server(lambda: ChromaServer(folder))
     return {
         **target,
         "engine": "chroma",
@@ -794,7 +793,7 @@ def _revived_sandbox(run_id: str, target: dict[str, Any]) -> dict[str, Any] | No
     folder = target.get("sandbox_dir")
     if not folder:
         return None
-    from drconsole.sandbox import ChromaServer, serves
+    from drconsole.sandbox import ChromaServer, serves, start_server
 
     if serves(int(target.get("sandbox_pid") or 0), Path(folder)):
         return None
@@ -804,8 +803,7 @@ def _revived_sandbox(run_id: str, target: dict[str, Any]) -> dict[str, Any] | No
             "it the data restored so far",
             "start a new drill; this run cannot go on without its target",
         )
-    server = ChromaServer(Path(folder))
-    server.start()
+    server = start_server(lambda: ChromaServer(Path(folder)))
     return {"url": server.url, "sandbox_pid": server.pid}
 
 

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import httpx
 
@@ -33,9 +34,11 @@ from drconsole.errors import SandboxError
 from drconsole.sandbox_guard import RELEASE
 
 READY_TIMEOUT_S = 60.0
+PORT_TAKEN = re.compile(r"not available|address already in use", re.IGNORECASE)
 STOP_GRACE_S = 5.0
 INSTALL_HINT = "install the sandbox extra: pip install 'drconsole[sandbox]'"
 
+Server = TypeVar("Server", bound="ServerProcess")
 _running: set[ServerProcess] = set()
 _running_lock = threading.Lock()
 _served_s3: dict[Path, SeaweedS3] = {}
@@ -82,6 +85,7 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._guard: subprocess.Popen[bytes] | None = None
         self._guard_pipe: int | None = None
+        self._log_from = 0
 
     @property
     def pid(self) -> int | None:
@@ -90,6 +94,7 @@ class ServerProcess:
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            self._log_from = log.tell()
             try:
                 self.process = subprocess.Popen(
                     self.argv,
@@ -110,9 +115,10 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()
-                raise SandboxError(
-                    f"{self.name} exited during start-up (code {self.process.returncode}): "
-                    f"{self._log_tail()}",
+                tail = self._log_tail()
+                failure = PortTaken if PORT_TAKEN.search(tail) else SandboxError
+                raise failure(
+                    f"{self.name} exited during start-up (code {self.process.returncode}): {tail}",
                     f"see {self.log_path}",
                 )
             if self.ready():
@@ -179,11 +185,34 @@ class ServerProcess:
             _running.discard(self)
 
     def _log_tail(self, lines: int = 5) -> str:
+        """The last lines this start wrote to the log (earlier starts' lines left out)."""
         try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_from)
+                text = log.read().decode(errors="replace").strip().splitlines()
         except OSError:
             return "(no log)"
         return " | ".join(text[-lines:]) or "(empty log)"
+
+
+class PortTaken(SandboxError):
+    """Another process bound a port between our choosing it and the server binding it."""
+
+
+def start_server(make: Callable[[], Server], attempts: int = 3) -> Server:
+    """A server made by ``make`` (which picks free ports) and started; on a busy machine
+    another process may take a chosen port first, so a server that finds one taken is
+    made again on fresh ports, up to ``attempts`` times."""
+    for _ in range(attempts - 1):
+        server = make()
+        try:
+            server.start()
+        except PortTaken:
+            continue
+        return server
+    server = make()
+    server.start()
+    return server
 
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -328,8 +357,7 @@ def serve_s3(folder: Path) -> SeaweedS3:
                 "(`drconsole demo --s3` makes one)",
             )
         _claim(folder)
-        server = SeaweedS3(folder)
-        server.start()
+        server = start_server(lambda: SeaweedS3(folder))
         _served_s3[folder] = server
         return server
 

@@ -12,7 +12,7 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines.chroma import ChromaEngine
-from drconsole.sandbox import ChromaServer, SeaweedS3
+from drconsole.sandbox import ChromaServer, SeaweedS3, start_server
 
 BUCKET = "drconsole-tests"
 _prefixes = itertools.count()
@@ -20,8 +20,8 @@ _prefixes = itertools.count()
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    server = start_server(lambda: SeaweedS3(folder))
     try:
         server.create_bucket(BUCKET)
         yield server
@@ -57,8 +57,8 @@ _databases = itertools.count()
 @pytest.fixture(scope="session")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """One real Chroma server for the run; tests keep apart by database."""
-    server = ChromaServer(tmp_path_factory.mktemp("chroma"))
-    server.start()
+    folder = tmp_path_factory.mktemp("chroma")
+    server = start_server(lambda: ChromaServer(folder))
     try:
         yield server
     finally:

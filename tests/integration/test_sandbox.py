@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 
 from drconsole.catalog.open import open_runbook_catalog
 from drconsole.errors import SandboxError
 from drconsole.runbook.loader import load_runbook
-from drconsole.sandbox import serve_s3
+from drconsole.sandbox import ChromaServer, PortTaken, serve_s3, start_server
 
 from helpers import write_runbook
 
@@ -22,7 +24,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from drconsole.sandbox import serve_s3
+    from drconsole.sandbox import ChromaServer, PortTaken, serve_s3, start_server
     serve_s3(Path(sys.argv[1]))
     print("serving", flush=True)
     time.sleep(600)
@@ -83,3 +85,27 @@ def test_a_missing_sandbox_folder_is_a_clear_refusal(tmp_path: Path) -> None:
         serve_s3(tmp_path / "nowhere")
     assert "no sandbox S3 folder here" in refused.value.message
     assert "drconsole demo --s3" in (refused.value.hint or "")
+
+
+def test_a_port_taken_before_the_server_binds_it_is_retried_on_fresh_ports(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        made: list[ChromaServer] = []
+
+        def make() -> ChromaServer:
+            made.append(ChromaServer(tmp_path, port=taken if not made else None))
+            return made[-1]
+
+        server = start_server(make)
+        try:
+            assert [m.port for m in made] == [taken, server.port], "retried once, on a new port"
+            assert "not available" in (tmp_path / "chroma.log").read_text()
+            assert httpx.get(f"{server.url}/api/v2/heartbeat").status_code == 200
+        finally:
+            server.stop()
+        with pytest.raises(PortTaken, match="not available"):
+            start_server(lambda: ChromaServer(tmp_path, port=taken), attempts=2)
