@@ -64,6 +64,8 @@ def run_demo(
 ) -> int:
     """Set the stage, then walk it (headless drill) or open the console; returns the exit code."""
     workdir = options.workdir
+    if workdir.exists() and not workdir.is_dir():
+        raise UsageError(f"{workdir} is a file, not a folder", "give a new folder as --workdir")
     if workdir.is_dir() and any(workdir.iterdir()):
         again = workdir / "demo.yaml"
         raise UsageError(

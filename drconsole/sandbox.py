@@ -367,7 +367,13 @@ def _claim(folder: Path) -> None:
     when the process ends, however it ends)."""
     if folder in _claimed:
         return
-    handle = (folder / "serving.lock").open("a+", encoding="utf-8")
+    try:
+        handle = (folder / "serving.lock").open("a+", encoding="utf-8")
+    except OSError as error:
+        raise SandboxError(
+            f"{folder}: cannot write the sandbox's lock file ({error.strerror})",
+            "a sandbox S3 writes in its folder: give it a writable one",
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

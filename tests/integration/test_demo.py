@@ -210,6 +210,9 @@ def test_the_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{tmp_path} is not empty" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], "nothing was touched"
+    on_a_file = run_cli("demo", "--headless", "--workdir", str(tmp_path / "notes.txt"))
+    assert on_a_file.returncode == 2 and "is a file, not a folder" in on_a_file.stderr
+    assert "Traceback" not in on_a_file.stderr
 
 
 def test_no_sandbox_extra_is_a_clear_message(tmp_path: Path) -> None:

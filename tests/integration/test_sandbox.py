@@ -109,3 +109,11 @@ def test_a_port_taken_before_the_server_binds_it_is_retried_on_fresh_ports(
             server.stop()
         with pytest.raises(PortTaken, match="not available"):
             start_server(lambda: ChromaServer(tmp_path, port=taken), attempts=2)
+
+
+def test_a_folder_it_cannot_write_in_is_a_clear_refusal(tmp_path: Path) -> None:
+    (tmp_path / "s3" / "data").mkdir(parents=True)
+    (tmp_path / "s3" / "serving.lock").mkdir()  # a lock file that cannot be opened
+    with pytest.raises(SandboxError) as refused:
+        serve_s3(tmp_path / "s3")
+    assert "cannot write the sandbox's lock file" in refused.value.message
