@@ -24,7 +24,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from drconsole.sandbox import ChromaServer, PortTaken, serve_s3, start_server
+    from drconsole.sandbox import serve_s3
     serve_s3(Path(sys.argv[1]))
     print("serving", flush=True)
     time.sleep(600)
