@@ -129,34 +129,18 @@ def test_prune_removes_abandoned_uploads_only_when_asked(tmp_path: Path) -> None
     abandoned = f"{compact_utc(datetime.now(UTC) - timedelta(days=2))}-kb-F"
     (root / "snapshots" / abandoned / "tickets").mkdir(parents=True)
     (root / "snapshots" / abandoned / "tickets" / "records-00000.jsonl.gz").write_bytes(b"x")
-    plain = run_cli("catalog", "prune", str(root), "--keep-last", "3", "--yes")
+
+    def prune(*flags: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("catalog", "prune", str(root), "--keep-last", "3", *flags)
+
+    plain = prune("--yes")
     assert plain.returncode == 0 and (root / "snapshots" / abandoned).exists()
-    bad = run_cli(
-        "catalog",
-        "prune",
-        str(root),
-        "--keep-last",
-        "3",
-        "--dry-run",
-        "--unfinished-older-than",
-        "soon",
-    )
+    bad = prune("--dry-run", "--unfinished-older-than", "soon")
     assert bad.returncode == 2 and "--unfinished-older-than" in bad.stderr
-    dry = run_cli(
-        "catalog",
-        "prune",
-        str(root),
-        "--keep-last",
-        "3",
-        "--dry-run",
-        "--unfinished-older-than",
-        "1d",
-    )
+    dry = prune("--dry-run", "--unfinished-older-than", "1d")
     assert f"would remove {abandoned}  (unfinished upload, abandoned)" in dry.stdout
     assert (root / "snapshots" / abandoned).exists(), "a dry run deletes nothing"
-    done = run_cli(
-        "catalog", "prune", str(root), "--keep-last", "3", "--yes", "--unfinished-older-than", "1d"
-    )
+    done = prune("--yes", "--unfinished-older-than", "1d")
     assert "0 snapshot(s) and 1 abandoned upload(s) removed, 1 objects deleted" in done.stdout
     listed = json.loads(run_cli("catalog", "list", str(root), "--json").stdout)
     assert listed["unfinished"] == [] and len(listed["snapshots"]) == 3
