@@ -13,13 +13,15 @@ import numpy as np
 
 @dataclass
 class RecordBatch:
-    """Records with their vectors, documents, metadata and tenant, row-aligned."""
+    """Records with their vectors, documents, metadata, tenant and uri, row-aligned
+    (``uris`` may be left out: no record then has one)."""
 
     ids: list[str]
     vectors: np.ndarray
     documents: list[str | None]
     metadatas: list[dict[str, Any] | None]
     tenants: list[str | None]
+    uris: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         rows = len(self.ids)
@@ -27,8 +29,16 @@ class RecordBatch:
             raise ValueError(
                 f"vectors have shape {self.vectors.shape}, expected ({rows}, dimension)"
             )
-        if not (len(self.documents) == len(self.metadatas) == len(self.tenants) == rows):
-            raise ValueError("ids, documents, metadatas and tenants differ in length")
+        if not self.uris and rows:
+            self.uris = [None] * rows
+        if not (
+            len(self.documents)
+            == len(self.metadatas)
+            == len(self.tenants)
+            == len(self.uris)
+            == rows
+        ):
+            raise ValueError("ids, documents, metadatas, tenants and uris differ in length")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,6 +56,7 @@ class RecordBatch:
             documents=[self.documents[i] for i in positions],
             metadatas=[self.metadatas[i] for i in positions],
             tenants=[self.tenants[i] for i in positions],
+            uris=[self.uris[i] for i in positions],
         )
 
     def slice(self, start: int, stop: int) -> RecordBatch:
@@ -55,11 +66,28 @@ class RecordBatch:
             documents=self.documents[start:stop],
             metadatas=self.metadatas[start:stop],
             tenants=self.tenants[start:stop],
+            uris=self.uris[start:stop],
         )
 
     @classmethod
     def empty(cls, dimension: int) -> RecordBatch:
         return cls([], np.zeros((0, dimension), dtype=np.float32), [], [], [])
+
+    @classmethod
+    def join(cls, batches: list[RecordBatch], dimension: int) -> RecordBatch:
+        """The batches one after the other, as one batch."""
+        if len(batches) == 1:
+            return batches[0]
+        if not batches:
+            return cls.empty(dimension)
+        return cls(
+            ids=[i for b in batches for i in b.ids],
+            vectors=np.concatenate([b.vectors for b in batches]),
+            documents=[d for b in batches for d in b.documents],
+            metadatas=[m for b in batches for m in b.metadatas],
+            tenants=[t for b in batches for t in b.tenants],
+            uris=[u for b in batches for u in b.uris],
+        )
 
 
 @dataclass(frozen=True)

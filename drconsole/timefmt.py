@@ -87,9 +87,23 @@ def compact_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def compact_utc_ms(moment: datetime) -> str:
+    """``compact_utc`` to the millisecond: ``20261122T101500123Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y%m%dT%H%M%S") + f"{utc.microsecond // 1000:03d}Z"
+
+
+_COMPACT = re.compile(r"^(\d{8}T\d{6})(\d{3})?Z")
+
+
 def parse_compact_utc(text: str) -> datetime | None:
-    """The time at the start of an id made with ``compact_utc``; None when it has none."""
+    """The time at the start of an id made with ``compact_utc`` or ``compact_utc_ms``;
+    None when it has none."""
+    match = _COMPACT.match(text)
+    if match is None:
+        return None
     try:
-        return datetime.strptime(text[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
+    return moment.replace(microsecond=int(match.group(2) or 0) * 1000)

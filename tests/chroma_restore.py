@@ -120,15 +120,16 @@ def run_drill(runbook: Path, runs: Path, *, yes: bool = True) -> DrillResult:
         runner.close()
 
 
-def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes]]:
-    """id -> (document, metadata, vector bytes) of a whole collection."""
-    rows: dict[str, tuple[Any, Any, bytes]] = {}
+def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes, str | None]]:
+    """id -> (document, metadata, vector bytes, uri) of a whole collection."""
+    rows: dict[str, tuple[Any, Any, bytes, str | None]] = {}
     for batch in engine.scan(name, 1000):
         for index, record_id in enumerate(batch.ids):
             rows[record_id] = (
                 batch.documents[index],
                 batch.metadatas[index],
                 batch.vectors[index].tobytes(),
+                batch.uris[index],
             )
     return rows
 

@@ -15,8 +15,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from drconsole.actions.base import (
     SUCCEEDED,
     ActionContext,
@@ -151,22 +149,10 @@ def _batches(plan: RestorePlan, name: str, size: int) -> Iterator[RecordBatch]:
             rows += take
             start += take
             if rows == size:
-                yield _join(pending)
+                yield RecordBatch.join(pending, 0)
                 pending, rows = [], 0
     if rows:
-        yield _join(pending)
-
-
-def _join(parts: list[RecordBatch]) -> RecordBatch:
-    if len(parts) == 1:
-        return parts[0]
-    return RecordBatch(
-        [i for p in parts for i in p.ids],
-        np.concatenate([p.vectors for p in parts]),
-        [d for p in parts for d in p.documents],
-        [m for p in parts for m in p.metadatas],
-        [t for p in parts for t in p.tenants],
-    )
+        yield RecordBatch.join(pending, 0)
 
 
 def _restore_collection(

@@ -8,6 +8,9 @@ schema matches (``merge``).
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from drconsole.actions.base import (
     FAILED,
     SUCCEEDED,
@@ -43,9 +46,16 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
         if refusals:
             return Outcome(FAILED, refusals[0], {"refusals": refusals, "written": False})
         rows = []
+        not_restored: dict[str, list[str]] = {}
         for name in order:
-            schema = manifest.collection(name).schema
-            action = _apply(engine, name, schema, existing[name], on_exists)
+            entry = manifest.collection(name)
+            action, result = _apply(engine, name, entry.schema, existing[name], on_exists)
+            lost = entry.not_restorable + differences(
+                entry.schema.engine_config, result.schema.engine_config
+            )
+            if lost:
+                not_restored[name] = lost
+            schema = entry.schema
             rows.append((name, action, schema.distance, str(schema.dimension), _hnsw(schema)))
     finally:
         engine.close()
@@ -53,12 +63,42 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
         "collections", ("collection", "action", "distance", "dimension", "index"), tuple(rows)
     )
     summary = ", ".join(f"{name} {action}" for name, action, *_ in rows)
+    lost_note = "".join(
+        f"; NOT restored in {name}: {', '.join(items)}" for name, items in not_restored.items()
+    )
     return Outcome(
         SUCCEEDED,
-        f"schema restored from {manifest.id}: {summary}",
-        {"snapshot_id": manifest.id, "collections": {row[0]: row[1] for row in rows}},
+        f"schema restored from {manifest.id}: {summary}{lost_note}",
+        {
+            "snapshot_id": manifest.id,
+            "collections": {row[0]: row[1] for row in rows},
+            "not_restored": not_restored,
+        },
         [table],
     )
+
+
+def differences(wanted: Any, actual: Any, path: str = "") -> list[str]:
+    """Where ``actual`` does not have what ``wanted`` has, as dotted paths (``a.b: x, not
+    y``). Settings the engine has that the snapshot did not record are not differences:
+    nothing of the snapshot was lost to them."""
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        found = []
+        for key in sorted(wanted, key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                found.append(f"{where} (missing after the restore)")
+            else:
+                found += differences(wanted[key], actual[key], where)
+        return found
+    if wanted != actual or type(wanted) is not type(actual):
+        return [f"{path or 'value'}: {_short(actual)}, not {_short(wanted)}"]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _refusal(
@@ -95,16 +135,14 @@ def _apply(
     schema: CollectionSchema,
     current: CollectionInfo | None,
     on_exists: str,
-) -> str:
-    metadata = dict((schema.engine_config.get("chroma") or {}).get("metadata") or {})
+) -> tuple[str, CollectionInfo]:
+    """What was done to the collection, and the collection as the engine now has it."""
     if current is not None and on_exists == "merge":
-        return "kept"
+        return "kept", current
     if current is not None:
         engine.delete_collection(name)
-        engine.create_collection(name, schema, metadata)
-        return "replaced"
-    engine.create_collection(name, schema, metadata)
-    return "created"
+        return "replaced", engine.create_collection(name, schema)
+    return "created", engine.create_collection(name, schema)
 
 
 def _hnsw(schema: CollectionSchema) -> str:

@@ -9,6 +9,7 @@ it never reads the parent's data. Memory stays bounded by one part plus the id i
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from drconsole.catalog.state import content_hashes, decode_state, encode_state
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth
 from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
-from drconsole.engines.base import CollectionInfo, Engine
+from drconsole.engines.base import CollectionInfo, Engine, ScanWindow
 from drconsole.errors import DrconsoleError, IntegrityError
+from drconsole.hooks import run_hook
 from drconsole.records import CollectionSchema, RecordBatch
-from drconsole.timefmt import compact_utc, utc_now
+from drconsole.timefmt import compact_utc_ms, format_utc, utc_now
 
 PAGE_SIZE = 1000
 EMBEDDING_KEYS = ("model", "version", "dimension", "normalized", "preprocessing", "chunking")
@@ -39,7 +41,8 @@ SnapshotProgress = Callable[[str, int, int], None]
 
 @dataclass
 class SnapshotRequest:
-    """What to snapshot, where to, and what to record about it."""
+    """What to snapshot, where to, and what to record about it. ``quiesce`` and
+    ``unquiesce`` are argv lists of hooks that pause and resume ingestion around the scan."""
 
     engine: Engine
     store: ObjectStore
@@ -54,6 +57,8 @@ class SnapshotRequest:
     golden: list[Path] = field(default_factory=list)
     part_rows: int = PART_ROWS
     page_size: int = PAGE_SIZE
+    quiesce: list[str] | None = None
+    unquiesce: list[str] | None = None
 
 
 def create_snapshot(
@@ -62,31 +67,41 @@ def create_snapshot(
     cancel: threading.Event | None = None,
 ) -> Manifest:
     """Write one snapshot and return its manifest (written last)."""
-    info = request.engine.info()
-    view = load_catalog(request.store)
-    parent = _parent(request, view, info.to_json()) if request.incremental else None
-    recovery_point = utc_now()
-    snapshot_id = _unique_id(
-        view, f"{compact_utc(recovery_point)}-{request.name}-{'I' if parent else 'F'}"
-    )
-    writer = SnapshotWriter(request.store, snapshot_id, part_rows=request.part_rows)
+    engine = request.engine
+    info = engine.info()
+    missing = engine.missing_namespace()
+    if missing is not None:
+        raise DrconsoleError(missing, "check --tenant and --database against the database")
+    collections = []
     for name in request.collections:
-        collection = request.engine.get_collection(name)
+        collection = engine.get_collection(name)
         if collection is None:
             raise DrconsoleError(
-                f"collection {name} does not exist at {info.url}",
+                f"collection {name} does not exist in {_namespace(info.namespace)} at {info.url}",
                 "check --collections against the database",
             )
-        previous = parent.collection(name) if parent else None
-        _snapshot_collection(
-            request,
-            writer,
-            collection,
-            parent=parent if previous else None,
-            previous=previous,
-            progress=progress,
-            cancel=cancel,
-        )
+        collections.append(collection)
+    view = load_catalog(request.store)
+    parent = _parent(request, view, info.to_json()) if request.incremental else None
+    snapshot_id = new_snapshot_id(request.name, "I" if parent else "F")
+    writer = SnapshotWriter(request.store, snapshot_id, part_rows=request.part_rows)
+    windows: list[ScanWindow] = []
+    with _Quiesced(request) as quiesced:
+        recovery_point = utc_now()
+        for collection in collections:
+            previous = parent.collection(collection.name) if parent else None
+            window = ScanWindow()
+            _snapshot_collection(
+                request,
+                writer,
+                collection,
+                parent=parent if previous else None,
+                previous=previous,
+                window=window,
+                progress=progress,
+                cancel=cancel,
+            )
+            windows.append(window)
     for path in request.golden:
         writer.add_golden(path.name, path.read_bytes())
     permissions = {
@@ -94,7 +109,7 @@ def create_snapshot(
         for key, value in (("tenant_field", request.tenant_field), ("acl_field", request.acl_field))
         if value
     }
-    return writer.finish(
+    manifest = writer.finish(
         kind="incremental" if parent else "full",
         parent=parent,
         created_at=recovery_point,
@@ -102,7 +117,74 @@ def create_snapshot(
         source=info.to_json(),
         ingest_checkpoint=request.ingest_checkpoint,
         permissions=permissions,
+        point_in_time=point_in_time(windows, quiesced=request.quiesce is not None),
     )
+    if quiesced.resume_error is not None:
+        raise DrconsoleError(
+            f"snapshot {manifest.id} was written, but {quiesced.resume_error.message}",
+            "ingestion may still be paused: resume it by hand",
+        )
+    return manifest
+
+
+def new_snapshot_id(name: str, kind_letter: str) -> str:
+    """``20261122T101500123Z-NAME-F-3f9a1c``: the time to the millisecond and a random
+    suffix, so two snapshots taken at once never share an id (and the manifest is written
+    create-only besides, so a collision would be an error, never an overwrite)."""
+    return f"{compact_utc_ms(utc_now())}-{name}-{kind_letter}-{secrets.token_hex(3)}"
+
+
+def point_in_time(windows: list[ScanWindow], *, quiesced: bool) -> dict[str, Any]:
+    """What the snapshot's point in time means: ``quiesced`` when a hook paused ingestion
+    and the scan saw no change, else ``fuzzy`` over the scan window, with the changes
+    the scan saw."""
+    changes = sum(window.changes_seen for window in windows)
+    started = [window.started_at for window in windows if window.started_at]
+    ended = [window.ended_at for window in windows if window.ended_at]
+    return {
+        "kind": "quiesced" if quiesced and not changes else "fuzzy",
+        "quiesced": quiesced,
+        "scan_started_at": format_utc(min(started)) if started else None,
+        "scan_ended_at": format_utc(max(ended)) if ended else None,
+        "changes_seen": changes,
+        "added": sum(window.added for window in windows),
+        "deleted": sum(window.deleted for window in windows),
+    }
+
+
+class _Quiesced:
+    """Runs the quiesce hook on entry and the unquiesce hook on exit, also when the scan
+    fails. A failing quiesce stops the snapshot before any scan; a failing unquiesce
+    after a good scan is kept in ``resume_error`` (the snapshot is still written)."""
+
+    def __init__(self, request: SnapshotRequest) -> None:
+        self.request = request
+        self.resume_error: DrconsoleError | None = None
+
+    def __enter__(self) -> _Quiesced:
+        if self.request.quiesce:
+            try:
+                run_hook(self.request.quiesce, "quiesce")
+            except DrconsoleError:
+                self._resume()
+                raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self._resume()
+        if kind is not None and self.resume_error is not None:
+            raise self.resume_error
+
+    def _resume(self) -> None:
+        if self.request.unquiesce:
+            try:
+                run_hook(self.request.unquiesce, "unquiesce")
+            except DrconsoleError as error:
+                self.resume_error = error
+
+
+def _namespace(namespace: dict[str, str]) -> str:
+    return "/".join(namespace.values()) or "the database"
 
 
 def _parent(request: SnapshotRequest, view: CatalogView, source: dict[str, Any]) -> Manifest:
@@ -132,14 +214,6 @@ def _parent(request: SnapshotRequest, view: CatalogView, source: dict[str, Any])
     return selection.manifest
 
 
-def _unique_id(view: CatalogView, wanted: str) -> str:
-    taken = set(view.snapshots) | set(view.invalid) | {u.id for u in view.unfinished}
-    candidate, number = wanted, 2
-    while candidate in taken:
-        candidate, number = f"{wanted}-{number}", number + 1
-    return candidate
-
-
 def _snapshot_collection(
     request: SnapshotRequest,
     writer: SnapshotWriter,
@@ -147,6 +221,7 @@ def _snapshot_collection(
     *,
     parent: Manifest | None,
     previous: CollectionEntry | None,
+    window: ScanWindow,
     progress: SnapshotProgress | None,
     cancel: threading.Event | None,
 ) -> None:
@@ -167,7 +242,7 @@ def _snapshot_collection(
     profile = _Profile(request.tenant_field)
     state = _StateWriter(out, request.part_rows)
     done = 0
-    for batch in engine.scan(collection.name, request.page_size):
+    for batch in engine.scan(collection.name, request.page_size, window):
         if cancel is not None and cancel.is_set():
             raise DrconsoleError(
                 "snapshot cancelled; its folder has no manifest and will show as unfinished"
@@ -181,7 +256,7 @@ def _snapshot_collection(
         profile.add(batch)
         done += len(batch)
         if progress is not None:
-            progress(collection.name, done, total)
+            progress(collection.name, done, max(total, done))
     state.close()
     if baseline is not None:
         for ids, tenants in baseline.deleted():
@@ -195,6 +270,15 @@ def _snapshot_collection(
         embedding=_embedding(request.embedding, collection.metadata, dimension, profile),
         tenants=profile.tenants(),
         aliases=[],
+        not_restorable=list(collection.unrestorable),
+        scan={
+            "started_at": format_utc(window.started_at) if window.started_at else None,
+            "ended_at": format_utc(window.ended_at) if window.ended_at else None,
+            "listed": window.listed,
+            "changes_seen": window.changes_seen,
+            "added": window.added,
+            "deleted": window.deleted,
+        },
     )
 
 

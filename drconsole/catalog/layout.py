@@ -6,6 +6,7 @@ import re
 
 SNAPSHOTS = "snapshots"
 MANIFEST = "manifest.json"
+CLAIM = "claim.json"
 _PART_NUMBER = re.compile(r"-(\d+)\.[^/]*$")
 
 
@@ -15,6 +16,11 @@ def snapshot_prefix(snapshot_id: str) -> str:
 
 def manifest_key(snapshot_id: str) -> str:
     return f"{SNAPSHOTS}/{snapshot_id}/{MANIFEST}"
+
+
+def claim_key(snapshot_id: str) -> str:
+    """Written first, create-only: who took the snapshot id (see SnapshotWriter.claim)."""
+    return f"{SNAPSHOTS}/{snapshot_id}/{CLAIM}"
 
 
 def file_key(snapshot_id: str, relative_path: str) -> str:

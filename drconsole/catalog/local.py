@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from drconsole.catalog.store import MissingObject, ObjectInfo, check_key
+from drconsole.catalog.store import MissingObject, ObjectExists, ObjectInfo, check_key
 from drconsole.durable import fsync_folder
 from drconsole.errors import StoreError
 
@@ -76,6 +76,32 @@ class LocalStore:
     @contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
         path = self._path(key)
+        with self._temporary(path) as (handle, temporary):
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        fsync_folder(path.parent)
+
+    def create(self, key: str, data: bytes) -> None:
+        """Written to a temporary file, fsynced, then hard-linked to its name: linking
+        fails when the name exists, so of two creators exactly one wins."""
+        path = self._path(key)
+        with self._temporary(path) as (handle, temporary):
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise ObjectExists(f"{path} exists already; it was not overwritten") from None
+            except OSError as error:
+                raise StoreError(f"{path}: cannot write ({error.strerror})") from None
+        fsync_folder(path.parent)
+
+    @contextmanager
+    def _temporary(self, path: Path) -> Iterator[tuple[BinaryIO, str]]:
+        """An open temporary file beside ``path``, removed on the way out."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
@@ -85,14 +111,9 @@ class LocalStore:
             ) from None
         try:
             with os.fdopen(fd, "wb") as handle:
-                yield handle
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-            fsync_folder(path.parent)
-        except BaseException:
+                yield handle, temporary
+        finally:
             Path(temporary).unlink(missing_ok=True)
-            raise
 
     def delete(self, keys: list[str]) -> None:
         """Remove files, then the folders they leave empty (up to the root)."""

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from drconsole.errors import IntegrityError
 from drconsole.records import CollectionSchema
-from drconsole.timefmt import format_utc, parse_utc
+from drconsole.timefmt import format_duration, format_utc, parse_utc
 
 FORMAT = "drconsole-snapshot/1"
 KINDS = ("full", "incremental")
@@ -57,6 +57,8 @@ class CollectionEntry:
     aliases: list[str]
     counts: dict[str, int]
     files: list[FileEntry]
+    not_restorable: list[str] = field(default_factory=list)
+    scan: dict[str, Any] = field(default_factory=dict)
 
     def files_of(self, kind: str) -> list[FileEntry]:
         return [entry for entry in self.files if entry.kind == kind]
@@ -70,6 +72,8 @@ class CollectionEntry:
             "aliases": self.aliases,
             "counts": self.counts,
             "files": [entry.to_json() for entry in self.files],
+            "not_restorable": self.not_restorable,
+            "scan": self.scan,
         }
 
 
@@ -91,6 +95,7 @@ class Manifest:
     golden: list[FileEntry]
     tool: dict[str, Any]
     sha256: str = ""
+    point_in_time: dict[str, Any] = field(default_factory=dict)
 
     def collection(self, name: str) -> CollectionEntry | None:
         return next((entry for entry in self.collections if entry.name == name), None)
@@ -104,6 +109,26 @@ class Manifest:
     @property
     def size(self) -> int:
         return sum(entry.bytes for entry in self.all_files)
+
+    def point_in_time_note(self) -> str:
+        """What the recovery point means, for people: ``fuzzy over 42s, 600 changes seen``
+        or ``quiesced over 12s, no change seen``."""
+        window = self.point_in_time
+        if not window.get("kind"):
+            return "unknown (taken before drconsole recorded scan windows)"
+        span = ""
+        if window.get("scan_started_at") and window.get("scan_ended_at"):
+            seconds = (
+                parse_utc(window["scan_ended_at"]) - parse_utc(window["scan_started_at"])
+            ).total_seconds()
+            span = f" over {format_duration(seconds)}"
+        changes = int(window.get("changes_seen") or 0)
+        seen = "no change seen" if not changes else f"{changes} changes seen"
+        if window["kind"] == "quiesced":
+            return f"quiesced{span}, {seen}"
+        if window.get("quiesced"):
+            return f"fuzzy{span}: ingestion was paused by a hook, yet {seen}"
+        return f"fuzzy{span}, {seen}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +146,7 @@ class Manifest:
             "collections": [collection.to_json() for collection in self.collections],
             "golden": {"files": [entry.to_json() for entry in self.golden]},
             "tool": self.tool,
+            "point_in_time": self.point_in_time,
         }
 
     def to_bytes(self) -> bytes:
@@ -206,6 +232,7 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
         golden=golden,
         tool=reader.optional_mapping("tool"),
         sha256=sha256,
+        point_in_time=reader.optional_mapping("point_in_time"),
     )
 
 
@@ -237,6 +264,8 @@ def _collection(raw: Any, number: int) -> CollectionEntry:
         aliases=[str(alias) for alias in reader.optional_items("aliases")],
         counts={key: counts.integer(key) for key in ("records", "deletes", "total_after_apply")},
         files=files,
+        not_restorable=[str(item) for item in reader.optional_items("not_restorable")],
+        scan=reader.optional_mapping("scan"),
     )
 
 

@@ -23,10 +23,16 @@ NPY_HEADER_LIMIT = 65536
 
 
 def encode_records(batch: RecordBatch) -> bytes:
+    """One JSON object per record; ``uri`` is written only for records that have one."""
     lines = b"".join(
-        orjson.dumps({"id": id_, "document": doc, "metadata": meta, "tenant": tenant}) + b"\n"
-        for id_, doc, meta, tenant in zip(
-            batch.ids, batch.documents, batch.metadatas, batch.tenants, strict=True
+        orjson.dumps(
+            {"id": id_, "document": doc, "metadata": meta, "tenant": tenant}
+            if uri is None
+            else {"id": id_, "document": doc, "metadata": meta, "tenant": tenant, "uri": uri}
+        )
+        + b"\n"
+        for id_, doc, meta, tenant, uri in zip(
+            batch.ids, batch.documents, batch.metadatas, batch.tenants, batch.uris, strict=True
         )
     )
     return gzip.compress(lines, compresslevel=GZIP_LEVEL, mtime=0)
@@ -84,21 +90,27 @@ def _no_collection_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def decode_records(
-    data: bytes,
-) -> tuple[list[str], list[str | None], list[dict[str, Any] | None], list[str | None]]:
+RecordColumns = tuple[
+    list[str], list[str | None], list[dict[str, Any] | None], list[str | None], list[str | None]
+]
+
+
+def decode_records(data: bytes) -> RecordColumns:
+    """(ids, documents, metadatas, tenants, uris) of a records part."""
     items = json_lines(data)
     ids = [item.get("id") for item in items]
     documents = [item.get("document") for item in items]
     metadatas = [item.get("metadata") for item in items]
     tenants = [item.get("tenant") for item in items]
+    uris = [item.get("uri") for item in items]
     _check(ids, (str,), "id must be a non-empty string")
     if "" in ids:
         _check([value or None for value in ids], (str,), "id must be a non-empty string")
     _check(documents, (str, type(None)), "document must be a string or null")
     _check(metadatas, (dict, type(None)), "metadata must be an object or null")
     _check(tenants, (str, type(None)), "tenant must be a string or null")
-    return ids, documents, metadatas, tenants
+    _check(uris, (str, type(None)), "uri must be a string or null")
+    return ids, documents, metadatas, tenants, uris
 
 
 def _check(values: list[Any], kinds: tuple[type, ...], message: str) -> None:
@@ -147,11 +159,8 @@ def decode_vectors(data: bytes | bytearray, dimension: int) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4", offset=offset).reshape(shape)
 
 
-def make_batch(
-    records: tuple[list[str], list[str | None], list[dict[str, Any] | None], list[str | None]],
-    vectors: np.ndarray,
-) -> RecordBatch:
-    ids, documents, metadatas, tenants = records
+def make_batch(records: RecordColumns, vectors: np.ndarray) -> RecordBatch:
+    ids, documents, metadatas, tenants, uris = records
     if len(ids) != vectors.shape[0]:
         raise ValueError(f"{len(ids)} records but {vectors.shape[0]} vectors")
-    return RecordBatch(ids, vectors, documents, metadatas, tenants)
+    return RecordBatch(ids, vectors, documents, metadatas, tenants, uris)

@@ -25,7 +25,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from drconsole.catalog.store import MissingObject, ObjectInfo, check_key
+from drconsole.catalog.store import MissingObject, ObjectExists, ObjectInfo, check_key
 from drconsole.errors import StoreError
 from drconsole.secrets import resolve
 
@@ -33,6 +33,7 @@ MULTIPART_THRESHOLD = 64 * 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 DELETE_BATCH = 1000
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 _DENIED = (
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -141,6 +142,19 @@ class S3Store:
             with self._errors(f"writing {self.url}/{key}"):
                 self.client.upload_fileobj(spool, self.bucket, full_key, Config=self._transfer)
 
+    def create(self, key: str, data: bytes) -> None:
+        """A conditional put (``If-None-Match: *``): S3 refuses it when the key exists.
+        The key is looked up first too, for servers that ignore the condition."""
+        if self.size(key) is not None:
+            raise ObjectExists(f"{self.url}/{key} exists already; it was not overwritten")
+        try:
+            with self._errors(f"writing {self.url}/{key}"):
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+                )
+        except _Conflict:
+            raise ObjectExists(f"{self.url}/{key} exists already; it was not overwritten") from None
+
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
             chunk = [{"Key": self._key(key)} for key in keys[start : start + DELETE_BATCH]]
@@ -158,6 +172,8 @@ class S3Store:
             code = str(error.response.get("Error", {}).get("Code", ""))
             if code in _MISSING:
                 raise MissingObject(f"{doing}: no such object") from None
+            if code in _CONFLICT:
+                raise _Conflict(f"{doing}: the object exists already") from None
             if code == "NoSuchBucket":
                 raise StoreError(
                     f"{doing}: bucket {self.bucket} does not exist",
@@ -189,6 +205,10 @@ class S3Store:
 
     def _at(self) -> str:
         return f" at {self.endpoint}" if self.endpoint else ""
+
+
+class _Conflict(StoreError):
+    """A conditional write found its condition false."""
 
 
 class _Body:

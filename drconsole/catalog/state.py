@@ -1,8 +1,9 @@
 """State files (``state-N.jsonl.gz``, kind ``state``): every record of a snapshot's full
 state as ``{"id", "tenant", "h"}``, where ``h`` is a 64-bit content hash of the vector,
-document and metadata. The next incremental diffs against these hashes instead of reading
-the parent's data. This kind is drconsole's extension of ``drconsole-snapshot/1``;
-readers that do not know it can ignore it.
+document, metadata and uri (a record without a uri hashes as it did before uris were
+kept, so older state files still diff correctly). The next incremental diffs against
+these hashes instead of reading the parent's data. This kind is drconsole's extension
+of ``drconsole-snapshot/1``; readers that do not know it can ignore it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from drconsole.records import RecordBatch
 
 
 def content_hashes(batch: RecordBatch) -> np.ndarray:
-    """A 64-bit hash per record of its vector bytes, document and metadata."""
+    """A 64-bit hash per record of its vector bytes, document, metadata and uri."""
     vectors = np.ascontiguousarray(batch.vectors, dtype="<f4")
     hashes = np.empty(len(batch), dtype=np.uint64)
-    for row, (document, metadata) in enumerate(zip(batch.documents, batch.metadatas, strict=True)):
+    rows = zip(batch.documents, batch.metadatas, batch.uris, strict=True)
+    for row, (document, metadata, uri) in enumerate(rows):
         digest = hashlib.blake2b(vectors[row].tobytes(), digest_size=8)
         digest.update(b"\x00" if document is None else b"\x01" + document.encode())
         digest.update(orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
+        if uri is not None:
+            digest.update(b"\x02" + uri.encode())
         hashes[row] = int.from_bytes(digest.digest(), "little")
     return hashes
 

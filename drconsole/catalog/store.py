@@ -51,6 +51,11 @@ class ObjectStore(Protocol):
         and discarded otherwise."""
         ...
 
+    def create(self, key: str, data: bytes) -> None:
+        """Write a small object only if no object has that key; raises ObjectExists
+        otherwise (a collision is an error, never an overwrite)."""
+        ...
+
     def delete(self, keys: list[str]) -> None:
         """Remove objects (missing ones are ignored)."""
         ...
@@ -58,6 +63,10 @@ class ObjectStore(Protocol):
 
 class MissingObject(StoreError):
     """The object does not exist."""
+
+
+class ObjectExists(StoreError):
+    """A create-only write found the key taken."""
 
 
 def check_key(key: str) -> str:

@@ -7,19 +7,21 @@ as unfinished and never offers it for restore. Memory is bounded by one part.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from drconsole import __version__
 from drconsole.catalog import parts
-from drconsole.catalog.layout import file_key, manifest_key, part_path
+from drconsole.catalog.layout import claim_key, file_key, manifest_key, part_path
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
-from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.store import ObjectExists, ObjectStore
+from drconsole.errors import StoreError
 from drconsole.records import CollectionSchema, RecordBatch
-from drconsole.timefmt import utc_now
+from drconsole.timefmt import format_utc, utc_now
 
 PART_ROWS = 10_000
 
@@ -33,9 +35,32 @@ class SnapshotWriter:
         self.part_rows = part_rows
         self.collections: list[CollectionEntry] = []
         self.golden: list[FileEntry] = []
+        self._claimed = False
+
+    def claim(self) -> None:
+        """Take the snapshot id before writing anything under it: ``claim.json`` is
+        written create-only, so a second writer with the same id stops here instead of
+        overwriting the first one's parts. It also says who started an unfinished upload."""
+        if self._claimed:
+            return
+        claim = {
+            "snapshot_id": self.snapshot_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": format_utc(utc_now()),
+        }
+        try:
+            self.store.create(claim_key(self.snapshot_id), json.dumps(claim).encode())
+        except ObjectExists:
+            raise StoreError(
+                f"snapshot id {self.snapshot_id} is taken in {self.store.url}; nothing was written",
+                "another snapshot took the same id: take the snapshot again",
+            ) from None
+        self._claimed = True
 
     def put(self, relative_path: str, kind: str, data: bytes, rows: int = 0) -> FileEntry:
         """Store one file and describe it (sha256 and size of the bytes as stored)."""
+        self.claim()
         digest = hashlib.sha256(data).hexdigest()
         with self.store.writer(file_key(self.snapshot_id, relative_path)) as handle:
             handle.write(data)
@@ -58,8 +83,10 @@ class SnapshotWriter:
         source: dict[str, Any],
         ingest_checkpoint: dict[str, str] | None = None,
         permissions: dict[str, Any] | None = None,
+        point_in_time: dict[str, Any] | None = None,
     ) -> Manifest:
         """Write ``manifest.json`` (after every part is durable) and return it."""
+        self.claim()
         manifest = Manifest(
             id=self.snapshot_id,
             kind=kind,
@@ -74,10 +101,17 @@ class SnapshotWriter:
             collections=self.collections,
             golden=self.golden,
             tool={"name": "drconsole", "version": __version__},
+            point_in_time=dict(point_in_time or {}),
         )
         data = manifest.to_bytes()
-        with self.store.writer(manifest_key(self.snapshot_id)) as handle:
-            handle.write(data)
+        try:
+            self.store.create(manifest_key(self.snapshot_id), data)
+        except ObjectExists:
+            raise StoreError(
+                f"snapshot {self.snapshot_id} already has a manifest in {self.store.url}; "
+                "this snapshot was not recorded",
+                "another snapshot took the same id: take the snapshot again",
+            ) from None
         return Manifest(**{**manifest.__dict__, "sha256": hashlib.sha256(data).hexdigest()})
 
 
@@ -126,6 +160,8 @@ class CollectionWriter:
         embedding: dict[str, Any] | None = None,
         tenants: list[dict[str, Any]] | None = None,
         aliases: list[str] | None = None,
+        not_restorable: list[str] | None = None,
+        scan: dict[str, Any] | None = None,
     ) -> CollectionEntry:
         while self._pending_rows:
             self._flush(min(self._pending_rows, self.snapshot.part_rows))
@@ -141,12 +177,14 @@ class CollectionWriter:
                 "total_after_apply": total_after_apply,
             },
             files=self.files,
+            not_restorable=list(not_restorable or []),
+            scan=dict(scan or {}),
         )
         self.snapshot.collections.append(entry)
         return entry
 
     def _flush(self, rows: int) -> None:
-        batch = _concat(self._pending, self.schema.dimension)
+        batch = RecordBatch.join(self._pending, self.schema.dimension)
         part, rest = batch.slice(0, rows), batch.slice(rows, len(batch))
         self._pending = [rest] if len(rest) else []
         self._pending_rows = len(rest)
@@ -169,17 +207,3 @@ class CollectionWriter:
         )
         self._parts += 1
         self.records += len(part)
-
-
-def _concat(batches: list[RecordBatch], dimension: int) -> RecordBatch:
-    if len(batches) == 1:
-        return batches[0]
-    return RecordBatch(
-        ids=[i for b in batches for i in b.ids],
-        vectors=np.concatenate([b.vectors for b in batches])
-        if batches
-        else np.zeros((0, dimension), "<f4"),
-        documents=[d for b in batches for d in b.documents],
-        metadatas=[m for b in batches for m in b.metadatas],
-        tenants=[t for b in batches for t in b.tenants],
-    )

@@ -214,6 +214,7 @@ def show_command(args: argparse.Namespace) -> int:
         f"[bold]{manifest.id}[/bold]  {manifest.kind}, "
         f"recovery point {format_utc(manifest.recovery_point)}"
     )
+    stdout.print(f"point in time: {escape(manifest.point_in_time_note())}")
     source = manifest.source
     stdout.print(
         f"source: {escape(str(source.get('engine')))} {escape(str(source.get('url')))} "
@@ -250,6 +251,9 @@ def show_command(args: argparse.Namespace) -> int:
             escape(f"{embedding.get('model', '-')} {embedding.get('version', '')}".strip()),
         )
     stdout.print(table)
+    for entry in manifest.collections:
+        for item in entry.not_restorable:
+            stdout.print(f"[yellow]not restorable[/yellow] {entry.name}: {escape(item)}")
     files = Table(title="files", title_justify="left")
     for column in ("path", "kind", "rows", "bytes", "sha256"):
         files.add_column(column)

@@ -14,6 +14,7 @@ from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.engines import ENGINES, open_engine
 from drconsole.errors import UsageError
 from drconsole.golden import load_golden
+from drconsole.hooks import hook_argv
 from drconsole.timefmt import format_utc
 
 
@@ -62,6 +63,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="a golden set to keep in the snapshot (golden/, checksummed)",
     )
     create.add_argument(
+        "--quiesce",
+        metavar="CMD",
+        help="a command that pauses ingestion before the scan (run without a shell); "
+        "with it the snapshot is exact when the scan sees no change",
+    )
+    create.add_argument(
+        "--unquiesce",
+        metavar="CMD",
+        help="a command that resumes ingestion after the scan (run also when it fails)",
+    )
+    create.add_argument(
         "--json", action="store_true", help="print the manifest summary as JSON, no progress"
     )
     create.set_defaults(handler=create_command)
@@ -105,6 +117,8 @@ def create_command(args: argparse.Namespace) -> int:
         tenant_field=args.tenant_field,
         acl_field=args.acl_field,
         golden=golden_files(args.golden) if args.golden else [],
+        quiesce=hook_argv(args.quiesce, "--quiesce") if args.quiesce else None,
+        unquiesce=hook_argv(args.unquiesce, "--unquiesce") if args.unquiesce else None,
     )
     try:
         if args.json or not stderr.is_terminal:
@@ -118,6 +132,7 @@ def create_command(args: argparse.Namespace) -> int:
         "kind": manifest.kind,
         "parent": manifest.parent,
         "recovery_point": format_utc(manifest.recovery_point),
+        "point_in_time": manifest.point_in_time,
         "catalog": store.url,
         "bytes": manifest.size,
         "collections": {c.name: c.counts for c in manifest.collections},
@@ -131,6 +146,9 @@ def create_command(args: argparse.Namespace) -> int:
             for c in manifest.collections
         )
         stdout.print(f"{manifest.kind} snapshot {manifest.id} in {store.url} ({counts})")
+        stdout.print(
+            f"recovery point {format_utc(manifest.recovery_point)}: {manifest.point_in_time_note()}"
+        )
     return 0
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
 from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.timefmt import utc_now
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,37 @@ class EngineInfo:
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """A collection as the engine describes it, mapped to the neutral schema."""
+    """A collection as the engine describes it, mapped to the neutral schema;
+    ``unrestorable`` names what of it the engine could not be given back."""
 
     name: str
     schema: CollectionSchema
     metadata: dict[str, Any] = field(default_factory=dict)
+    unrestorable: tuple[str, ...] = ()
+
+
+@dataclass
+class ScanWindow:
+    """What a full scan saw while it ran: when it started and ended, how many records it
+    listed, and the changes it saw other writers make meanwhile (records deleted before
+    it read them or after, records added after it listed the ids). An update in place of
+    a record is not visible to a scan and is not counted."""
+
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    listed: int = 0
+    deleted: int = 0
+    added: int = 0
+
+    def begin(self) -> None:
+        self.started_at = utc_now()
+
+    def end(self) -> None:
+        self.ended_at = utc_now()
+
+    @property
+    def changes_seen(self) -> int:
+        return self.deleted + self.added
 
 
 @dataclass(frozen=True)
@@ -60,20 +88,32 @@ class Engine(Protocol):
         """Create the tenant/database (or equivalent) when missing."""
         ...
 
+    def missing_namespace(self) -> str | None:
+        """Why the namespace (tenant, database or equivalent) cannot be used, naming
+        what is missing; None when it exists."""
+        ...
+
     def list_collections(self) -> list[CollectionInfo]: ...
 
     def get_collection(self, name: str) -> CollectionInfo | None: ...
 
     def create_collection(
-        self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
-    ) -> CollectionInfo: ...
+        self, name: str, schema: CollectionSchema, metadata: dict[str, Any] | None = None
+    ) -> CollectionInfo:
+        """Create a collection like ``schema`` (with the metadata it was saved with,
+        unless other ``metadata`` is given)."""
+        ...
 
     def delete_collection(self, name: str) -> None: ...
 
     def upsert(self, name: str, batch: RecordBatch) -> None: ...
 
-    def scan(self, name: str, page_size: int) -> Iterator[RecordBatch]:
-        """Every record with its vector, in pages, in a stable order."""
+    def scan(
+        self, name: str, page_size: int, window: ScanWindow | None = None
+    ) -> Iterator[RecordBatch]:
+        """Every record with its vector, in pages. Under concurrent writes, no record that
+        exists for the whole scan is missed, and each record appears once, in a state it
+        had during the scan; ``window`` learns what the scan saw."""
         ...
 
     def scan_metadata(

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import orjson
 
-from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult
+from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
 from drconsole.errors import EngineError
 from drconsole.records import CollectionSchema, RecordBatch
 
@@ -34,6 +34,7 @@ DEFAULT_BATCH = 1000
 ATTEMPTS = 6
 BACKOFF_S = 0.5
 LIST_PAGE = 100
+RECORD_FIELDS = ("embeddings", "documents", "metadatas", "uris")
 
 
 class ChromaError(EngineError):
@@ -134,6 +135,13 @@ class ChromaEngine:
         if not self._exists(self._db):
             self._create(f"{tenant}/databases", self.database)
 
+    def missing_namespace(self) -> str | None:
+        if not self._exists(f"/tenants/{quote(self.tenant, safe='')}"):
+            return f"tenant {self.tenant} does not exist at {self.url}"
+        if not self._exists(self._db):
+            return f"database {self.database} does not exist in tenant {self.tenant} at {self.url}"
+        return None
+
     def _exists(self, path: str) -> bool:
         try:
             self._call("GET", path)
@@ -175,11 +183,13 @@ class ChromaEngine:
             raise
 
     def create_collection(
-        self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
+        self, name: str, schema: CollectionSchema, metadata: dict[str, Any] | None = None
     ) -> CollectionInfo:
+        if metadata is None:
+            metadata = (schema.engine_config.get("chroma") or {}).get("metadata") or {}
         body = {
             "name": name,
-            "configuration": to_configuration(schema),
+            **creation_settings(schema),
             "metadata": _collection_metadata(metadata),
         }
         try:
@@ -199,7 +209,8 @@ class ChromaEngine:
 
     def _remember(self, raw: dict[str, Any]) -> CollectionInfo:
         self._ids[raw["name"]] = raw["id"]
-        return CollectionInfo(raw["name"], to_schema(raw), dict(raw.get("metadata") or {}))
+        metadata = dict(raw.get("metadata") or {})
+        return CollectionInfo(raw["name"], to_schema(raw), metadata, tuple(unrestorable(metadata)))
 
     def _collection_path(self, name: str) -> str:
         if name not in self._ids and self.get_collection(name) is None:
@@ -232,35 +243,55 @@ class ChromaEngine:
                 name, "POST", "upsert", upsert_body(batch.slice(start, start + size))
             )
 
-    def scan(self, name: str, page_size: int = 1000) -> Iterator[RecordBatch]:
-        """Pages in insertion order (stable while nothing before the offset is deleted).
-        The next page is requested while the caller works on the current one."""
+    def scan(
+        self, name: str, page_size: int = 1000, window: ScanWindow | None = None
+    ) -> Iterator[RecordBatch]:
+        """Every record, consistent under concurrent writes. Offset paging is not: it
+        shifts when earlier records are deleted and skips records nobody touched. So the
+        ids are listed in one request (one read of the server), then fetched by id a page
+        at a time, the next page while the caller works on the current one. An id gone by
+        then was deleted during the scan. The ids are listed again at the end: those the
+        first listing lacked (added during the scan), and those deleted and added again,
+        are fetched then, so every record appears once, in a state it had during the scan."""
+        window = window if window is not None else ScanWindow()
+        window.begin()
+        listed = self._all_ids(name)
+        window.listed = len(listed)
+        vanished: set[str] = set()
+        yield from self._fetch(name, listed, page_size, vanished)
+        final = self._all_ids(name)
+        known, still = set(listed), set(final)
+        late = [record_id for record_id in final if record_id not in known or record_id in vanished]
+        window.added = len(still - known)
+        window.deleted = len(known - still) + len(vanished & still)
+        yield from self._fetch(name, late, page_size, set())
+        window.end()
 
-        def fetch(offset: int) -> dict[str, Any]:
-            body = {
-                "include": ["embeddings", "documents", "metadatas"],
-                "limit": page_size,
-                "offset": offset,
-            }
+    def _all_ids(self, name: str) -> list[str]:
+        return list(self._on_collection(name, "POST", "get", {"include": []})["ids"])
+
+    def _fetch(
+        self, name: str, ids: list[str], page_size: int, vanished: set[str]
+    ) -> Iterator[RecordBatch]:
+        """The records of ``ids`` in pages; ids the server no longer has go to ``vanished``."""
+
+        def fetch(start: int) -> dict[str, Any]:
+            body = {"ids": ids[start : start + page_size], "include": list(RECORD_FIELDS)}
             return self._on_collection(name, "POST", "get", body)
 
+        starts = range(0, len(ids), page_size)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"scan-{name}") as prefetch:
-            upcoming = prefetch.submit(fetch, 0)
-            offset = 0
-            while True:
+            upcoming = prefetch.submit(fetch, 0) if starts else None
+            for number, start in enumerate(starts):
+                assert upcoming is not None
                 page = upcoming.result()
-                ids = page["ids"]
-                if not ids:
-                    return
-                offset += len(ids)
-                if len(ids) == page_size:
-                    upcoming = prefetch.submit(fetch, offset)
-                vectors = np.asarray(page["embeddings"], dtype=np.float32)
-                yield RecordBatch(
-                    ids, vectors, page["documents"], page["metadatas"], [None] * len(ids)
-                )
-                if len(ids) < page_size:
-                    return
+                if number + 1 < len(starts):
+                    upcoming = prefetch.submit(fetch, starts[number + 1])
+                got = page["ids"]
+                if len(got) < len(ids[start : start + page_size]):
+                    vanished.update(set(ids[start : start + page_size]) - set(got))
+                if got:
+                    yield _batch(page)
 
     def scan_metadata(
         self, name: str, page_size: int = 5000
@@ -314,14 +345,31 @@ class ChromaEngine:
         self._client.close()
 
 
+def _batch(page: dict[str, Any]) -> RecordBatch:
+    """A ``get`` answer that included RECORD_FIELDS as a batch."""
+    ids = page["ids"]
+    return RecordBatch(
+        ids,
+        np.asarray(page["embeddings"], dtype=np.float32).reshape(len(ids), -1),
+        page["documents"],
+        page["metadatas"],
+        [None] * len(ids),
+        page.get("uris") or [None] * len(ids),
+    )
+
+
 def upsert_body(batch: RecordBatch) -> dict[str, Any]:
-    """The JSON body of an upsert (Chroma refuses empty metadata objects: send null)."""
-    return {
+    """The JSON body of an upsert (Chroma refuses empty metadata objects: send null);
+    uris only when a record has one."""
+    body: dict[str, Any] = {
         "ids": batch.ids,
         "embeddings": encode_embeddings(batch.vectors),
         "documents": batch.documents,
         "metadatas": [meta or None for meta in batch.metadatas],
     }
+    if any(uri is not None for uri in batch.uris):
+        body["uris"] = batch.uris
+    return body
 
 
 def encode_embeddings(vectors: np.ndarray) -> list[str]:
@@ -338,31 +386,52 @@ def encode_embeddings(vectors: np.ndarray) -> list[str]:
 
 
 def to_schema(raw: dict[str, Any]) -> CollectionSchema:
-    """Chroma's collection JSON as the neutral schema; the configuration round-trips
-    through ``engine_config``."""
+    """Chroma's collection JSON as the neutral schema. Everything Chroma says about the
+    collection round-trips through ``engine_config``: its configuration, its schema
+    (index settings per key: full-text search, inverted indexes, HNSW threads and batch
+    size, key types) and its metadata."""
     configuration = raw.get("configuration_json") or {}
     index = configuration.get("hnsw") or configuration.get("spann") or {}
+    saved: dict[str, Any] = {
+        "configuration_json": configuration,
+        "metadata": raw.get("metadata") or {},
+    }
+    if raw.get("schema") is not None:
+        saved["schema"] = raw["schema"]
     return CollectionSchema(
         dimension=int(raw.get("dimension") or 0),
         distance=str(index.get("space", "l2")),
         index={"hnsw": {key: index[key] for key in HNSW_KEYS if key in index}},
-        engine_config={
-            "chroma": {"configuration_json": configuration, "metadata": raw.get("metadata") or {}}
-        },
+        engine_config={"chroma": saved},
     )
 
 
-def to_configuration(schema: CollectionSchema) -> dict[str, Any]:
-    """The ``configuration`` to create a collection with: Chroma's own settings when the
-    schema came from Chroma, else the neutral distance and HNSW settings."""
-    saved = (schema.engine_config.get("chroma") or {}).get("configuration_json") or {}
-    hnsw = dict(saved.get("hnsw") or schema.index.get("hnsw") or {})
+def creation_settings(schema: CollectionSchema) -> dict[str, Any]:
+    """How to create a collection like ``schema``: with Chroma's own schema when the
+    snapshot kept one (it carries the configuration too, and Chroma refuses both at
+    once), else with a configuration of the neutral distance and HNSW settings."""
+    saved = schema.engine_config.get("chroma") or {}
+    if saved.get("schema") is not None:
+        return {"schema": saved["schema"]}
+    configuration = saved.get("configuration_json") or {}
+    hnsw = dict(configuration.get("hnsw") or schema.index.get("hnsw") or {})
     hnsw = {key: hnsw[key] for key in HNSW_KEYS if key in hnsw}
     hnsw["space"] = schema.distance
-    configuration: dict[str, Any] = {"hnsw": hnsw}
-    if saved.get("embedding_function") is not None:
-        configuration["embedding_function"] = saved["embedding_function"]
-    return configuration
+    settings: dict[str, Any] = {"hnsw": hnsw}
+    if configuration.get("embedding_function") is not None:
+        settings["embedding_function"] = configuration["embedding_function"]
+    return {"configuration": settings}
+
+
+def unrestorable(metadata: dict[str, Any]) -> list[str]:
+    """What of a collection Chroma cannot be given back, by name: collection metadata
+    values other than strings, numbers and booleans (Chroma refuses them, some versions
+    by crashing)."""
+    return [
+        f"metadata.{key} ({type(value).__name__} values cannot be set on a Chroma collection)"
+        for key, value in sorted(metadata.items())
+        if not isinstance(value, str | int | float | bool)
+    ]
 
 
 def _collection_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:

@@ -184,6 +184,7 @@ class CatalogScreen(Screen[None]):
         text = Text()
         text.append(f"{manifest.id}\n", style="bold")
         text.append(f"{manifest.kind}, recovery point {format_utc(manifest.recovery_point)}\n")
+        text.append(f"point in time  {manifest.point_in_time_note()}\n")
         source = manifest.source
         text.append(
             f"source  {source.get('engine')} {source.get('url')} {source.get('namespace', '')}\n"
@@ -212,6 +213,8 @@ class CatalogScreen(Screen[None]):
             text.append(
                 f"  files {len(entry.files)} ({format_bytes(sum(f.bytes for f in entry.files))})\n"
             )
+            if entry.not_restorable:
+                text.append(f"  not restorable {', '.join(entry.not_restorable)}\n", style="yellow")
         checked = self.verified.get(manifest.id)
         problems = findings + (checked.findings if checked else [])
         if problems:

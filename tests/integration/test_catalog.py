@@ -25,7 +25,7 @@ from drconsole.catalog.retention import (
 )
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.select import select_recovery_point
-from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.store import ObjectExists, ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
@@ -285,7 +285,7 @@ def test_an_unfinished_upload_is_never_offered(store: ObjectStore) -> None:
     collection = writer.collection("help_articles", CollectionSchema(DIM, "cosine"))
     collection.add(_batch(["a", "b", "c"]))  # parts written, then the writer "crashes"
     view = load_catalog(store)
-    assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 6)]
+    assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 7)]  # 6 parts, a claim
     assert select_recovery_point(view, store, Depth.parse("full")).manifest.id == full.id
     with pytest.raises(DrconsoleError, match="unfinished"):
         view.require("full-2")
@@ -306,7 +306,7 @@ def test_only_abandoned_uploads_are_pruned_and_only_when_asked(store: ObjectStor
     plan.abandoned = abandoned_uploads(view, 86400, now)
     old_id = f"{compact_utc(now - timedelta(days=3))}-kb-old"
     assert plan.abandoned == [old_id], "only one started over a day ago, and whose id says so"
-    assert apply_retention(store, plan) == 2, "its records and vectors part"
+    assert apply_retention(store, plan) == 3, "its records and vectors part, and its claim"
     after = load_catalog(store)
     assert sorted(u.id for u in after.unfinished) == sorted(
         u.id for u in view.unfinished if u.id != old_id
@@ -507,3 +507,20 @@ def test_an_unreachable_endpoint_is_a_clear_error(s3_credentials: str) -> None:
         load_catalog(store)
     assert f"cannot connect to {endpoint}" in caught.value.message
     assert "retried" in caught.value.message
+
+
+def test_a_create_only_write_never_overwrites(store: ObjectStore) -> None:
+    store.create("snapshots/x/manifest.json", b"first")
+    with pytest.raises(ObjectExists):
+        store.create("snapshots/x/manifest.json", b"second")
+    assert store.read("snapshots/x/manifest.json") == b"first"
+    assert [info.key for info in store.list("snapshots/x/")] == ["snapshots/x/manifest.json"]
+
+
+def test_a_snapshot_id_collision_is_an_error_never_an_overwrite(store: ObjectStore) -> None:
+    first = _snapshot(store, "same-id", 1, [_batch(["a", "b"])], total=2)
+    with pytest.raises(StoreError, match="is taken"):
+        _snapshot(store, "same-id", 2, [_batch(["c"])], total=1)
+    kept = load_catalog(store).snapshots["same-id"]
+    assert kept.sha256 == first.sha256, "the first snapshot's manifest is untouched"
+    assert verify(load_catalog(store), store, ["same-id"], Depth.parse("full")).intact

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -19,6 +21,14 @@ pytestmark = pytest.mark.integration
 
 def _target_engine(target: dict[str, str]) -> ChromaEngine:
     return ChromaEngine(target["url"], tenant=target["tenant"], database=target["database"])
+
+
+def _document_search(target: dict[str, str], name: str, text: str) -> httpx.Response:
+    """A full-text ``where_document`` query, as an application would send it."""
+    base = f"{target['url']}/api/v2/tenants/{target['tenant']}/databases/{target['database']}"
+    collection = httpx.get(f"{base}/collections/{name}").json()["id"]
+    body = {"where_document": {"$contains": text}, "include": []}
+    return httpx.post(f"{base}/collections/{collection}/get", json=body)
 
 
 def test_round_trip_is_exact(
@@ -56,7 +66,7 @@ def test_round_trip_is_exact(
         assert after == before[name], f"{name} differs after the restore"
     notes = dump(target, "notes")
     assert notes.keys() == before["notes"].keys()
-    for record_id, (document, metadata, vector) in notes.items():
+    for record_id, (document, metadata, vector, _) in notes.items():
         assert (document, metadata) == before["notes"][record_id][:2]
         original = np.frombuffer(before["notes"][record_id][2], dtype=np.float32)
         # Chroma stores cosine vectors to within an ulp or two, not bit for bit.
@@ -231,3 +241,58 @@ def test_a_broken_newest_snapshot_is_refused_or_passed_over(
     )
     assert lenient.exit_code == 0
     _target_is_untouched(chroma_target, {"kb_articles": 300})
+
+
+def test_uris_and_the_collection_schema_are_kept(
+    source_engine: ChromaEngine, chroma_target: dict[str, str], tmp_path: Path
+) -> None:
+    """Everything Chroma stores comes back: uris on records (a uri-only change is an
+    incremental change), and the collection's schema: full-text search off, an inverted
+    index off for one key, HNSW threads and batch size."""
+    custom = source_engine.create_collection("probe", CollectionSchema(8, "l2"))
+    schema = copy.deepcopy(custom.schema.engine_config["chroma"]["schema"])
+    source_engine.delete_collection("probe")
+    schema["keys"]["#document"]["string"]["fts_index"]["enabled"] = False
+    schema["keys"]["internal_note"] = {
+        "string": {"string_inverted_index": {"enabled": False, "config": {}}}
+    }
+    hnsw = schema["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["hnsw"]
+    hnsw.update(num_threads=1, batch_size=50)
+    source_engine.create_collection(
+        "docs", CollectionSchema(8, "l2", engine_config={"chroma": {"schema": schema}})
+    )
+    batch = records(CorpusSpec("doc", 300, dimension=8), 0, 300)
+    batch.uris = [f"s3://docs/{i}.pdf" if n % 3 else None for n, i in enumerate(batch.ids)]
+    source_engine.upsert("docs", batch)
+    full = snapshot(source_engine, tmp_path / "catalog", ["docs"])
+    kept = full.collection("docs").schema.engine_config["chroma"]["schema"]["keys"]
+    assert kept["#document"] == schema["keys"]["#document"]
+    assert kept["internal_note"] == schema["keys"]["internal_note"]
+    assert kept["#embedding"] == schema["keys"]["#embedding"]
+    moved = batch.slice(1, 2)
+    moved.uris = ["s3://docs/moved.pdf"]
+    source_engine.upsert("docs", moved)
+    incremental = snapshot(source_engine, tmp_path / "catalog", ["docs"], incremental=True)
+    assert incremental.collection("docs").counts["records"] == 1, "a uri change is a change"
+    expected = dump(source_engine, "docs")
+    assert expected[moved.ids[0]][3] == "s3://docs/moved.pdf"
+    source_info = source_engine.get_collection("docs")
+    source_engine.delete_collection("docs")
+
+    runs = tmp_path / "runs"
+    result = run_drill(
+        restore_runbook(tmp_path, tmp_path / "catalog", chroma_target, ["docs"]), runs
+    )
+    assert result.exit_code == 0, result.message
+    target = _target_engine(chroma_target)
+    assert dump(target, "docs") == expected
+    restored = target.get_collection("docs")
+    assert restored.schema.engine_config == source_info.schema.engine_config
+    search = _document_search(chroma_target, "docs", "doc")
+    assert search.status_code == 400 and "FTS indexing is disabled" in search.text
+    finished = [
+        e
+        for e in read_record(next(runs.glob("*.jsonl"))).events
+        if e.type == "step.finished" and e.step_id == "schema"
+    ]
+    assert finished[0].data["details"]["not_restored"] == {}

@@ -95,9 +95,16 @@ def test_clear_errors(source_engine: ChromaEngine, tmp_path: Path) -> None:
     )
     assert nobody.returncode == 2
     assert "did not answer" in nobody.stderr and "Traceback" not in nobody.stderr
+    seed(source_engine, "help_articles", CorpusSpec("help", 10))
     no_parent = _create(source_engine, tmp_path / "empty", "--incremental")
     assert no_parent.returncode == 2
     assert "no intact parent for an incremental snapshot" in no_parent.stderr
+    no_tenant = _create(source_engine, tmp_path / "c3", "--tenant", "nosuch")
+    assert no_tenant.returncode == 2
+    assert f"tenant nosuch does not exist at {source_engine.url}" in no_tenant.stderr
+    no_database = _create(source_engine, tmp_path / "c3", "--database", "nosuch")
+    assert no_database.returncode == 2
+    assert "database nosuch does not exist in tenant default_tenant" in no_database.stderr
 
 
 def test_golden_capture_from_the_command_line(source_engine: ChromaEngine, tmp_path: Path) -> None:

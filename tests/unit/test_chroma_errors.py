@@ -7,12 +7,14 @@ import httpx
 import numpy as np
 import pytest
 
+from drconsole.actions.restore_schema import differences
 from drconsole.engines.chroma import (
     ChromaEngine,
     ChromaError,
+    creation_settings,
     encode_embeddings,
-    to_configuration,
     to_schema,
+    unrestorable,
 )
 from drconsole.records import CollectionSchema
 
@@ -130,21 +132,44 @@ def test_schema_round_trips_through_engine_config() -> None:
     schema = to_schema(raw)
     assert (schema.dimension, schema.distance) == (384, "cosine")
     assert schema.index["hnsw"]["max_neighbors"] == 32
-    assert to_configuration(schema) == {
-        "hnsw": {
-            "space": "cosine",
-            "ef_construction": 200,
-            "max_neighbors": 32,
-            "ef_search": 100,
-            "resize_factor": 1.2,
-            "sync_threshold": 1000,
-        },
-        "embedding_function": {"type": "legacy"},
+    assert creation_settings(schema) == {
+        "configuration": {
+            "hnsw": {
+                "space": "cosine",
+                "ef_construction": 200,
+                "max_neighbors": 32,
+                "ef_search": 100,
+                "resize_factor": 1.2,
+                "sync_threshold": 1000,
+            },
+            "embedding_function": {"type": "legacy"},
+        }
     }
     neutral = CollectionSchema(8, "ip", {"hnsw": {"ef_construction": 50}})
-    assert to_configuration(neutral) == {"hnsw": {"ef_construction": 50, "space": "ip"}}
+    assert creation_settings(neutral) == {
+        "configuration": {"hnsw": {"ef_construction": 50, "space": "ip"}}
+    }
+    with_schema = to_schema({**raw, "schema": {"keys": {"#document": {"string": {}}}}})
+    assert creation_settings(with_schema) == {"schema": {"keys": {"#document": {"string": {}}}}}
 
 
 def test_embeddings_are_base64_little_endian_float32() -> None:
     vectors = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
     assert encode_embeddings(vectors) == ["zczMPc3MTD6amZk+"]
+
+
+def test_what_chroma_cannot_take_back_is_named() -> None:
+    assert unrestorable({"embedding_model": "m", "tags": ["a"], "n": 1}) == [
+        "metadata.tags (list values cannot be set on a Chroma collection)"
+    ]
+
+
+def test_schema_differences_name_each_setting_not_restored() -> None:
+    wanted = {"chroma": {"schema": {"fts": {"enabled": False}, "n": 1}, "metadata": {"a": 1}}}
+    actual = {"chroma": {"schema": {"fts": {"enabled": True}, "n": 1.0}, "extra": 2}}
+    assert differences(wanted, actual) == [
+        "chroma.metadata (missing after the restore)",
+        "chroma.schema.fts.enabled: true, not false",
+        "chroma.schema.n: 1.0, not 1",
+    ]
+    assert differences(wanted, wanted) == []
