@@ -20,6 +20,7 @@ import numpy as np
 
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.layout import part_path
+from drconsole.catalog.lock import CatalogLock, lock_catalog
 from drconsole.catalog.manifest import CollectionEntry, Manifest
 from drconsole.catalog.plan import id_hashes
 from drconsole.catalog.reader import SnapshotReader
@@ -66,7 +67,18 @@ def create_snapshot(
     progress: SnapshotProgress | None = None,
     cancel: threading.Event | None = None,
 ) -> Manifest:
-    """Write one snapshot and return its manifest (written last)."""
+    """Write one snapshot and return its manifest (written last), holding the catalog
+    lock shared so that no prune runs meanwhile."""
+    with lock_catalog(request.store, "snapshot create", exclusive=False) as lock:
+        return _create(request, lock, progress, cancel)
+
+
+def _create(
+    request: SnapshotRequest,
+    lock: CatalogLock,
+    progress: SnapshotProgress | None,
+    cancel: threading.Event | None,
+) -> Manifest:
     engine = request.engine
     info = engine.info()
     missing = engine.missing_namespace()
@@ -109,6 +121,7 @@ def create_snapshot(
         for key, value in (("tenant_field", request.tenant_field), ("acl_field", request.acl_field))
         if value
     }
+    lock.still_held()
     manifest = writer.finish(
         kind="incremental" if parent else "full",
         parent=parent,

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_runbook_catalog, open_store
 from drconsole.catalog.retention import (
@@ -305,11 +306,16 @@ def prune_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(f"--unfinished-older-than: {error}") from None
     store = store_from(args)
-    view = load_catalog(store)
-    plan = plan_retention(view, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly))
-    if older_than_s is not None:
-        plan.abandoned = abandoned_uploads(view, older_than_s, utc_now())
-    deleted = 0 if args.dry_run else apply_retention(store, plan)
+    lock = None if args.dry_run else lock_catalog(store, "catalog prune", exclusive=True)
+    try:
+        view = load_catalog(store)
+        plan = plan_retention(view, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly))
+        if older_than_s is not None:
+            plan.abandoned = abandoned_uploads(view, older_than_s, utc_now())
+        deleted = 0 if lock is None else apply_retention(store, plan)
+    finally:
+        if lock is not None:
+            lock.release()
     if args.json:
         print_json({**plan.to_json(), "dry_run": args.dry_run, "objects_deleted": deleted})
         return 0

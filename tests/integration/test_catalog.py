@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from drconsole.catalog import catalog as findings
 from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
+from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.reader import SnapshotReader
@@ -524,3 +526,43 @@ def test_a_snapshot_id_collision_is_an_error_never_an_overwrite(store: ObjectSto
     kept = load_catalog(store).snapshots["same-id"]
     assert kept.sha256 == first.sha256, "the first snapshot's manifest is untouched"
     assert verify(load_catalog(store), store, ["same-id"], Depth.parse("full")).intact
+
+
+def test_the_catalog_lock_keeps_prune_and_create_apart(store: ObjectStore) -> None:
+    first = lock_catalog(store, "snapshot create", exclusive=False)
+    second = lock_catalog(store, "snapshot create", exclusive=False)
+    with pytest.raises(StoreError, match=r"locked: snapshot create \(pid \d+ on .*\) holds it"):
+        lock_catalog(store, "catalog prune", exclusive=True)
+    first.release()
+    second.release()
+    prune = lock_catalog(store, "catalog prune", exclusive=True)
+    with pytest.raises(StoreError, match=r"catalog prune .* holds it exclusively"):
+        lock_catalog(store, "snapshot create", exclusive=False)
+    prune.still_held()
+    store.delete([prune.key])
+    with pytest.raises(StoreError, match="was lost"):
+        prune.still_held()
+    prune.release()
+    assert list(store.list("locks/")) == []
+
+
+def test_a_lock_whose_lease_ran_out_is_ignored(store: ObjectStore) -> None:
+    stale = lock_catalog(store, "snapshot create", exclusive=True, lease_s=0.05, renew_every_s=60)
+    time.sleep(0.2)
+    with (
+        lock_catalog(store, "catalog prune", exclusive=True),
+        pytest.raises(StoreError, match="was lost"),
+    ):
+        stale.still_held()
+    stale.release()
+
+
+def test_a_renewed_lock_outlives_its_lease(store: ObjectStore) -> None:
+    held = lock_catalog(store, "snapshot create", exclusive=False, lease_s=0.5, renew_every_s=0.1)
+    try:
+        time.sleep(1.0)
+        held.still_held()
+        with pytest.raises(StoreError, match="locked"):
+            lock_catalog(store, "catalog prune", exclusive=True)
+    finally:
+        held.release()

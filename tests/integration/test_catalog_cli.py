@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from drconsole.catalog.local import LocalStore
+from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
@@ -120,6 +121,21 @@ def test_prune_yes_deletes_and_keeps_dependencies(tmp_path: Path) -> None:
     )
     assert result["remove"] == ["s3-inc", "s2-inc", "s1-full"]
     assert sorted(p.name for p in (root / "snapshots").iterdir()) == ["s4-full"]
+
+
+def test_prune_is_refused_while_a_snapshot_is_being_taken(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    store = LocalStore(root)
+    _three(store)
+    with lock_catalog(store, "snapshot create", exclusive=False):
+        refused = run_cli("catalog", "prune", str(root), "--keep-last", "1", "--yes")
+        dry = run_cli("catalog", "prune", str(root), "--keep-last", "1", "--dry-run")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "is locked: snapshot create (pid" in refused.stderr
+    assert len(list((root / "snapshots").iterdir())) == 3, "nothing was removed"
+    assert dry.returncode == 0, "a dry run removes nothing and needs no lock"
+    done = run_cli("catalog", "prune", str(root), "--keep-last", "1", "--yes")
+    assert done.returncode == 0 and not (root / "locks").exists()
 
 
 def test_prune_removes_abandoned_uploads_only_when_asked(tmp_path: Path) -> None:
