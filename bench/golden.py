@@ -59,7 +59,7 @@ def main() -> None:
                 id: golden-bench
                 title: golden bench
                 objectives: {{rto: 1h}}
-                catalog: {{url: {folder / "catalog"}}}
+                catalog: {{url: {folder / "catalog"}, allow_unsigned: true}}
                 target: {{engine: chroma, url: "{server.url}"}}
                 golden: kb.golden.json
                 steps:

@@ -31,6 +31,8 @@ from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
 
+BENCH_SOURCE = {"engine": "chroma", "namespace": {"tenant": "default_tenant", "database": "bench"}}
+
 
 def build_catalog(folder: Path, count: int) -> None:
     writer = SnapshotWriter(LocalStore(folder), "bench-F")
@@ -38,9 +40,7 @@ def build_catalog(folder: Path, count: int) -> None:
     collection.add(records(CorpusSpec("kb", count)))
     collection.close(total_after_apply=count)
     now = datetime.now(UTC)
-    writer.finish(
-        kind="full", parent=None, created_at=now, recovery_point=now, source={"engine": "bench"}
-    )
+    writer.finish(kind="full", parent=None, created_at=now, recovery_point=now, source=BENCH_SOURCE)
 
 
 def drconsole_round(folder: Path, url: str, database: str, in_flight: int, batch: int) -> float:
@@ -51,7 +51,8 @@ def drconsole_round(folder: Path, url: str, database: str, in_flight: int, batch
         id: bench
         title: bench
         objectives: {{rto: 1h}}
-        catalog: {{url: {folder / "catalog"}}}
+        catalog: {{url: {folder / "catalog"}, allow_unsigned: true}}
+        source: {{engine: chroma, database: bench}}
         target: {{engine: chroma, url: "{url}", database: {database}}}
         steps:
           - {{id: verify, action: verify_chain, with: {{depth: manifest}}}}

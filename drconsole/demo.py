@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
@@ -35,6 +36,8 @@ from drconsole.sandbox import ChromaServer, serve_s3, start_server, stop_all
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
 BUCKET = "demo-backups"
 COLLECTIONS = ("help_articles", "support_tickets")
+KEY_FILE = "catalog.key"
+LOCAL_CATALOG = 'catalog: {url: catalog, key: "file:catalog.key"}'
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
     request = SnapshotRequest(
         engine=production,
         store=store,
+        key=CatalogKey.from_reference(f"file:{workdir / KEY_FILE}", create=True),
         collections=list(COLLECTIONS),
         name="kb",
         tenant_field="tenant_id",
@@ -140,7 +144,7 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
     production_server.stop()
     runbook = workdir / "demo.yaml"
     text = demo_runbook_source().read_text(encoding="utf-8")
-    runbook.write_text(text.replace("catalog: {url: catalog}", catalog_section), encoding="utf-8")
+    runbook.write_text(text.replace(LOCAL_CATALOG, catalog_section), encoding="utf-8")
     load_runbook(runbook)
     return runbook
 
@@ -150,13 +154,15 @@ def _catalog(options: DemoOptions, say: Callable[[str], None]) -> tuple[ObjectSt
     sandbox S3 that the runbook serves again from its folder whenever it is used."""
     if not options.s3:
         (options.workdir / "catalog").mkdir(exist_ok=True)
-        return LocalStore(options.workdir / "catalog"), "catalog: {url: catalog}"
+        return LocalStore(options.workdir / "catalog"), LOCAL_CATALOG
     say("starting a sandbox S3 (SeaweedFS) for the catalog")
     (options.workdir / "s3" / "data").mkdir(parents=True, exist_ok=True)
     server = serve_s3(options.workdir / "s3")
     server.create_bucket(BUCKET)
     store = S3Store(BUCKET, "kb", endpoint=server.endpoint, keys=server.keys)
-    return store, f'catalog: {{sandbox: s3, folder: s3, url: "s3://{BUCKET}/kb"}}'
+    return store, (
+        f'catalog: {{sandbox: s3, folder: s3, url: "s3://{BUCKET}/kb", key: "file:{KEY_FILE}"}}'
+    )
 
 
 def _change(engine: ChromaEngine, specs: dict[str, CorpusSpec], number: int) -> None:

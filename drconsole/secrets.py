@@ -1,4 +1,5 @@
-"""Credential references: ``keyring:SERVICE/NAME`` or ``env:VARIABLE``, resolved late.
+"""Credential references: ``keyring:SERVICE/NAME``, ``env:VARIABLE`` or ``file:PATH`` (a
+file only its owner may read), resolved late.
 
 Runbooks and flags carry references only; the value is fetched when a connection is made
 and never written to a record, a log, a report or an exception message.
@@ -8,20 +9,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from drconsole.errors import SecretError
 
 _KEYRING = re.compile(r"^keyring:(?P<service>[^/\s]+)/(?P<name>[^\s]+)$")
 _ENV = re.compile(r"^env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+_FILE = re.compile(r"^file:(?P<name>[^\s]+)$")
 _SECRET_WORDS = ("token", "password", "passwd", "secret", "api_key", "apikey", "credential")
 
 
 def is_reference(text: str) -> bool:
     """True when text is a credential reference rather than a literal value."""
-    return bool(_KEYRING.match(text) or _ENV.match(text))
+    return bool(_KEYRING.match(text) or _ENV.match(text) or _FILE.match(text))
 
 
 def looks_secret_name(name: str) -> bool:
@@ -39,8 +43,8 @@ class Reference:
     name: str
 
     def __str__(self) -> str:
-        if self.scheme == "env":
-            return f"env:{self.name}"
+        if self.scheme in ("env", "file"):
+            return f"{self.scheme}:{self.name}"
         return f"keyring:{self.service}/{self.name}"
 
 
@@ -50,9 +54,12 @@ def parse_reference(text: str) -> Reference:
         return Reference("keyring", match["service"], match["name"])
     if match := _ENV.match(text):
         return Reference("env", "", match["name"])
+    if match := _FILE.match(text):
+        return Reference("file", "", match["name"])
     raise SecretError(
         "expected a credential reference, not a literal value",
-        "write keyring:SERVICE/NAME (stored with `drconsole secrets set`) or env:VARIABLE",
+        "write keyring:SERVICE/NAME (stored with `drconsole secrets set`), env:VARIABLE "
+        "or file:PATH",
     )
 
 
@@ -67,7 +74,70 @@ def resolve(text: str) -> str:
                 f"export {reference.name} before running drconsole",
             )
         return value
+    if reference.scheme == "file":
+        return _file_get(reference)
     return _keyring_get(reference)
+
+
+def resolve_or_create(text: str, make: Callable[[], str]) -> str:
+    """The secret a reference points to, created with ``make`` and stored under the
+    reference on first use (a keyring entry, or a file only its owner may read). An
+    ``env:`` reference cannot be created: it must be set."""
+    reference = parse_reference(text)
+    try:
+        return resolve(text)
+    except SecretError:
+        if reference.scheme == "env" or _exists(reference):
+            raise
+    value = make()
+    if reference.scheme == "file":
+        _file_create(reference, value)
+    else:
+        store_secret(reference, value)
+    return value
+
+
+def _exists(reference: Reference) -> bool:
+    """Whether a keyring entry or file is there (an unreadable one is not replaced)."""
+    if reference.scheme == "file":
+        return os.path.lexists(reference.name)
+    try:
+        _keyring_get(reference)
+    except SecretError as error:
+        return "no such secret" not in error.message
+    return True
+
+
+def _file_get(reference: Reference) -> str:
+    path = Path(reference.name).expanduser()
+    try:
+        mode = path.stat().st_mode
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise SecretError(f"{reference}: no such file", "check the path") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SecretError(f"{reference}: cannot read it ({error})") from None
+    if mode & 0o077:
+        raise SecretError(
+            f"{reference}: other users may read this file (mode {stat.S_IMODE(mode):o})",
+            f"chmod 600 {path}",
+        )
+    if not value:
+        raise SecretError(f"{reference}: the file is empty")
+    return value
+
+
+def _file_create(reference: Reference, value: str) -> None:
+    path = Path(reference.name).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise SecretError(f"{reference}: cannot create it ({error.strerror})") from None
 
 
 def reference_for(name: str) -> Reference:

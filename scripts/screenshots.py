@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches, records
 from drconsole.engines.chroma import ChromaEngine
@@ -45,6 +46,7 @@ def prepare(folder: Path, server: ChromaServer) -> Path:
     request = SnapshotRequest(
         engine=production,
         store=LocalStore(catalog),
+        key=CatalogKey.from_reference(f"file:{folder / 'catalog.key'}", create=True),
         name="kb",
         collections=["help_articles", "support_tickets"],
         tenant_field="tenant_id",
@@ -65,8 +67,9 @@ def prepare(folder: Path, server: ChromaServer) -> Path:
         title: Restore the support knowledge base
         owner: search-sre
         objectives: {{rto: 30m, rpo: 4h}}
-        catalog: {{url: catalog}}
+        catalog: {{url: catalog, key: "file:catalog.key"}}
         target: {{engine: chroma, url: "{server.url}", database: restored}}
+        source: {{engine: chroma, database: production}}
         collections: [help_articles, support_tickets]
         permissions: {{tenant_field: tenant_id, acl_field: acl_groups}}
         steps:

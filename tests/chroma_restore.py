@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
 from drconsole.corpus import CorpusSpec, batches
@@ -22,7 +23,7 @@ from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 
-from helpers import write_runbook
+from helpers import KEY_FILE, catalog_key, write_runbook
 
 
 def seed(engine: ChromaEngine, name: str, spec: CorpusSpec, distance: str = "l2") -> None:
@@ -40,10 +41,12 @@ def snapshot(
     *,
     incremental: bool = False,
     part_rows: int = 2000,
+    signed: bool = True,
 ) -> Manifest:
     request = SnapshotRequest(
         engine=engine,
         store=LocalStore(catalog),
+        key=catalog_key(catalog.parent) if signed else None,
         collections=collections,
         name="kb",
         incremental=incremental,
@@ -77,9 +80,17 @@ def restore_runbook(
     fallback: bool = True,
     counts: bool = False,
     name: str = "restore.yaml",
+    catalog_options: str | None = None,
 ) -> Path:
-    """verify, schema and data steps (and a check_counts gate with ``counts``)."""
+    """verify, schema and data steps (and a check_counts gate with ``counts``). The
+    target is another database than the snapshots' source, so the runbook names that
+    source (the namespace of the catalog's snapshots)."""
     destructive = "true" if on_exists == "replace" else "false"
+    namespaces = {
+        tuple(m.source["namespace"].items()) for m in load_catalog(LocalStore(catalog)).ordered()
+    }
+    assert len(namespaces) == 1, f"one source per test catalog, not {namespaces}"
+    source = ", ".join(f"{key}: {value}" for key, value in namespaces.pop())
     where = f'url: "{target["url"]}", tenant: {target["tenant"]}, database: {target["database"]}'
     return write_runbook(
         folder,
@@ -88,8 +99,9 @@ def restore_runbook(
         id: kb-restore
         title: Restore the knowledge base
         objectives: {{rto: 1h, rpo: 1d}}
-        catalog: {{url: {catalog}}}
+        catalog: {{url: {catalog}, {catalog_options or f'key: "file:{catalog.parent / KEY_FILE}"'}}}
         target: {{engine: chroma, {where}}}
+        source: {{engine: chroma, {source}}}
         collections: [{", ".join(collections)}]
         steps:
           - id: verify

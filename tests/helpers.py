@@ -3,6 +3,7 @@ that tests register in their own action registry."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,22 @@ from pathlib import Path
 from drconsole.actions.base import FAILED, SUCCEEDED, ActionContext, Finding, Outcome, Progress
 from drconsole.actions.params import Param
 from drconsole.actions.registry import BUILTIN, ActionSpec
+from drconsole.catalog.auth import CatalogKey
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+KEY_FILE = "catalog.key"
+
+
+def catalog_key(folder: Path) -> CatalogKey:
+    """The catalog key kept in ``folder/catalog.key`` (made on first use, from
+    os.urandom: some tests pin the secrets module), as a runbook beside it names it:
+    ``key: file:catalog.key``."""
+    path = folder / KEY_FILE
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(os.urandom(32).hex())
+        path.chmod(0o600)
+    return CatalogKey.from_reference(f"file:{path}")
 
 
 class FakeClock:

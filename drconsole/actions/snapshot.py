@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.layout import part_path
 from drconsole.catalog.lock import CatalogLock, lock_catalog
@@ -60,6 +61,7 @@ class SnapshotRequest:
     page_size: int = PAGE_SIZE
     quiesce: list[str] | None = None
     unquiesce: list[str] | None = None
+    key: CatalogKey | None = None
 
 
 def create_snapshot(
@@ -93,10 +95,12 @@ def _create(
                 "check --collections against the database",
             )
         collections.append(collection)
-    view = load_catalog(request.store)
+    view = load_catalog(request.store, request.key)
     parent = _parent(request, view, info.to_json()) if request.incremental else None
     snapshot_id = new_snapshot_id(request.name, "I" if parent else "F")
-    writer = SnapshotWriter(request.store, snapshot_id, part_rows=request.part_rows)
+    writer = SnapshotWriter(
+        request.store, snapshot_id, part_rows=request.part_rows, key=request.key
+    )
     windows: list[ScanWindow] = []
     with _Quiesced(request) as quiesced:
         recovery_point = utc_now()
@@ -218,6 +222,7 @@ def _parent(request: SnapshotRequest, view: CatalogView, source: dict[str, Any])
             Depth.parse("sizes"),
             snapshot_id=request.parent_id,
             where=same_source,
+            allow_unsigned=request.key is None,
         )
     except IntegrityError as error:
         raise DrconsoleError(

@@ -7,18 +7,40 @@ the runner masks them in everything it records.
 from __future__ import annotations
 
 from drconsole.actions.base import ActionContext
+from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_runbook_catalog
+from drconsole.catalog.source import Source
 from drconsole.catalog.store import ObjectStore
-from drconsole.engines import open_engine
+from drconsole.engines import default_namespace, open_engine
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
+from drconsole.runbook.model import Runbook
 
 
 def open_catalog(context: ActionContext) -> tuple[ObjectStore, CatalogView]:
+    """The run's catalog, its manifests checked with the catalog key when the runbook
+    names one."""
     store = open_runbook_catalog(context.runbook, context.add_secret)
-    return store, load_catalog(store)
+    reference = context.runbook.catalog_key()
+    key = CatalogKey.from_reference(reference) if reference else None
+    if key is not None:
+        context.add_secret(key.secret.decode())
+    return store, load_catalog(store, key)
+
+
+def runbook_source(runbook: Runbook) -> Source:
+    """Whose snapshots the runbook restores: its ``source``, else its target's engine
+    and namespace (unknown for a sandbox target), and its collections."""
+    source, target = runbook.source, runbook.target
+    engine = source.get("engine") or target.get("engine")
+    named = {key: source[key] for key in ("tenant", "database") if key in source}
+    if not named and target.get("url"):
+        named = {key: target[key] for key in ("tenant", "database") if target.get(key)}
+    elif not named:
+        return Source(engine, None, runbook.collections)
+    return Source(engine, {**default_namespace(engine or ""), **named}, runbook.collections)
 
 
 def open_target(context: ActionContext) -> Engine:

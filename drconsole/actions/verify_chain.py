@@ -1,8 +1,11 @@
 """``verify_chain``: check the catalog at a depth and select the recovery point.
 
-Selects the newest snapshot whose whole chain is intact (or the one the step names, or the
-newest at or before a time) and records ``snapshot.selected`` with the chain, recovery
-point and depth. With ``fallback: false`` the newest snapshot must itself be intact.
+Only snapshots of the runbook's own source are candidates. Selects the newest restorable
+one (authentic, not dated in the future, its whole chain intact), or the one the step
+names, or the newest at or before a time, and records ``snapshot.selected`` with the
+chain, recovery point, depth and whether it is signed. With ``fallback: false`` the
+newest snapshot must itself be restorable; with ``fallback: true`` the newer ones passed
+over are listed with the reason in the result (and the record).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
-from drconsole.actions.sources import open_catalog
+from drconsole.actions.sources import open_catalog, runbook_source
 from drconsole.catalog.select import select_recovery_point
+from drconsole.catalog.source import describe_source
 from drconsole.catalog.verify import Depth
 from drconsole.errors import IntegrityError
 from drconsole.timefmt import format_duration, format_utc, parse_utc, utc_now
@@ -29,17 +33,28 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
     store, view = open_catalog(context)
     depth = Depth.parse(params.get("depth", "sizes"))
     at_or_before = parse_utc(params["at_or_before"]) if params.get("at_or_before") else None
+    source = runbook_source(context.runbook)
+    wanted = params.get("snapshot") or context.requested_snapshot
 
     def hashed(done: int, total: int) -> None:
         progress(Progress(done, total, "bytes", f"verifying at depth {depth}"))
 
     try:
+        source.check(list(view.snapshots.values()), view.url)
+        if wanted and wanted in view.snapshots and not source.accepts(view.snapshots[wanted]):
+            raise IntegrityError(
+                f"snapshot {wanted} is of {describe_source(view.snapshots[wanted].source)}, "
+                f"not of this runbook's source ({source.describe()})",
+                "choose a snapshot of this runbook's source",
+            )
         selection = select_recovery_point(
             view,
             store,
             depth,
             at_or_before=at_or_before,
-            snapshot_id=params.get("snapshot") or context.requested_snapshot,
+            snapshot_id=wanted,
+            where=source.accepts,
+            allow_unsigned=bool(context.runbook.catalog.get("allow_unsigned")),
             progress=hashed,
             cancel=context.cancel,
         )
@@ -66,7 +81,8 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
         newest = selection.skipped[0]
         return Outcome(
             FAILED,
-            f"newest snapshot {newest['snapshot_id']} is not intact: {newest['reason']}",
+            f"newest snapshot {newest['snapshot_id']} is not restorable: {newest['reason']} "
+            "(fallback: false)",
             {"skipped": selection.skipped},
             [table],
         )
@@ -78,21 +94,26 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
         else (" (within RPO)" if age <= rpo else f" (OVER the RPO of {format_duration(rpo)})")
     )
     fallback = (
-        f"; passed over {len(selection.skipped)} newer broken snapshot(s)"
+        f"; FELL BACK past {len(selection.skipped)} newer snapshot(s): "
+        + "; ".join(f"{item['snapshot_id']}: {item['reason']}" for item in selection.skipped[:3])
         if selection.skipped
         else ""
     )
+    unsigned = "" if selection.signed else "; UNSIGNED (allowed by catalog.allow_unsigned)"
     point = format_utc(selection.manifest.recovery_point)
     return Outcome(
         SUCCEEDED,
         f"selected {selection.manifest.id}, recovery point {point}, "
-        f"age {format_duration(age)}{verdict}{fallback}",
+        f"age {format_duration(age)}{verdict}{unsigned}{fallback}",
         {
             "snapshot_id": selection.manifest.id,
             "chain": [m.id for m in selection.chain],
             "depth": str(depth),
             "seed": selection.verification.seed,
             "skipped": selection.skipped,
+            "signed": selection.signed,
+            "source": describe_source(selection.manifest.source),
+            "point_in_time": selection.manifest.point_in_time_note(),
             "age_s": round(age, 3),
         },
         [table],

@@ -11,13 +11,19 @@ import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from drconsole.catalog.layout import SNAPSHOTS, manifest_key, snapshot_prefix
+from drconsole.catalog.auth import FORGED, SIGNED, UNSIGNED, CatalogKey, unchecked
+from drconsole.catalog.layout import SNAPSHOTS, mac_key, manifest_key, snapshot_prefix
 from drconsole.catalog.manifest import Manifest, ManifestError, parse_manifest
 from drconsole.catalog.store import MissingObject, ObjectStore
 from drconsole.errors import DrconsoleError
+from drconsole.timefmt import format_duration, format_utc
 
 FETCH_WORKERS = 16
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_TAG_BYTES = 4096
+CLOCK_SKEW = timedelta(minutes=5)
 
 MISSING_PARENT = "missing_parent"
 PARENT_DIGEST = "parent_digest_mismatch"
@@ -28,6 +34,9 @@ FILE_MISSING = "file_missing"
 SIZE_MISMATCH = "size_mismatch"
 CHECKSUM_MISMATCH = "checksum_mismatch"
 PARENT_BROKEN = "parent_broken"
+NOT_AUTHENTIC = "not_authentic"
+FUTURE = "recovery_point_in_the_future"
+UNLISTED_FILE = "unlisted_file"
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,33 @@ class CatalogView:
     snapshots: dict[str, Manifest]
     invalid: dict[str, str]
     unfinished: list[Unfinished]
+    authenticity: dict[str, tuple[str, str]] = field(default_factory=dict)
+    key_checked: bool = False
+
+    def signed(self, snapshot_id: str) -> bool:
+        return self.authenticity.get(snapshot_id, (UNSIGNED, ""))[0] == SIGNED
+
+    def rejection(
+        self, manifest: Manifest, now: datetime, *, allow_unsigned: bool = False
+    ) -> str | None:
+        """Why this snapshot may not be restored even if its chain is intact: its
+        manifest is not authentic (a wrong tag always; no tag, or no key to check one,
+        unless unsigned catalogs are allowed), or its recovery point is in the future.
+        Even with unsigned snapshots allowed, an unsigned one is refused when the catalog
+        holds an older signed one: it is not a legacy snapshot from before the key, but
+        a signed catalog's manifest that lost its tag, or a planted one."""
+        status, why = self.authenticity.get(manifest.id, unchecked(None))
+        if status == FORGED:
+            return why
+        signed = [m.recovery_point for i, m in self.snapshots.items() if self.signed(i)]
+        if status == UNSIGNED and signed and manifest.recovery_point >= min(signed):
+            return f"{why}, yet newer than signed snapshots of this catalog: refused"
+        if status == UNSIGNED and not allow_unsigned:
+            return f"{why} (a runbook restores it only with catalog.allow_unsigned: true)"
+        if status != SIGNED and not allow_unsigned:
+            return f"{why} (give the catalog key)"
+        future = future_finding(manifest, now)
+        return future.message if future else None
 
     def ordered(self) -> list[Manifest]:
         """Snapshots by recovery point, oldest first."""
@@ -183,32 +219,60 @@ class CatalogView:
         )
 
 
-def load_catalog(store: ObjectStore) -> CatalogView:
-    """List the catalog: every snapshot folder, its manifest fetched concurrently."""
+def future_finding(manifest: Manifest, now: datetime) -> Finding | None:
+    """A recovery point after ``now`` (beyond the clock-skew tolerance) cannot be true: a
+    planted or mis-clocked snapshot, never selected."""
+    if manifest.recovery_point <= now + CLOCK_SKEW:
+        return None
+    ahead = (manifest.recovery_point - now).total_seconds()
+    return Finding(
+        manifest.id,
+        FUTURE,
+        f"recovery point {format_utc(manifest.recovery_point)} is {format_duration(ahead)} "
+        f"after this machine's clock (tolerance {format_duration(CLOCK_SKEW.total_seconds())})",
+    )
+
+
+def load_catalog(store: ObjectStore, key: CatalogKey | None = None) -> CatalogView:
+    """List the catalog: every snapshot folder, its manifest (and its tag, checked with
+    ``key`` when given) fetched concurrently."""
     folders = store.list_folders(SNAPSHOTS)
     with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
         results = list(pool.map(lambda folder: _fetch(store, folder), folders))
-    snapshots: dict[str, Manifest] = {}
-    invalid: dict[str, str] = {}
-    unfinished: list[Unfinished] = []
+    view = CatalogView(store.url, store.local, {}, {}, [], key_checked=key is not None)
     for folder, outcome in zip(folders, results, strict=True):
-        if isinstance(outcome, Manifest):
-            snapshots[folder] = outcome
+        if isinstance(outcome, tuple):
+            manifest, data, tag = outcome
+            view.snapshots[folder] = manifest
+            view.authenticity[folder] = key.check(data, tag) if key else unchecked(tag)
         elif isinstance(outcome, Unfinished):
             if outcome.files:  # an empty prefix (left by some S3 servers after a delete) is nothing
-                unfinished.append(outcome)
+                view.unfinished.append(outcome)
         else:
-            invalid[folder] = outcome
-    return CatalogView(store.url, store.local, snapshots, invalid, unfinished)
+            view.invalid[folder] = outcome
+    return view
 
 
-def _fetch(store: ObjectStore, folder: str) -> Manifest | Unfinished | str:
+def _fetch(
+    store: ObjectStore, folder: str
+) -> tuple[Manifest, bytes, bytes | None] | Unfinished | str:
+    """(manifest, its bytes, its tag or None), an unfinished upload, or why the manifest
+    is invalid. A manifest is read up to MAX_MANIFEST_BYTES, never more."""
     try:
-        data = store.read(manifest_key(folder))
+        with store.open(manifest_key(folder)) as stream:
+            data = stream.read(MAX_MANIFEST_BYTES + 1)
     except MissingObject:
         objects = list(store.list(snapshot_prefix(folder)))
         return Unfinished(folder, len(objects), sum(item.size for item in objects))
+    if len(data) > MAX_MANIFEST_BYTES:
+        return f"manifest.json is larger than {MAX_MANIFEST_BYTES // 2**20} MiB: refused unread"
     try:
-        return parse_manifest(data, hashlib.sha256(data).hexdigest(), folder)
+        manifest = parse_manifest(data, hashlib.sha256(data).hexdigest(), folder)
     except ManifestError as error:
         return error.message
+    try:
+        with store.open(mac_key(folder)) as stream:
+            tag: bytes | None = stream.read(MAX_TAG_BYTES)
+    except MissingObject:
+        tag = None
+    return manifest, data, tag

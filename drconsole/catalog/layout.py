@@ -7,6 +7,8 @@ import re
 SNAPSHOTS = "snapshots"
 MANIFEST = "manifest.json"
 CLAIM = "claim.json"
+MAC = "manifest.mac"
+KNOWN_FILES = (MANIFEST, MAC, CLAIM)
 _PART_NUMBER = re.compile(r"-(\d+)\.[^/]*$")
 
 
@@ -16,6 +18,11 @@ def snapshot_prefix(snapshot_id: str) -> str:
 
 def manifest_key(snapshot_id: str) -> str:
     return f"{SNAPSHOTS}/{snapshot_id}/{MANIFEST}"
+
+
+def mac_key(snapshot_id: str) -> str:
+    """The manifest's authentication tag (``catalog.auth``)."""
+    return f"{SNAPSHOTS}/{snapshot_id}/{MAC}"
 
 
 def claim_key(snapshot_id: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from drconsole.catalog.layout import KNOWN_FILES
 from drconsole.errors import IntegrityError
 from drconsole.records import CollectionSchema
 from drconsole.timefmt import format_duration, format_utc, parse_utc
@@ -19,6 +20,8 @@ FORMAT = "drconsole-snapshot/1"
 KINDS = ("full", "incremental")
 FILE_KINDS = ("records", "vectors", "deletes", "state")
 DISTANCES = ("cosine", "l2", "ip")
+MAX_DIMENSION = 65536
+COUNT_KEYS = ("records", "deletes", "total_after_apply")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -206,7 +209,7 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
         if golden_raw
         else []
     )
-    collections = [_collection(item, n) for n, item in enumerate(reader.items("collections"))]
+    collections = [_collection(item, n, kind) for n, item in enumerate(reader.items("collections"))]
     names = [collection.name for collection in collections]
     if len(set(names)) != len(names):
         raise ManifestError("a collection is listed twice")
@@ -215,14 +218,20 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
     ]
     if len(set(paths)) != len(paths):
         raise ManifestError("a file is listed twice")
+    if any(path in KNOWN_FILES for path in paths):
+        raise ManifestError("a file entry names one of the snapshot's own files")
+    created, completed = reader.time("created_at"), reader.time("completed_at")
+    recovery_point = reader.time("recovery_point")
+    if completed < created or completed < recovery_point:
+        raise ManifestError("completed_at is before created_at or the recovery point")
     return Manifest(
         id=snapshot_id,
         kind=kind,
         parent=parent,
         parent_manifest_sha256=parent_digest,
-        created_at=reader.time("created_at"),
-        completed_at=reader.time("completed_at"),
-        recovery_point=reader.time("recovery_point"),
+        created_at=created,
+        completed_at=completed,
+        recovery_point=recovery_point,
         source=reader.mapping("source"),
         ingest_checkpoint={
             str(k): str(v) for k, v in reader.optional_mapping("ingest_checkpoint").items()
@@ -236,7 +245,7 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
     )
 
 
-def _collection(raw: Any, number: int) -> CollectionEntry:
+def _collection(raw: Any, number: int, kind: str) -> CollectionEntry:
     where = f"collections[{number}]"
     reader = _Fields(raw, where)
     name = reader.text("name")
@@ -245,11 +254,17 @@ def _collection(raw: Any, number: int) -> CollectionEntry:
         raise ManifestError(f"{where}.name {name!r} must not contain '/'")
     schema = _Fields(reader.mapping("schema"), f"{where}.schema")
     dimension = schema.integer("dimension")
-    if dimension < 0:
-        raise ManifestError(f"{where}.schema.dimension must not be negative (0: unknown, empty)")
+    if not 0 <= dimension <= MAX_DIMENSION:
+        raise ManifestError(
+            f"{where}.schema.dimension must be 0 (unknown: empty) to {MAX_DIMENSION}"
+        )
     fields = schema.optional_mapping("metadata_fields")
-    counts = _Fields(reader.mapping("counts"), f"{where}.counts")
+    counts_reader = _Fields(reader.mapping("counts"), f"{where}.counts")
+    counts = {
+        key: counts_reader.integer(key) for key in ("records", "deletes", "total_after_apply")
+    }
     files = [_file(item, f"{where}.files[{n}]") for n, item in enumerate(reader.items("files"))]
+    _check_counts(where, kind, dimension, counts, files)
     return CollectionEntry(
         name=name,
         schema=CollectionSchema(
@@ -262,11 +277,38 @@ def _collection(raw: Any, number: int) -> CollectionEntry:
         embedding=reader.optional_mapping("embedding"),
         tenants=[_Fields(t, f"{where}.tenants").raw for t in reader.optional_items("tenants")],
         aliases=[str(alias) for alias in reader.optional_items("aliases")],
-        counts={key: counts.integer(key) for key in ("records", "deletes", "total_after_apply")},
+        counts=counts,
         files=files,
         not_restorable=[str(item) for item in reader.optional_items("not_restorable")],
         scan=reader.optional_mapping("scan"),
     )
+
+
+def _check_counts(
+    where: str, kind: str, dimension: int, counts: dict[str, int], files: list[FileEntry]
+) -> None:
+    """Counts that cannot be true of the files listed are refused: a manifest that lies
+    about its own data is not one to restore from."""
+    if any(value < 0 for value in counts.values()):
+        raise ManifestError(f"{where}.counts must not be negative")
+    rows = {
+        file_kind: sum(entry.rows for entry in files if entry.kind == file_kind)
+        for file_kind in ("records", "vectors", "deletes")
+    }
+    if rows["records"] != counts["records"] or rows["vectors"] != counts["records"]:
+        raise ManifestError(
+            f"{where}.counts.records is {counts['records']}, but its records files hold "
+            f"{rows['records']} rows and its vectors files {rows['vectors']}"
+        )
+    if rows["deletes"] != counts["deletes"]:
+        raise ManifestError(
+            f"{where}.counts.deletes is {counts['deletes']}, its deletes files hold "
+            f"{rows['deletes']}"
+        )
+    if kind == "full" and counts["total_after_apply"] != counts["records"]:
+        raise ManifestError(f"{where}: a full snapshot's total_after_apply must equal its records")
+    if counts["records"] and not dimension:
+        raise ManifestError(f"{where}.schema.dimension is 0 but the collection has records")
 
 
 def _file(raw: Any, where: str) -> FileEntry:

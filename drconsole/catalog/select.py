@@ -9,23 +9,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from drconsole.catalog.catalog import CatalogView
+from drconsole.catalog.catalog import NOT_AUTHENTIC, CatalogView
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import ByteProgress, Depth, VerifyResult, verify
 from drconsole.errors import IntegrityError
-from drconsole.timefmt import format_duration, format_utc
+from drconsole.timefmt import format_duration, format_utc, parse_compact_utc, utc_now
 
 
 @dataclass
 class Selection:
     """The chosen snapshot, its chain (base first), the verification that proved it,
-    and the newer snapshots passed over with the reason."""
+    whether its manifest is signed with the catalog key, and the newer snapshots passed
+    over with the reason."""
 
     manifest: Manifest
     chain: list[Manifest]
     verification: VerifyResult
     skipped: list[dict[str, str]] = field(default_factory=list)
+    signed: bool = False
 
     def age_s(self, now: datetime) -> float:
         return (now - self.manifest.recovery_point).total_seconds()
@@ -35,9 +37,12 @@ class Selection:
         return {
             "snapshot_id": self.manifest.id,
             "recovery_point": format_utc(self.manifest.recovery_point),
+            "point_in_time": self.manifest.point_in_time_note(),
             "chain": [item.id for item in self.chain],
             "verify_depth": self.verification.depth,
             "verify_seed": self.verification.seed,
+            "signed": self.signed,
+            "source": self.manifest.source,
             "ingest_checkpoint": self.manifest.ingest_checkpoint,
             "skipped": self.skipped,
             "collections": [collection.name for collection in self.manifest.collections],
@@ -52,22 +57,43 @@ def select_recovery_point(
     at_or_before: datetime | None = None,
     snapshot_id: str | None = None,
     where: Callable[[Manifest], bool] | None = None,
+    allow_unsigned: bool = False,
+    now: datetime | None = None,
     progress: ByteProgress | None = None,
     cancel: threading.Event | None = None,
 ) -> Selection:
-    """The newest intact recovery point among the snapshots ``where`` accepts (or exactly
-    ``snapshot_id`` if it is intact)."""
+    """The newest restorable recovery point among the snapshots ``where`` accepts (or
+    exactly ``snapshot_id``): its manifest is valid and authentic (or unsigned ones are
+    allowed), its recovery point is not in the future, and its whole chain is intact at
+    ``depth``. Newer snapshots that fail any of this, invalid manifests among them (dated
+    by their id), are passed over and listed with the reason in ``skipped``."""
+    now = now or utc_now()
+    candidates: list[tuple[datetime, str, Manifest | None]]
     if snapshot_id is not None:
-        candidates = [view.require(snapshot_id)]
+        manifest = view.require(snapshot_id)
+        candidates = [(manifest.recovery_point, manifest.id, manifest)]
     else:
-        candidates = sorted(view.snapshots.values(), key=lambda m: m.recovery_point, reverse=True)
-        if where is not None:
-            candidates = [m for m in candidates if where(m)]
+        candidates = [
+            (m.recovery_point, m.id, m) for m in view.snapshots.values() if not where or where(m)
+        ]
+        candidates += [
+            (started, invalid_id, None)
+            for invalid_id in view.invalid
+            if (started := parse_compact_utc(invalid_id)) is not None
+        ]
         if at_or_before is not None:
-            candidates = [m for m in candidates if m.recovery_point <= at_or_before]
+            candidates = [item for item in candidates if item[0] <= at_or_before]
+        candidates.sort(key=lambda item: (item[0], item[1]), reverse=True)
     skipped: list[dict[str, str]] = []
     checked: dict[str, VerifyResult] = {}
-    for candidate in candidates:
+    for _, candidate_id, candidate in candidates:
+        if candidate is None:
+            reason = f"invalid manifest: {view.invalid[candidate_id]}"
+        else:
+            reason = view.rejection(candidate, now, allow_unsigned=allow_unsigned)
+        if reason is not None or candidate is None:
+            skipped.append({"snapshot_id": candidate_id, "reason": reason or ""})
+            continue
         chain, _ = view.chain(candidate.id)
         ids = [item.id for item in chain]
         unchecked = [item for item in ids if item not in checked]
@@ -75,15 +101,20 @@ def select_recovery_point(
             result = verify(view, store, unchecked, depth, progress=progress, cancel=cancel)
             for item in unchecked:
                 checked[item] = result.only(item)
-        findings = [finding for item in ids for finding in checked[item].findings]
+        findings = [
+            finding
+            for item in ids
+            for finding in checked[item].findings
+            if finding.kind != NOT_AUTHENTIC  # the head was checked; it pins its ancestors
+        ]
         if not findings:
             verification = VerifyResult(str(depth), checked[candidate.id].seed, ids)
-            return Selection(candidate, chain, verification, skipped)
+            return Selection(candidate, chain, verification, skipped, view.signed(candidate.id))
         skipped.append({"snapshot_id": candidate.id, "reason": findings[0].message})
     when = f" at or before {format_utc(at_or_before)}" if at_or_before else ""
     detail = "; ".join(f"{item['snapshot_id']}: {item['reason']}" for item in skipped[:3])
     raise IntegrityError(
-        f"no intact recovery point{when} in {view.url} at depth {depth}"
+        f"no restorable recovery point{when} in {view.url} at depth {depth}"
         + (f" ({detail})" if detail else ""),
         "check the catalog with `drconsole catalog verify`; an older snapshot or another "
         "catalog may be intact",

@@ -1,7 +1,8 @@
-"""Verification of snapshots at a depth: ``manifest`` (structure and chain), ``sizes``
-(every listed file exists with its size), ``full`` (every byte hashed), or ``sample:N%``
-(a seeded random N% of the files hashed; the seed is recorded). Files are hashed in
-parallel across parts."""
+"""Verification of snapshots at a depth: ``manifest`` (structure, chain, authenticity,
+a recovery point not in the future, no file in the folder that the manifest does not
+list), ``sizes`` (and every listed file exists with its size), ``full`` (and every byte
+hashed), or ``sample:N%`` (a seeded random N% of the files hashed; the seed is
+recorded). Files are hashed in parallel across parts."""
 
 from __future__ import annotations
 
@@ -14,19 +15,25 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from drconsole.catalog.auth import SIGNED, UNSIGNED
 from drconsole.catalog.catalog import (
     CHECKSUM_MISMATCH,
     FILE_MISSING,
+    NOT_AUTHENTIC,
     SIZE_MISMATCH,
+    UNLISTED_FILE,
     CatalogView,
     Finding,
+    future_finding,
 )
-from drconsole.catalog.layout import file_key, snapshot_prefix
+from drconsole.catalog.layout import KNOWN_FILES, file_key, snapshot_prefix
 from drconsole.catalog.manifest import FileEntry, Manifest
 from drconsole.catalog.store import MissingObject, ObjectStore
 from drconsole.errors import DrconsoleError, UsageError
+from drconsole.timefmt import utc_now
 
 DEPTHS = ("manifest", "sizes", "full")
 CHUNK = 1024 * 1024
@@ -73,6 +80,7 @@ class VerifyResult:
     findings: list[Finding] = field(default_factory=list)
     files_checked: int = 0
     bytes_hashed: int = 0
+    key_checked: bool = False
 
     def findings_for(self, snapshot_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.snapshot_id == snapshot_id]
@@ -86,6 +94,7 @@ class VerifyResult:
             self.findings_for(snapshot_id),
             self.files_checked,
             self.bytes_hashed,
+            self.key_checked,
         )
 
     @property
@@ -100,6 +109,7 @@ class VerifyResult:
             "intact": self.intact,
             "files_checked": self.files_checked,
             "bytes_hashed": self.bytes_hashed,
+            "authenticity_checked": self.key_checked,
             "findings": [finding.to_json() for finding in self.findings],
         }
 
@@ -114,19 +124,28 @@ def verify(
     workers: int | None = None,
     progress: ByteProgress | None = None,
     cancel: threading.Event | None = None,
+    now: datetime | None = None,
 ) -> VerifyResult:
     """Check each snapshot (its own files; structural findings cover its chain)."""
     if depth.name == "sample" and seed is None:
         seed = secrets.randbelow(2**31)
-    result = VerifyResult(str(depth), seed if depth.name == "sample" else None, list(snapshot_ids))
+    result = VerifyResult(
+        str(depth),
+        seed if depth.name == "sample" else None,
+        list(snapshot_ids),
+        key_checked=view.key_checked,
+    )
+    now = now or utc_now()
     to_hash: list[tuple[Manifest, FileEntry]] = []
     for snapshot_id in snapshot_ids:
         _, structural = view.chain(snapshot_id)
         result.findings.extend(structural)
+        manifest = view.snapshots[snapshot_id]
+        result.findings.extend(_semantic(view, manifest, now))
+        present = _listing(store, manifest, result)
         if depth.name == "manifest":
             continue
-        manifest = view.snapshots[snapshot_id]
-        present = _sizes(store, manifest, result)
+        _sizes(manifest, present, result)
         if depth.hashes:
             files = [
                 entry for entry in manifest.all_files if present.get(entry.path) == entry.bytes
@@ -144,10 +163,38 @@ def verify(
     return result
 
 
-def _sizes(store: ObjectStore, manifest: Manifest, result: VerifyResult) -> dict[str, int]:
-    """Compare listed sizes with one listing of the snapshot folder; returns what exists."""
+def _semantic(view: CatalogView, manifest: Manifest, now: datetime) -> list[Finding]:
+    """What a manifest claims that cannot be true, or cannot be trusted: a tag that is
+    wrong or missing (when a key was given to check it), a recovery point in the future."""
+    found = []
+    status, why = view.authenticity.get(manifest.id, (UNSIGNED, "not signed"))
+    if view.key_checked and status != SIGNED:
+        found.append(Finding(manifest.id, NOT_AUTHENTIC, why))
+    if (future := future_finding(manifest, now)) is not None:
+        found.append(future)
+    return found
+
+
+def _listing(store: ObjectStore, manifest: Manifest, result: VerifyResult) -> dict[str, int]:
+    """One listing of the snapshot folder (path -> size); a file the manifest does not
+    list is a finding: a reader would ignore it, and nothing should be there."""
     prefix = snapshot_prefix(manifest.id)
     stored = {info.key[len(prefix) :]: info.size for info in store.list(prefix)}
+    listed = {entry.path for entry in manifest.all_files} | set(KNOWN_FILES)
+    for path in sorted(set(stored) - listed):
+        result.findings.append(
+            Finding(
+                manifest.id,
+                UNLISTED_FILE,
+                f"{path} is in the snapshot folder but not in its manifest",
+                path,
+            )
+        )
+    return stored
+
+
+def _sizes(manifest: Manifest, stored: dict[str, int], result: VerifyResult) -> None:
+    """Compare listed sizes with the folder's listing."""
     for entry in manifest.all_files:
         result.files_checked += 1
         if entry.path not in stored:
@@ -163,7 +210,6 @@ def _sizes(store: ObjectStore, manifest: Manifest, result: VerifyResult) -> dict
                     entry.path,
                 )
             )
-    return stored
 
 
 def _choose(

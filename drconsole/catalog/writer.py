@@ -16,7 +16,8 @@ from typing import Any
 
 from drconsole import __version__
 from drconsole.catalog import parts
-from drconsole.catalog.layout import claim_key, file_key, manifest_key, part_path
+from drconsole.catalog.auth import CatalogKey
+from drconsole.catalog.layout import claim_key, file_key, mac_key, manifest_key, part_path
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
 from drconsole.catalog.store import ObjectExists, ObjectStore
 from drconsole.errors import StoreError
@@ -29,8 +30,15 @@ PART_ROWS = 10_000
 class SnapshotWriter:
     """Writes one snapshot's files into a store; ``finish`` writes the manifest."""
 
-    def __init__(self, store: ObjectStore, snapshot_id: str, part_rows: int = PART_ROWS) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        snapshot_id: str,
+        part_rows: int = PART_ROWS,
+        key: CatalogKey | None = None,
+    ) -> None:
         self.store = store
+        self.key = key
         self.snapshot_id = snapshot_id
         self.part_rows = part_rows
         self.collections: list[CollectionEntry] = []
@@ -85,7 +93,8 @@ class SnapshotWriter:
         permissions: dict[str, Any] | None = None,
         point_in_time: dict[str, Any] | None = None,
     ) -> Manifest:
-        """Write ``manifest.json`` (after every part is durable) and return it."""
+        """Write ``manifest.json`` (after every part is durable, and after its tag when
+        the catalog has a key) and return it."""
         self.claim()
         manifest = Manifest(
             id=self.snapshot_id,
@@ -105,6 +114,8 @@ class SnapshotWriter:
         )
         data = manifest.to_bytes()
         try:
+            if self.key is not None:
+                self.store.create(mac_key(self.snapshot_id), self.key.tag(data))
             self.store.create(manifest_key(self.snapshot_id), data)
         except ObjectExists:
             raise StoreError(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
+from drconsole.catalog.auth import FORGED, SIGNED, UNCHECKED, UNSIGNED, CatalogKey
 from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
@@ -19,6 +21,7 @@ from drconsole.catalog.retention import (
     apply_retention,
     plan_retention,
 )
+from drconsole.catalog.source import describe_source
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.commands.output import print_json, stderr, stdout
@@ -47,20 +50,36 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         metavar="REF",
         help="keyring:SERVICE/NAME or env:VAR holding ACCESS_KEY_ID:SECRET (default: AWS chain)",
     )
+    parser.add_argument(
+        "--catalog-key",
+        metavar="REF",
+        help="the catalog key (keyring:, env: or file: reference) to check manifests with",
+    )
 
 
-def store_from(args: argparse.Namespace) -> ObjectStore:
-    """The catalog named on the command line, or the one a runbook file names."""
+def open_view(args: argparse.Namespace) -> tuple[ObjectStore, CatalogView]:
+    """The catalog listed, its manifests' tags checked when a key is given."""
+    store, key = open_catalog_args(args)
+    return store, load_catalog(store, key)
+
+
+def open_catalog_args(args: argparse.Namespace) -> tuple[ObjectStore, CatalogKey | None]:
+    """The catalog named on the command line, or the one a runbook file names (with its
+    endpoint, credentials and catalog key), and its key if one is given."""
     if args.url.endswith((".yaml", ".yml")) and Path(args.url).is_file():
-        if args.endpoint or args.region or args.credentials:
+        if args.endpoint or args.region or args.credentials or args.catalog_key:
             raise UsageError(
-                "--endpoint, --region and --credentials come from the runbook here",
+                "--endpoint, --region, --credentials and --catalog-key come from the runbook here",
                 "drop them, or give the catalog URL instead of the runbook",
             )
-        return open_runbook_catalog(load_runbook(Path(args.url)))
-    return open_store(
-        args.url, endpoint=args.endpoint, region=args.region, credentials=args.credentials
-    )
+        runbook = load_runbook(Path(args.url))
+        store, reference = open_runbook_catalog(runbook), runbook.catalog_key()
+    else:
+        store = open_store(
+            args.url, endpoint=args.endpoint, region=args.region, credentials=args.credentials
+        )
+        reference = args.catalog_key
+    return store, CatalogKey.from_reference(reference) if reference else None
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -108,7 +127,7 @@ def list_command(args: argparse.Namespace) -> int:
         rpo_s = parse_duration(args.rpo) if args.rpo else None
     except ValueError as error:
         raise UsageError(f"--rpo: {error}") from None
-    view = load_catalog(store_from(args))
+    _, view = open_view(args)
     now = utc_now()
     if args.json:
         print_json(_listing_json(view, now))
@@ -117,13 +136,14 @@ def list_command(args: argparse.Namespace) -> int:
         stderr.print(f"warning: {LOCAL_ONLY}")
     roots, orphans = view.trees()
     table = Table(title=f"catalog {escape(view.url)}", title_justify="left")
+    table.add_column("snapshot", no_wrap=True)  # an id must stay whole to be copied
     for column in (
-        "snapshot",
         "type",
         "recovery point (UTC)",
         "age",
         "size",
         "chain size",
+        "source",
         "collections",
         "status",
     ):
@@ -154,7 +174,13 @@ def _row(
     age_text = format_duration(age)
     if rpo_s is not None:
         age_text = f"[{'green' if age <= rpo_s else 'red'}]{age_text}[/]"
-    status = "[red]broken[/red]: " + escape(findings[0].message) if findings else "unverified"
+    rejection = view.rejection(manifest, now, allow_unsigned=not view.key_checked)
+    if findings:
+        status = "[red]broken[/red]: " + escape(findings[0].message)
+    elif rejection:
+        status = "[red]refused[/red]: " + escape(rejection)
+    else:
+        status = f"unverified, {authenticity_label(view, manifest.id)}"
     return [
         "  " * depth + ("└ " if depth else "") + manifest.id,
         "F" if manifest.kind == "full" else "I",
@@ -162,9 +188,18 @@ def _row(
         age_text,
         format_bytes(manifest.size),
         format_bytes(view.chain_size(manifest.id)),
+        escape(describe_source(manifest.source)),
         ", ".join(c.name for c in manifest.collections),
         status,
     ]
+
+
+def authenticity_label(view: CatalogView, snapshot_id: str) -> str:
+    """signed, unsigned, FORGED, or signed (not checked) when no key was given."""
+    status, _ = view.authenticity.get(snapshot_id, (UNSIGNED, ""))
+    return {SIGNED: "signed", UNCHECKED: "signed (not checked: no key)", FORGED: "FORGED"}.get(
+        status, "unsigned"
+    )
 
 
 def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
@@ -181,7 +216,11 @@ def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
                 "bytes": manifest.size,
                 "chain": [item.id for item in chain],
                 "chain_bytes": view.chain_size(manifest.id),
+                "source": manifest.source,
                 "collections": [c.name for c in manifest.collections],
+                "point_in_time": manifest.point_in_time,
+                "authenticity": view.authenticity.get(manifest.id, (UNSIGNED, ""))[0],
+                "refused": view.rejection(manifest, now, allow_unsigned=not view.key_checked),
                 "status": "broken" if findings else "unverified",
                 "findings": [finding.to_json() for finding in findings],
             }
@@ -198,7 +237,7 @@ def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    view = load_catalog(store_from(args))
+    _, view = open_view(args)
     manifest = view.require(args.snapshot_id)
     chain, findings = view.chain(manifest.id)
     if args.json:
@@ -206,6 +245,7 @@ def show_command(args: argparse.Namespace) -> int:
             {
                 **manifest.to_json(),
                 "sha256": manifest.sha256,
+                "authenticity": view.authenticity.get(manifest.id, (UNSIGNED, ""))[0],
                 "chain": [m.id for m in chain],
                 "findings": [f.to_json() for f in findings],
             }
@@ -216,6 +256,8 @@ def show_command(args: argparse.Namespace) -> int:
         f"recovery point {format_utc(manifest.recovery_point)}"
     )
     stdout.print(f"point in time: {escape(manifest.point_in_time_note())}")
+    _, why = view.authenticity.get(manifest.id, (UNSIGNED, "not signed"))
+    stdout.print(f"authenticity: {authenticity_label(view, manifest.id)} ({escape(why)})")
     source = manifest.source
     stdout.print(
         f"source: {escape(str(source.get('engine')))} {escape(str(source.get('url')))} "
@@ -271,8 +313,7 @@ def show_command(args: argparse.Namespace) -> int:
 def verify_command(args: argparse.Namespace) -> int:
     """Exit 0 when everything checked is intact, 1 when anything is wrong."""
     depth = Depth.parse(args.depth)
-    store = store_from(args)
-    view = load_catalog(store)
+    store, view = open_view(args)
     if args.snapshot_id:
         chain, _ = view.chain(view.require(args.snapshot_id).id)
         ids = [m.id for m in chain]
@@ -293,7 +334,20 @@ def verify_command(args: argparse.Namespace) -> int:
             f"{len(ids)} snapshot(s) at depth {result.depth}{seed}: {verdict} "
             f"({result.files_checked} files, {format_bytes(result.bytes_hashed)} hashed)"
         )
+        stdout.print(_authenticity_summary(view, ids))
     return 0 if result.intact and not invalid else EXIT_FINDINGS
+
+
+def _authenticity_summary(view: CatalogView, ids: list[str]) -> str:
+    """What the verification proved about who wrote the manifests."""
+    counts: dict[str, int] = {}
+    for snapshot_id in ids:
+        label = authenticity_label(view, snapshot_id)
+        counts[label] = counts.get(label, 0) + 1
+    shown = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
+    if not view.key_checked:
+        return f"authenticity NOT checked (no catalog key given): {shown or 'nothing'}"
+    return f"authenticity checked with the catalog key: {shown or 'nothing'}"
 
 
 def prune_command(args: argparse.Namespace) -> int:
@@ -305,11 +359,22 @@ def prune_command(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise UsageError(f"--unfinished-older-than: {error}") from None
-    store = store_from(args)
+    store, key = open_catalog_args(args)
     lock = None if args.dry_run else lock_catalog(store, "catalog prune", exclusive=True)
     try:
-        view = load_catalog(store)
-        plan = plan_retention(view, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly))
+        view = load_catalog(store, key)
+        now = utc_now()
+        refused = {
+            manifest.id: reason
+            for manifest in view.snapshots.values()
+            if (reason := view.rejection(manifest, now, allow_unsigned=key is None))
+        }
+        counted = replace(
+            view, snapshots={i: m for i, m in view.snapshots.items() if i not in refused}
+        )
+        plan = plan_retention(
+            counted, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly)
+        )
         if older_than_s is not None:
             plan.abandoned = abandoned_uploads(view, older_than_s, utc_now())
         deleted = 0 if lock is None else apply_retention(store, plan)
@@ -317,8 +382,20 @@ def prune_command(args: argparse.Namespace) -> int:
         if lock is not None:
             lock.release()
     if args.json:
-        print_json({**plan.to_json(), "dry_run": args.dry_run, "objects_deleted": deleted})
+        print_json(
+            {
+                **plan.to_json(),
+                "left_alone": [{"snapshot_id": i, "reason": r} for i, r in refused.items()],
+                "dry_run": args.dry_run,
+                "objects_deleted": deleted,
+            }
+        )
         return 0
+    for snapshot_id, reason in refused.items():
+        stdout.print(
+            f"left   {snapshot_id}  (neither counted nor removed: {escape(reason)}; "
+            "look at it, then remove it by hand)"
+        )
     for snapshot_id, reasons in plan.keep.items():
         stdout.print(f"keep   {snapshot_id}  ({', '.join(reasons)})")
     for snapshot_id in plan.remove:

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_store
 from drconsole.commands.output import print_json, stderr, stdout
@@ -36,6 +37,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--endpoint", help="S3-compatible endpoint URL")
     create.add_argument("--region", help="S3 region")
     create.add_argument("--credentials", metavar="REF", help="S3 credentials reference")
+    create.add_argument(
+        "--catalog-key",
+        metavar="REF",
+        help="the key that signs the manifest (keyring:, env: or file: reference; a "
+        "keyring or file key is created on first use); without it the snapshot is unsigned",
+    )
     create.add_argument(
         "--incremental", action="store_true", help="only what changed since the parent"
     )
@@ -117,6 +124,7 @@ def create_command(args: argparse.Namespace) -> int:
         tenant_field=args.tenant_field,
         acl_field=args.acl_field,
         golden=golden_files(args.golden) if args.golden else [],
+        key=CatalogKey.from_reference(args.catalog_key, create=True) if args.catalog_key else None,
         quiesce=hook_argv(args.quiesce, "--quiesce") if args.quiesce else None,
         unquiesce=hook_argv(args.unquiesce, "--unquiesce") if args.unquiesce else None,
     )
@@ -133,6 +141,7 @@ def create_command(args: argparse.Namespace) -> int:
         "parent": manifest.parent,
         "recovery_point": format_utc(manifest.recovery_point),
         "point_in_time": manifest.point_in_time,
+        "signed": args.catalog_key is not None,
         "catalog": store.url,
         "bytes": manifest.size,
         "collections": {c.name: c.counts for c in manifest.collections},

@@ -11,6 +11,14 @@ from drconsole.secrets import resolve
 ENGINES = ("chroma",)
 
 
+def default_namespace(engine: str) -> dict[str, str]:
+    """The namespace an engine uses when a target names none (Chroma: its default
+    tenant and database)."""
+    from drconsole.engines.chroma import DEFAULT_DATABASE, DEFAULT_TENANT
+
+    return {"tenant": DEFAULT_TENANT, "database": DEFAULT_DATABASE} if engine == "chroma" else {}
+
+
 def open_engine(target: dict[str, Any], add_secret: Any = None) -> Engine:
     """The engine a runbook target (or CLI flags) describes; the token is resolved from
     its reference here and handed to ``add_secret`` so it is masked everywhere."""

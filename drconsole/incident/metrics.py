@@ -62,6 +62,7 @@ class RunMetrics:
     milestones: dict[str, datetime]
     notes: list[dict[str, Any]]
     integrity: str
+    snapshot: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rto_met(self) -> bool | None:
@@ -94,6 +95,7 @@ class RunMetrics:
             "clock_start": _time(self.clock_start),
             "service_restored_at": _time(self.service_restored_at),
             "recovery_point": _time(self.recovery_point),
+            "snapshot": self.snapshot,
             "rpo_s": _round(self.rpo_s),
             "rpo_target_s": self.rpo_target_s,
             "rpo_met": self.rpo_met,
@@ -159,6 +161,7 @@ def compute_metrics(
         milestones=dict(state.milestones),
         notes=state.notes,
         integrity=integrity,
+        snapshot=dict(state.snapshot or {}),
     )
 
 

@@ -15,6 +15,7 @@ def markdown_report(metrics: RunMetrics, events: list[Event]) -> str:
         _facts(metrics),
         "## Summary\n\n" + _summary(metrics),
         "## Objectives vs actuals\n\n" + _objectives(metrics),
+        "## Recovery point\n\n" + _snapshot(metrics),
         "## Timeline (UTC)\n\n" + _timeline(events),
         "## Phases\n\n" + _phases(metrics),
         "## Steps\n\n" + _steps(metrics),
@@ -79,6 +80,25 @@ def _objectives(metrics: RunMetrics) -> str:
         ),
     ]
     return _table(("Objective", "Target", "Actual", "Met"), rows)
+
+
+def _snapshot(metrics: RunMetrics) -> str:
+    """Which snapshot was restored, what its point in time means, whether its manifest
+    was signed, and every newer snapshot passed over with the reason."""
+    chosen = metrics.snapshot
+    if not chosen:
+        return "No snapshot was selected."
+    signed = "signed with the catalog key" if chosen.get("signed") else "UNSIGNED"
+    lines = [
+        f"Snapshot `{chosen.get('snapshot_id')}` ({signed}), recovery point "
+        f"{chosen.get('recovery_point')}: {_text(chosen.get('point_in_time') or 'unknown')}.",
+        f"Chain: {' -> '.join(f'`{item}`' for item in chosen.get('chain') or [])}.",
+    ]
+    skipped = chosen.get("skipped") or []
+    if skipped:
+        lines.append(f"\n**Fell back** past {len(skipped)} newer snapshot(s), not restorable:\n")
+        lines += [f"- `{item['snapshot_id']}`: {_text(item['reason'])}" for item in skipped]
+    return "\n".join(lines)
 
 
 def _timeline(events: list[Event]) -> str:

@@ -134,8 +134,8 @@ def reference(node: YNode | None, what: str, problems: Problems) -> str | None:
     if not isinstance(text, str) or not is_reference(text):
         problems.add(
             node,
-            f"{what} must be a credential reference (keyring:SERVICE/NAME or env:VARIABLE), "
-            "not a literal secret",
+            f"{what} must be a credential reference (keyring:SERVICE/NAME, env:VARIABLE or "
+            "file:PATH), not a literal secret",
         )
         return None
     return text

@@ -12,6 +12,7 @@ from drconsole.errors import RunbookError
 from drconsole.filters import check_filter
 from drconsole.runbook.checks import (
     Problems,
+    boolean,
     check_keys,
     choice,
     duration,
@@ -34,6 +35,7 @@ TOP_KEYS = (
     "objectives",
     "catalog",
     "target",
+    "source",
     "collections",
     "permissions",
     "golden",
@@ -43,7 +45,17 @@ TOP_KEYS = (
 RUNBOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENGINES = ("chroma",)
 SANDBOX_CATALOGS = ("s3",)
-CATALOG_KEYS = ("url", "endpoint", "region", "credentials", "sandbox", "folder")
+CATALOG_KEYS = (
+    "url",
+    "endpoint",
+    "region",
+    "credentials",
+    "sandbox",
+    "folder",
+    "key",
+    "allow_unsigned",
+)
+SOURCE_KEYS = ("engine", "tenant", "database")
 SANDBOX_TARGETS = ("chroma",)
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
 
@@ -103,6 +115,7 @@ class _Reader:
         rto, rpo = self._objectives(fields, root)
         catalog = self._catalog(fields.get("catalog"))
         target = self._target(fields.get("target"))
+        source = self._source_section(fields.get("source"))
         collections = self._collections(fields.get("collections"))
         permissions = self._permissions(fields.get("permissions"))
         golden = string(fields.get("golden"), "golden", self.problems)
@@ -123,6 +136,7 @@ class _Reader:
             rpo_s=rpo,
             catalog=catalog,
             target=target,
+            source=source,
             collections=tuple(collections),
             permissions=permissions,
             golden=golden,
@@ -184,6 +198,11 @@ class _Reader:
             ref := reference(values.get("credentials"), "catalog.credentials", self.problems)
         ) is not None:
             result["credentials"] = ref
+        if (key := reference(values.get("key"), "catalog.key", self.problems)) is not None:
+            result["key"] = key
+        unsigned = boolean(values.get("allow_unsigned"), "catalog.allow_unsigned", self.problems)
+        if unsigned is not None:
+            result["allow_unsigned"] = unsigned
         if "sandbox" not in values:
             if "url" not in values:
                 self.problems.add(node, "catalog needs `url`: a folder or s3://BUCKET/PREFIX")
@@ -229,6 +248,21 @@ class _Reader:
                 result[key] = text
         if (ref := reference(values.get("token"), "target.token", self.problems)) is not None:
             result["token"] = ref
+        return result
+
+    def _source_section(self, node: YNode | None) -> dict[str, str]:
+        """Whose snapshots this runbook restores: engine and namespace (default: the
+        target's, unless the target is a sandbox)."""
+        values = mapping(node, "source", self.problems)
+        if values is None or node is None:
+            return {}
+        check_keys(node, SOURCE_KEYS, "source", self.problems)
+        result: dict[str, str] = {}
+        if engine := choice(values.get("engine"), "source.engine", ENGINES, self.problems):
+            result["engine"] = engine
+        for key in ("tenant", "database"):
+            if (text := string(values.get(key), f"source.{key}", self.problems)) is not None:
+                result[key] = text
         return result
 
     def _source(

@@ -69,6 +69,7 @@ class Runbook:
     rpo_s: float | None
     catalog: dict[str, Any]
     target: dict[str, Any]
+    source: dict[str, str]
     collections: tuple[str, ...]
     permissions: dict[str, Any]
     golden: str | None
@@ -105,6 +106,15 @@ class Runbook:
         """The folder a ``sandbox: s3`` catalog is served from (relative to the runbook)."""
         folder = self.catalog.get("folder")
         return self.folder / Path(folder).expanduser() if folder else None
+
+    def catalog_key(self) -> str | None:
+        """The catalog key's reference; a relative ``file:`` path is read from the
+        runbook's own folder."""
+        key = self.catalog.get("key")
+        if key and key.startswith("file:"):
+            path = Path(key.removeprefix("file:")).expanduser()
+            return f"file:{path if path.is_absolute() else self.folder / path}"
+        return key
 
     def catalog_location(self) -> str | None:
         """The catalog URL, a relative folder read from the runbook's own folder."""

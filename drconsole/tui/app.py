@@ -14,7 +14,8 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
-from drconsole.catalog.catalog import load_catalog
+from drconsole.catalog.auth import CatalogKey
+from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.open import open_runbook_catalog, open_store
 from drconsole.catalog.store import ObjectStore
 from drconsole.errors import DrconsoleError
@@ -59,6 +60,18 @@ class Services:
                 "no catalog", "start the console with --catalog URL or a runbook with one"
             )
         return open_runbook_catalog(runbook)
+
+    def load_catalog(self) -> CatalogView:
+        """The catalog listed, its manifests checked with the runbook's catalog key when
+        the catalog is the runbook's and it names one."""
+        store = self.open_store()
+        runbook = self.runbook()
+        reference = None if self.catalog_url or runbook is None else runbook.catalog_key()
+        return load_catalog(store, CatalogKey.from_reference(reference) if reference else None)
+
+    def allow_unsigned(self) -> bool:
+        runbook = self.runbook()
+        return bool(runbook and runbook.catalog.get("allow_unsigned"))
 
     def catalog_label(self) -> str:
         """The catalog as the operator wrote it (flag or runbook)."""
@@ -174,13 +187,16 @@ class DrconsoleApp(App[None]):
         description="list the catalog",
     )
     def pick_snapshot(self) -> None:
-        view = load_catalog(self.services.open_store())
+        view = self.services.load_catalog()
         now = self.services.clock()
         choices = []
         for manifest in reversed(view.ordered()):
             _, findings = view.chain(manifest.id)
+            refused = view.rejection(manifest, now, allow_unsigned=self.services.allow_unsigned())
             age = format_duration((now - manifest.recovery_point).total_seconds())
-            choices.append((manifest.id, f"{manifest.kind}, age {age}", not findings))
+            choices.append(
+                (manifest.id, f"{manifest.kind}, age {age}", not findings and not refused)
+            )
         self.call_from_thread(self._show_picker, choices)
 
     def _show_picker(self, choices: list[tuple[str, str, bool]]) -> None:

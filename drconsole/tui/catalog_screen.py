@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static, Tree
 
-from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.catalog import CatalogView
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.verify import Depth, VerifyResult, verify
 from drconsole.sizes import format_bytes
@@ -84,7 +84,7 @@ class CatalogScreen(Screen[None]):
         description="list the catalog",
     )
     def load(self) -> None:
-        self.post_message(CatalogLoaded(load_catalog(self.console.services.open_store())))
+        self.post_message(CatalogLoaded(self.console.services.load_catalog()))
 
     @on(CatalogLoaded)
     def show_catalog(self, message: CatalogLoaded) -> None:
@@ -155,7 +155,7 @@ class CatalogScreen(Screen[None]):
         rpo = self.console.services.rpo_s()
         _, findings = self.view.chain(manifest.id)
         checked = self.verified.get(manifest.id)
-        if findings or (checked and not checked.intact):
+        if findings or (checked and not checked.intact) or self._refusal(manifest):
             label = Text("✗ ", style="red")
         elif checked:
             label = Text("✓ ", style="green")
@@ -185,6 +185,11 @@ class CatalogScreen(Screen[None]):
         text.append(f"{manifest.id}\n", style="bold")
         text.append(f"{manifest.kind}, recovery point {format_utc(manifest.recovery_point)}\n")
         text.append(f"point in time  {manifest.point_in_time_note()}\n")
+        _, why = self.view.authenticity.get(manifest.id, ("unsigned", "not signed"))
+        refusal = self._refusal(manifest)
+        text.append(f"authenticity   {why}\n", style="red" if refusal else "")
+        if refusal:
+            text.append(f"never restored: {refusal}\n", style="bold red")
         source = manifest.source
         text.append(
             f"source  {source.get('engine')} {source.get('url')} {source.get('namespace', '')}\n"
@@ -228,6 +233,13 @@ class CatalogScreen(Screen[None]):
                 style="green",
             )
         return text
+
+    def _refusal(self, manifest: Manifest) -> str | None:
+        assert self.view is not None
+        services = self.console.services
+        return self.view.rejection(
+            manifest, services.clock(), allow_unsigned=services.allow_unsigned()
+        )
 
     def selected(self) -> Manifest | None:
         node = self.query_one("#tree", Tree).cursor_node

@@ -37,9 +37,10 @@ from drconsole.timefmt import compact_utc
 
 from catalog_spec import digest, write_spec_snapshot
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
 DIM = 8
 SOURCE = {"engine": "chroma", "url": "http://chroma.test:8000"}
+FULL = Depth.parse("full")
 
 
 def _batch(ids: list[str], version: int = 0, seed: int = 0) -> RecordBatch:
@@ -288,7 +289,7 @@ def test_an_unfinished_upload_is_never_offered(store: ObjectStore) -> None:
     collection.add(_batch(["a", "b", "c"]))  # parts written, then the writer "crashes"
     view = load_catalog(store)
     assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 7)]  # 6 parts, a claim
-    assert select_recovery_point(view, store, Depth.parse("full")).manifest.id == full.id
+    assert select_recovery_point(view, store, FULL, allow_unsigned=True).manifest.id == full.id
     with pytest.raises(DrconsoleError, match="unfinished"):
         view.require("full-2")
 
@@ -325,18 +326,25 @@ def test_selection_falls_back_past_a_tampered_snapshot(store: ObjectStore) -> No
     data[20] ^= 0x01
     _overwrite(store, key, bytes(data))
     view = load_catalog(store)
-    selection = select_recovery_point(view, store, Depth.parse("full"))
+    selection = select_recovery_point(view, store, FULL, allow_unsigned=True)
     assert selection.manifest.id == "s2-inc"
     assert [m.id for m in selection.chain] == ["s1-full", "s2-inc"]
     assert selection.skipped[0]["snapshot_id"] == "s3-inc"
     assert "checksum" in selection.skipped[0]["reason"]
-    assert select_recovery_point(view, store, Depth.parse("manifest")).manifest.id == "s3-inc"
+    manifest_only = select_recovery_point(view, store, Depth.parse("manifest"), allow_unsigned=True)
+    assert manifest_only.manifest.id == "s3-inc"
     earlier = select_recovery_point(
-        view, store, Depth.parse("sizes"), at_or_before=T0 + timedelta(minutes=30)
+        view,
+        store,
+        Depth.parse("sizes"),
+        at_or_before=T0 + timedelta(minutes=30),
+        allow_unsigned=True,
     )
     assert earlier.manifest.id == "s1-full"
-    with pytest.raises(IntegrityError, match="no intact recovery point"):
-        select_recovery_point(view, store, Depth.parse("full"), at_or_before=T0 - timedelta(days=1))
+    with pytest.raises(IntegrityError, match="no restorable recovery point"):
+        select_recovery_point(
+            view, store, FULL, at_or_before=T0 - timedelta(days=1), allow_unsigned=True
+        )
 
 
 def _brute_force(operations: list[tuple[str, str, int]]) -> dict[str, int]:

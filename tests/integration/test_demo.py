@@ -198,7 +198,7 @@ def test_a_sandbox_drill_passes_over_a_tampered_newest_snapshot(
     )
     failed = run_cli("drill", str(strict), "--sandbox", "--yes", "--runs-dir", str(runs))
     assert failed.returncode == 1
-    assert f"newest snapshot {newest.id} is not intact" in failed.stderr
+    assert f"newest snapshot {newest.id} is not restorable" in failed.stderr
     assert "checksum" in failed.stderr
     leftovers = list((runs / "sandboxes").iterdir()) if (runs / "sandboxes").exists() else []
     assert leftovers == [], "a finished drill's sandbox data must not be left behind"

@@ -233,7 +233,7 @@ def test_a_broken_newest_snapshot_is_refused_or_passed_over(
         tmp_path / "runs",
     )
     assert strict.exit_code == 1
-    assert f"newest snapshot {newest.id} is not intact" in strict.message
+    assert f"newest snapshot {newest.id} is not restorable" in strict.message
     _target_is_untouched(chroma_target, {})
     lenient = run_drill(
         restore_runbook(tmp_path, catalog, chroma_target, ["kb_articles"], name="lenient.yaml"),

@@ -26,7 +26,14 @@ from tmux import TmuxSession
 pytestmark = pytest.mark.integration
 
 
-def _runbook(folder: Path, target: dict[str, str], *, batch: int = 500, in_flight: int = 2) -> Path:
+def _runbook(
+    folder: Path,
+    target: dict[str, str],
+    source: str,
+    *,
+    batch: int = 500,
+    in_flight: int = 2,
+) -> Path:
     return write_runbook(
         folder,
         f"""
@@ -34,8 +41,9 @@ def _runbook(folder: Path, target: dict[str, str], *, batch: int = 500, in_fligh
         id: kb-console
         title: Restore the knowledge base
         objectives: {{rto: 1h, rpo: 1d}}
-        catalog: {{url: catalog}}
+        catalog: {{url: catalog, key: "file:catalog.key"}}
         target: {{engine: chroma, url: "{target["url"]}", database: {target["database"]}}}
+        source: {{engine: chroma, database: {source}}}
         collections: [kb_articles]
         permissions: {{tenant_field: tenant_id, acl_field: acl_groups}}
         steps:
@@ -62,10 +70,11 @@ def prepared(
     seed(source_engine, "kb_articles", CorpusSpec("kb", 1500, seed=31))
     manifest = snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
     return {
-        "runbook": _runbook(tmp_path, chroma_target),
+        "runbook": _runbook(tmp_path, chroma_target, source_engine.database),
         "snapshot": manifest.id,
         "expected": dump(source_engine, "kb_articles"),
         "target": chroma_target,
+        "source": source_engine.database,
     }
 
 
@@ -137,7 +146,7 @@ async def test_help_opens_promptly_while_restore_data_runs(
 ) -> None:
     seed(source_engine, "kb_articles", CorpusSpec("kb", 3000, seed=32))
     snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
-    runbook = _runbook(tmp_path, chroma_target, batch=50, in_flight=1)
+    runbook = _runbook(tmp_path, chroma_target, source_engine.database, batch=50, in_flight=1)
     app = make_app(runs_dir=tmp_path / "runs", runbook=runbook, start="timeline")
     async with app.run_test(size=(120, 36)) as pilot:
         await _settle(pilot)
@@ -168,7 +177,13 @@ async def test_help_opens_promptly_while_restore_data_runs(
 
 
 async def test_resuming_an_interrupted_run(prepared: dict[str, object], tmp_path: Path) -> None:
-    runbook = _runbook(tmp_path, prepared["target"], batch=20, in_flight=1)  # type: ignore[arg-type]
+    runbook = _runbook(
+        tmp_path,
+        prepared["target"],  # type: ignore[arg-type]
+        prepared["source"],  # type: ignore[arg-type]
+        batch=20,
+        in_flight=1,
+    )
     runs = tmp_path / "runs"
     kill_drill_mid_restore(runbook, runs, checkpoints=2)
     run_id = next(runs.glob("*.jsonl")).stem

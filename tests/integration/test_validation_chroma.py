@@ -24,7 +24,7 @@ from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
 
 from chroma_restore import seed
-from helpers import write_runbook
+from helpers import KEY_FILE, catalog_key, write_runbook
 
 pytestmark = pytest.mark.integration
 HELP = CorpusSpec("help", 2400, seed=21, unit=False)
@@ -57,6 +57,7 @@ def backup(chroma: ChromaServer, tmp_path_factory: pytest.TempPathFactory) -> Ba
         SnapshotRequest(
             engine=production,
             store=LocalStore(catalog),
+            key=catalog_key(folder),
             collections=["help_articles", "tickets"],
             name="kb",
             tenant_field="tenant_id",
@@ -73,8 +74,9 @@ schema: drconsole/runbook/v1
 id: kb-validate
 title: Restore and validate
 objectives: {{rto: 1h, rpo: 1d}}
-catalog: {{url: {catalog}}}
+catalog: {{url: {catalog}, key: "{key}"}}
 target: {{engine: chroma, url: "{url}", database: {database}}}
+source: {{engine: chroma, database: validation_prod}}
 collections: [help_articles, tickets]
 permissions: {{tenant_field: tenant_id, acl_field: acl_groups}}
 filters:
@@ -108,6 +110,7 @@ class Walk:
     ) -> None:
         text = RUNBOOK.format(
             catalog=backup.catalog,
+            key=f"file:{backup.catalog.parent / KEY_FILE}",
             url=backup.server.url,
             database=database,
             min_recall=min_recall,

@@ -45,7 +45,14 @@ VALID: dict[str, Any] = {
                     "rows": 1,
                     "bytes": 10,
                     "sha256": "b" * 64,
-                }
+                },
+                {
+                    "path": "help_articles/vectors-00000.npy",
+                    "kind": "vectors",
+                    "rows": 1,
+                    "bytes": 1664,
+                    "sha256": "c" * 64,
+                },
             ],
         }
     ],

@@ -1315,7 +1315,7 @@ def test_literal_token_in_target_is_refused_without_echoing_it(tmp_path: Path) -
 
     assert caught.value.problems == [
         f"{path}:5:53: target.token must be a credential reference "
-        "(keyring:SERVICE/NAME or env:VARIABLE), not a literal secret"
+        "(keyring:SERVICE/NAME, env:VARIABLE or file:PATH), not a literal secret"
     ]
     assert LITERAL not in str(caught.value)
     assert LITERAL not in (caught.value.hint or "")

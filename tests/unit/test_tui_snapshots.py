@@ -31,7 +31,7 @@ from drconsole.tui.modals import (
 )
 from drconsole.tui.timeline_screen import TimelineScreen
 
-from helpers import T0, FakeClock, write_runbook
+from helpers import T0, FakeClock, catalog_key, write_runbook
 
 SIZE = (120, 36)
 NOW = T0 + timedelta(hours=30)
@@ -45,7 +45,7 @@ def fixed_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
 def _snapshot(
     store: LocalStore, name: str, hours: float, parent: Manifest | None = None
 ) -> Manifest:
-    writer = SnapshotWriter(store, name)
+    writer = SnapshotWriter(store, name, key=catalog_key(store.root.parent))
     collection = writer.collection("help_articles", CollectionSchema(4, "cosine"))
     ids = [f"{name}-{n}" for n in range(3)]
     collection.add(
@@ -83,7 +83,7 @@ def world(tmp_path: Path) -> dict[str, Any]:
         id: kb-restore
         title: Restore the support knowledge base
         objectives: {rto: 1h, rpo: 4h}
-        catalog: {url: catalog}
+        catalog: {url: catalog, key: "file:catalog.key"}
         steps:
           - id: declare
             title: Declare the incident and freeze ingestion
