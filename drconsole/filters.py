@@ -2,13 +2,19 @@
 natively and drconsole evaluates in Python over a snapshot's records, so the number of
 matches in the target can be compared with the number in the backup.
 
-Semantics follow Chroma: several keys at one level need ``$and``; a record without the key
-never matches a positive operator but does match ``$ne``/``$nin``/``$not_contains``;
-``$contains`` tests membership in an array value; ordering operators take numbers only.
+Semantics follow Chroma exactly (a property test compares both on a real server): several
+keys at one level need ``$and``; a record without the key never matches a positive
+operator but does match ``$ne``/``$nin``/``$not_contains``; strings, booleans and numbers
+never equal one another; an int field compared with a float operand compares with the
+operand truncated toward zero (``{year: 2001.5}`` matches 2001, ``{n: {$gte: 299.5}}``
+matches 299), a float field with an int operand compares as floats; ``$contains`` tests
+membership in an array value with the operand's exact type (2.0 is not in [1, 2]);
+ordering operators take numbers only; an ``$in`` list holds values of one type.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 COMPARISONS = (
@@ -26,6 +32,7 @@ COMPARISONS = (
 LOGICAL = ("$and", "$or")
 _NUMBER = (int, float)
 _SCALAR = (str, int, float, bool)
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def check_filter(where: Any, path: str = "where") -> list[str]:
@@ -44,7 +51,7 @@ def check_filter(where: Any, path: str = "where") -> list[str]:
     if not isinstance(key, str) or key.startswith("$"):
         return [f"{path}: unknown operator {key!r} (use {', '.join(LOGICAL)} or a field name)"]
     if isinstance(value, _SCALAR):
-        return []
+        return _int64(value, f"{path}.{key}")
     if not isinstance(value, dict) or len(value) != 1:
         return [f"{path}.{key} must be a value or one {{$operator: value}}"]
     operator, operand = next(iter(value.items()))
@@ -58,21 +65,39 @@ def check_filter(where: Any, path: str = "where") -> list[str]:
             f"{where_op} needs a number (to range over dates, store them as numbers, "
             "e.g. epoch days)"
         ]
-    if operator in ("$in", "$nin") and (
-        not isinstance(operand, list)
-        or not operand
-        or not all(isinstance(item, _SCALAR) for item in operand)
-    ):
-        return [f"{where_op} needs a non-empty list of values"]
+    if operator in ("$in", "$nin"):
+        if (
+            not isinstance(operand, list)
+            or not operand
+            or not all(isinstance(item, _SCALAR) for item in operand)
+        ):
+            return [f"{where_op} needs a non-empty list of values"]
+        if len({type(item) for item in operand}) > 1:
+            return [
+                f"{where_op} mixes value types ({', '.join(_kinds(operand))}); Chroma refuses "
+                "that: use one type (1 and 1.0 are different types)"
+            ]
+        return [problem for item in operand for problem in _int64(item, where_op)]
     if operator in ("$eq", "$ne", "$contains", "$not_contains") and not isinstance(
         operand, _SCALAR
     ):
         return [f"{where_op} needs a string, number or boolean"]
+    return _int64(operand, where_op)
+
+
+def _int64(value: Any, where: str) -> list[str]:
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        return [f"{where}: {value} does not fit a 64-bit integer"]
     return []
 
 
+def _kinds(values: list[Any]) -> list[str]:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string"}
+    return sorted({names[type(value)] for value in values})
+
+
 def matches(where: dict[str, Any], metadata: dict[str, Any] | None) -> bool:
-    """Whether a record's metadata passes a (valid) filter."""
+    """Whether a record's metadata passes a (valid) filter, as Chroma decides it."""
     key, value = next(iter(where.items()))
     if key == "$and":
         return all(matches(item, metadata) for item in value)
@@ -82,22 +107,35 @@ def matches(where: dict[str, Any], metadata: dict[str, Any] | None) -> bool:
     present = metadata is not None and key in metadata
     actual = metadata.get(key) if metadata is not None else None
     if operator == "$ne":
-        return not present or not _equal(actual, operand)
+        return not present or not _compare(actual, "$eq", operand)
     if operator == "$nin":
-        return not present or not any(_equal(actual, item) for item in operand)
+        return not present or not any(_compare(actual, "$eq", item) for item in operand)
     if operator == "$not_contains":
-        return not present or not (isinstance(actual, list) and operand in actual)
+        return not present or not _holds(actual, operand)
     if not present:
         return False
-    if operator == "$eq":
-        return _equal(actual, operand)
     if operator == "$in":
-        return any(_equal(actual, item) for item in operand)
+        return any(_compare(actual, "$eq", item) for item in operand)
     if operator == "$contains":
-        return isinstance(actual, list) and operand in actual
-    if isinstance(actual, bool) or not isinstance(actual, _NUMBER):
+        return _holds(actual, operand)
+    return _compare(actual, operator, operand)
+
+
+def _compare(actual: Any, operator: str, operand: Any) -> bool:
+    """``actual OPERATOR operand`` for one stored scalar: values of different kinds never
+    compare; an int field meets a float operand truncated toward zero (as a Rust ``as
+    i64`` cast, saturating); a float field meets an int operand as a float."""
+    kind, other = type(actual), type(operand)
+    if kind is bool or other is bool or kind is str or other is str:
+        return operator == "$eq" and kind is other and actual == operand
+    if kind not in (int, float):
         return False
+    if kind is int and other is float:
+        operand = _truncate(operand)
+    elif kind is float and other is int:
+        operand = float(operand)
     return {
+        "$eq": actual == operand,
         "$gt": actual > operand,
         "$gte": actual >= operand,
         "$lt": actual < operand,
@@ -105,11 +143,16 @@ def matches(where: dict[str, Any], metadata: dict[str, Any] | None) -> bool:
     }[operator]
 
 
-def _equal(actual: Any, expected: Any) -> bool:
-    """Equality as Chroma sees it: arrays never equal a scalar; 1 equals 1.0; a boolean
-    only equals a boolean."""
-    if isinstance(actual, list):
-        return False
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
-    return actual == expected
+def _truncate(value: float) -> int:
+    if math.isnan(value):
+        return 0
+    if math.isinf(value):
+        return INT64[1] if value > 0 else INT64[0]
+    return max(INT64[0], min(INT64[1], int(value)))
+
+
+def _holds(actual: Any, operand: Any) -> bool:
+    """An array value holds the operand (same type exactly: 2.0 is not in [1, 2])."""
+    return isinstance(actual, list) and any(
+        type(item) is type(operand) and item == operand for item in actual
+    )

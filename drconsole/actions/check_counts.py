@@ -1,9 +1,11 @@
 """``check_counts``: the restored collections hold what the snapshot's final state holds.
 
 Per collection: the record count (naming missing and unexpected ids when it differs), the
-count per tenant, the dimension, distance and index settings, that a seeded sample of
-records kept every metadata field the snapshot had, and for each runbook filter that the
-target and the snapshot match as many records.
+count per tenant, the dimension, distance and index settings, the content of every record
+(or a seeded share: ``content: sample:N%``) read back and compared with the snapshot field
+by field, that a seeded sample of records has exactly the snapshot's metadata keys (none
+lost, none gained), and for each runbook filter that the target and the snapshot match as
+many records.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
+from drconsole.actions.content import ContentDepth, compare_content
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
 from drconsole.actions.truth import Truth, final_state_truth
 from drconsole.catalog.manifest import CollectionEntry
@@ -58,6 +61,16 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
             findings += _collection_findings(
                 engine, name, entry=entry, truth=truth, tenant_field=tenant_field, filters=filters
             )
+            findings.append(
+                _content_finding(
+                    plan,
+                    name,
+                    engine,
+                    ContentDepth.parse(context.params.get("content", "full")),
+                    seed=int(context.params.get("seed", 0)),
+                    ulps=engine.vector_ulps(entry.schema.distance),
+                )
+            )
     finally:
         engine.close()
     for finding in findings:
@@ -75,7 +88,7 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
         return Outcome(
             FAILED,
             f"{len(failed)} of {len(findings)} checks failed; first: {first.subject} "
-            f"{first.check} expected {_short(first.expected)}, got {_short(first.actual)}",
+            f"{first.check} expected {_short(first.expected)}, got {_short(first.actual, 160)}",
             {"failed": [f.__dict__ for f in failed]},
             [table],
         )
@@ -176,30 +189,67 @@ def _collection_findings(
 
 
 def _sample_finding(engine: Engine, name: str, truth: Truth) -> Finding:
-    """Every sampled record exists and kept every metadata field the snapshot had."""
+    """Every sampled record exists with exactly the metadata keys the snapshot had: none
+    lost, and none gained (a key that appeared is as wrong as one that went)."""
     ids = [record_id for record_id, _ in truth.sample]
     stored = engine.get_metadata(name, ids) if ids else {}
     missing_records = [record_id for record_id in ids if record_id not in stored]
     lost_fields: dict[str, list[str]] = {}
+    appeared_fields: dict[str, list[str]] = {}
     for record_id, metadata in truth.sample:
         if record_id in stored:
-            gone = sorted(set(metadata or {}) - set(stored[record_id] or {}))
-            if gone:
+            want, have = set(metadata or {}), set(stored[record_id] or {})
+            if gone := sorted(want - have):
                 lost_fields[record_id] = gone
-    passed = not missing_records and not lost_fields
+            if new := sorted(have - want):
+                appeared_fields[record_id] = new
+    passed = not missing_records and not lost_fields and not appeared_fields
     return Finding(
         "sample_fields",
         passed,
         name,
-        f"{len(ids)} sampled records with all their fields",
-        f"{len(missing_records)} missing, {len(lost_fields)} lost fields",
+        f"{len(ids)} sampled records with exactly their fields",
+        f"{len(missing_records)} missing, {len(lost_fields)} lost fields, "
+        f"{len(appeared_fields)} with fields that appeared",
         {
             "missing_ids": missing_records[:NAMED],
             "lost_fields": dict(list(lost_fields.items())[:NAMED]),
+            "appeared_fields": dict(list(appeared_fields.items())[:NAMED]),
         },
     )
 
 
-def _short(value: Any) -> str:
+def _content_finding(
+    plan: RestorePlan,
+    name: str,
+    engine: Engine,
+    depth: ContentDepth,
+    *,
+    seed: int,
+    ulps: int,
+) -> Finding:
+    result = compare_content(plan, name, engine, depth, seed=seed, ulps=ulps)
+    named = dict(list(result.differ.items())[:NAMED])
+    first = next(iter(named.items()), None)
+    example = f"; {first[0]}: {first[1][0]}" if first else ""
+    return Finding(
+        "content",
+        result.passed,
+        name,
+        f"{result.compared} records ({depth}) as in the snapshot",
+        f"{len(result.missing)} missing, {len(result.differ)} differ{example}",
+        {
+            "depth": str(depth),
+            "seed": seed,
+            "compared": result.compared,
+            "vector_ulps_allowed": ulps,
+            "missing_ids": result.missing[:NAMED],
+            "differ": named,
+            "ids": list(named) + result.missing[: max(0, NAMED - len(named))],
+        },
+    )
+
+
+def _short(value: Any, limit: int = 60) -> str:
     text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

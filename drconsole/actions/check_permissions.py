@@ -61,7 +61,9 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
             }
             vectors = _query_vectors(golden, name, entry.schema.dimension, per_group, rng)
             check = _Checker(engine, name, truth, vectors, k)
-            findings += check.fields_and_membership(tenant_field, acl_field, groups)
+            findings += check.fields_and_membership(
+                tenant_field, acl_field, groups, required=bool(permissions.get("require_fields"))
+            )
             findings += [
                 check.queries("tenant", tenant, {tenant_field: tenant}, ids)
                 for tenant, ids in sorted(truth.tenant_ids.items())
@@ -108,17 +110,28 @@ class _Checker:
         self.k = k
 
     def fields_and_membership(
-        self, tenant_field: str | None, acl_field: str | None, groups: dict[str, set[str]]
+        self,
+        tenant_field: str | None,
+        acl_field: str | None,
+        groups: dict[str, set[str]],
+        *,
+        required: bool,
     ) -> list[Finding]:
-        """One full metadata scan of the target: missing fields, records under a tenant
-        or group they did not belong to, counts per tenant."""
+        """One full metadata scan of the target: records that lost a permission field
+        they had in the snapshot (or lack one at all, when the runbook requires the
+        fields), records under a tenant or group they did not belong to, counts per
+        tenant."""
         missing: dict[str, list[str]] = {}
         tenants: dict[str, set[str]] = {}
         members: dict[str, set[str]] = {}
         for ids, metadatas in self.engine.scan_metadata(self.name):
             for record_id, metadata in zip(ids, metadatas, strict=True):
                 for label in (tenant_field, acl_field):
-                    if label and (metadata is None or metadata.get(label) is None):
+                    if (
+                        label
+                        and (metadata is None or metadata.get(label) is None)
+                        and (required or record_id not in self.truth.lacking.get(label, ()))
+                    ):
                         missing.setdefault(label, []).append(record_id)
                 for tenant in permission_values(metadata, tenant_field):
                     tenants.setdefault(tenant, set()).add(record_id)
@@ -134,6 +147,8 @@ class _Checker:
                 {
                     "ids": sorted(missing.get(label, []))[:NAMED],
                     "why": "a record without it may become visible to everyone",
+                    "lacking_in_the_snapshot": len(self.truth.lacking.get(label, ())),
+                    "required": required,
                 },
             )
             for label in (tenant_field, acl_field)
@@ -216,7 +231,10 @@ def _group_filter(acl_field: str, field_type: str, group: str) -> dict[str, Any]
 def _query_vectors(
     golden: GoldenSet | None, collection: str, dimension: int, count: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Random unit vectors, plus the golden set's vectors for this collection if any."""
+    """Random unit vectors, plus the golden set's vectors for this collection if any
+    (none for a collection the snapshot holds no record of: its dimension is unknown)."""
+    if not dimension:
+        return np.zeros((0, 0), dtype=np.float32)
     random = rng.standard_normal((count, dimension)).astype(np.float32)
     random /= np.linalg.norm(random, axis=1, keepdims=True)
     chosen = golden_vectors(golden, collection, count)

@@ -23,6 +23,7 @@ KINDS = (
     "choice",
     "depth",
     "timestamp",
+    "content",
 )
 
 
@@ -132,6 +133,20 @@ def _depth(param: Param, value: Any) -> str:
     raise ValueError(f"must be manifest, sizes, full or sample:N% (0 < N <= 100), not {value!r}")
 
 
+def _content(param: Param, value: Any) -> str:
+    """How much of the restored data to compare with the snapshot: full or sample:N%."""
+    if value == "full":
+        return value
+    if isinstance(value, str) and value.startswith("sample:") and value.endswith("%"):
+        try:
+            percent = float(value[len("sample:") : -1])
+        except ValueError:
+            percent = -1.0
+        if 0 < percent <= 100:
+            return value
+    raise ValueError(f"must be full or sample:N% (0 < N <= 100), not {value!r}")
+
+
 def _kind_of(value: Any) -> str:
     return {dict: "a mapping", list: "a list", bool: "true/false"}.get(
         type(value), "an empty value"
@@ -156,4 +171,5 @@ _CONVERTERS = {
     "str_map": _str_map,
     "choice": _choice,
     "depth": _depth,
+    "content": _content,
 }

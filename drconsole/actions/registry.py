@@ -120,8 +120,16 @@ RESTORE_DATA = ActionSpec(
 CHECK_COUNTS = ActionSpec(
     name="check_counts",
     phase="validation",
-    summary="Counts (per tenant), schema, sampled fields and filter counts match the snapshot",
+    summary="Counts (per tenant), schema, content, sampled fields and filter counts match "
+    "the snapshot",
     params=(
+        Param(
+            "content",
+            "content",
+            "records read back and compared field by field with the snapshot: full or "
+            "sample:N% (seeded by id)",
+            default="full",
+        ),
         Param(
             "sample",
             "int",

@@ -1,8 +1,9 @@
 """What the restored data should look like: one pass over a chain's final state.
 
 The validation gates compare the target with this truth, never with the target itself:
-the id set, counts per tenant, ids per tenant and per ACL group, how many records each
-runbook filter matches, a seeded sample of records, and the metadata of any ids asked for.
+the id set, counts per tenant, ids per tenant and per ACL group, the ids that carry no
+tenant or ACL field, how many records each runbook filter matches, a seeded sample of
+records, and the metadata of any ids asked for.
 Memory holds ids (not vectors or documents).
 """
 
@@ -24,6 +25,7 @@ class Truth:
     filter_counts: dict[str, int] = field(default_factory=dict)
     sample: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     wanted: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    lacking: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -63,6 +65,9 @@ def final_state_truth(
                 truth.tenant_ids.setdefault(tenant, set()).add(record_id)
             for group in permission_values(metadata, acl_field):
                 truth.group_ids.setdefault(group, set()).add(record_id)
+            for label in (tenant_field, acl_field):
+                if label and (metadata is None or metadata.get(label) is None):
+                    truth.lacking.setdefault(label, set()).add(record_id)
             for item in filters:
                 if matches(item["where"], metadata):
                     truth.filter_counts[item["name"]] += 1

@@ -122,6 +122,16 @@ class Engine(Protocol):
         """(ids, metadatas) pages, without vectors: a cheap full scan."""
         ...
 
+    def get_records(self, name: str, ids: list[str]) -> RecordBatch:
+        """The records of the given ids, whole (vector, document, metadata, uri); ids the
+        collection lacks are left out."""
+        ...
+
+    def vector_ulps(self, distance: str) -> int:
+        """How far (in units in the last place) a stored vector may come back from what
+        was written: the engine's declared rounding; 0 means bit for bit."""
+        ...
+
     def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """Metadata of the given ids; ids the collection lacks are absent."""
         ...

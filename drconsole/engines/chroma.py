@@ -313,6 +313,14 @@ class ChromaEngine:
             return int(self._on_collection(name, "GET", "count"))
         return len(self._on_collection(name, "POST", "get", {"where": where, "include": []})["ids"])
 
+    def get_records(self, name: str, ids: list[str]) -> RecordBatch:
+        return RecordBatch.join(list(self._fetch(name, ids, self.max_batch_size(), set())), 0)
+
+    def vector_ulps(self, distance: str) -> int:
+        """Chroma gives l2 and ip vectors back bit for bit and re-rounds cosine ones by
+        up to 2 ulps (measured on 1.5 over 5,000 x 384 random vectors); 4 leaves room."""
+        return 4 if distance == "cosine" else 0
+
     def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """Metadata of the given ids (missing ids are absent from the answer)."""
         page = self._on_collection(name, "POST", "get", {"ids": ids, "include": ["metadatas"]})

@@ -302,11 +302,21 @@ class _Reader:
         values = mapping(node, "permissions", self.problems)
         if values is None or node is None:
             return {}
-        check_keys(node, ("tenant_field", "acl_field", "principals"), "permissions", self.problems)
+        check_keys(
+            node,
+            ("tenant_field", "acl_field", "principals", "require_fields"),
+            "permissions",
+            self.problems,
+        )
         result: dict[str, Any] = {}
         for key in ("tenant_field", "acl_field"):
             if (text := string(values.get(key), f"permissions.{key}", self.problems)) is not None:
                 result[key] = text
+        required = boolean(
+            values.get("require_fields"), "permissions.require_fields", self.problems
+        )
+        if required is not None:
+            result["require_fields"] = required
         principals = string_list(values.get("principals"), "permissions.principals", self.problems)
         if principals is not None:
             result["principals"] = [name for name, _ in principals]

@@ -231,6 +231,12 @@ def test_records_moved_to_another_tenant_are_named(backup: Backup, tmp_path: Pat
     assert {(f["check"], f["subject"]) for f in counts_failed} == {
         ("tenant_count", "tickets[acme]"),
         ("tenant_count", "tickets[globex]"),
+        ("content", "tickets"),
+    }
+    content = next(f for f in counts_failed if f["check"] == "content")
+    assert content["details"]["differ"] == {
+        record_id: ['metadata.tenant_id is "globex" (string), expected "acme" (string)']
+        for record_id in original
     }
     status, failed = walk.gate("permissions")
     assert status == "failed"
@@ -255,7 +261,15 @@ def test_noise_vectors_are_caught_by_golden_queries_as_changed_data(
         return RecordBatch(batch.ids, noise, batch.documents, batch.metadatas, batch.tenants)
 
     _rewrite(walk.target, "help_articles", victims, noisy)
-    assert walk.gate("counts")[0] == "succeeded", "same ids and metadata: counts cannot see it"
+    counts_status, counts_failed = walk.gate("counts")
+    assert counts_status == "failed", "the content check reads the vectors back"
+    assert [f["check"] for f in counts_failed] == ["content"]
+    assert counts_failed[0]["actual"].startswith(f"0 missing, {len(victims)} differ")
+    assert set(counts_failed[0]["details"]["differ"]) <= set(victims), "the first 20 named"
+    assert all(
+        problems[0].startswith("vector differs by up to")
+        for problems in counts_failed[0]["details"]["differ"].values()
+    )
     status, failed = walk.gate("golden")
     assert status == "failed"
     details = walk.runner.state.steps["golden"].details
@@ -310,4 +324,55 @@ def test_the_reported_numbers_recompute_from_the_raw_results(
     assert reported["recall"] == pytest.approx(float(np.mean(recalls)), abs=1e-4)
     assert reported["p95_ms"] == pytest.approx(float(np.percentile(latencies, 95)), abs=0.01)
     assert reported["p50_ms"] == pytest.approx(float(np.median(latencies)), abs=0.01)
+    walk.close()
+
+
+def _damaged(name: str):
+    """One kind of damage to one record, as a function of its batch."""
+
+    def change(batch: RecordBatch) -> RecordBatch:
+        metadata = dict(batch.metadatas[0] or {})
+        vectors, documents, uris = batch.vectors.copy(), list(batch.documents), [None]
+        if name == "document":
+            documents = ["a replaced document"]
+        elif name == "vector":
+            vectors[0, 5] += 1e-3
+        elif name == "int_to_float":
+            metadata["updated_day"] = float(metadata["updated_day"])
+        elif name == "acl_group_gained":
+            metadata["acl_groups"] = [*metadata["acl_groups"], "intruders"]
+        elif name == "key_lost":
+            del metadata["lang"]
+        elif name == "key_appeared":
+            metadata["leaked"] = "x"
+        elif name == "uri":
+            uris = ["s3://elsewhere/doc.pdf"]
+        return RecordBatch(batch.ids, vectors, documents, [metadata], batch.tenants, uris)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("document", 'document "a replaced document", expected "Search article 42'),
+        ("vector", "vector differs by up to"),
+        ("int_to_float", "metadata.updated_day is 294.0 (float), expected 294 (int)"),
+        ("acl_group_gained", 'metadata.acl_groups is ["engineering", "intruders"] (array)'),
+        ("key_lost", "metadata.lang lost"),
+        ("key_appeared", 'metadata.leaked appeared ("x" (string))'),
+        ("uri", "uri 's3://elsewhere/doc.pdf', expected None"),
+    ],
+)
+def test_the_content_check_names_each_damaged_record(
+    backup: Backup, tmp_path: Path, damage: str, problem: str
+) -> None:
+    walk = Walk(backup, tmp_path, f"content_{damage}")
+    _rewrite(walk.target, "help_articles", ["help-000042"], _damaged(damage))
+    status, failed = walk.gate("counts")
+    assert status == "failed"
+    content = next(f for f in failed if f["check"] == "content")
+    assert list(content["details"]["differ"]) == ["help-000042"]
+    assert content["details"]["differ"]["help-000042"][0].startswith(problem)
+    assert f"help-000042: {problem}"[:80] in walk.runner.state.steps["counts"].summary
     walk.close()

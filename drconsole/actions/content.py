@@ -1,0 +1,172 @@
+"""The content check: restored records read back and compared with the snapshot's final
+state, field by field, with types.
+
+Counts and samples of fields miss a replaced document, a replaced vector, an int turned
+into a float, or a record that gained an ACL group. This reads every record of the final
+state (or a seeded share of them, chosen by id so the same records are chosen every time)
+back from the target by id and compares its document, uri, metadata (keys lost and keys
+gained, values with their JSON types, arrays element by element) and vector (bit for bit,
+or within the engine's declared rounding in ulps). It names the records that differ and
+how. Memory holds one part and its target counterpart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from drconsole.catalog.plan import RestorePlan
+from drconsole.engines.base import Engine
+from drconsole.records import RecordBatch
+
+NAMED = 20
+FETCH = 1000
+
+
+@dataclass(frozen=True)
+class ContentDepth:
+    """``full`` or ``sample:N%``."""
+
+    percent: float
+
+    @classmethod
+    def parse(cls, text: str) -> ContentDepth:
+        if text == "full":
+            return cls(100.0)
+        if text.startswith("sample:") and text.endswith("%"):
+            try:
+                percent = float(text[len("sample:") : -1])
+            except ValueError:
+                percent = -1.0
+            if 0 < percent <= 100:
+                return cls(percent)
+        raise ValueError(f"content must be full or sample:N% (0 < N <= 100), not {text!r}")
+
+    def chooses(self, record_id: str, seed: int) -> bool:
+        if self.percent >= 100:
+            return True
+        digest = hashlib.blake2b(f"{seed}:{record_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") / 2**64 * 100 < self.percent
+
+    def __str__(self) -> str:
+        return "full" if self.percent >= 100 else f"sample:{self.percent:g}%"
+
+
+@dataclass
+class ContentResult:
+    """How many records were compared, which were missing, which differ and how."""
+
+    compared: int = 0
+    missing: list[str] = field(default_factory=list)
+    differ: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.missing and not self.differ
+
+
+def compare_content(
+    plan: RestorePlan,
+    collection: str,
+    engine: Engine,
+    depth: ContentDepth,
+    *,
+    seed: int,
+    ulps: int,
+) -> ContentResult:
+    """Compare the chosen records of the chain's final state with the target's."""
+    result = ContentResult()
+    for _, batch in plan.batches(collection):
+        chosen = [row for row, record_id in enumerate(batch.ids) if depth.chooses(record_id, seed)]
+        for start in range(0, len(chosen), FETCH):
+            expected = batch.take(chosen[start : start + FETCH])
+            actual = engine.get_records(collection, expected.ids)
+            _compare(expected, actual, ulps, result)
+    return result
+
+
+def _compare(expected: RecordBatch, actual: RecordBatch, ulps: int, result: ContentResult) -> None:
+    rows = {record_id: row for row, record_id in enumerate(actual.ids)}
+    for row, record_id in enumerate(expected.ids):
+        result.compared += 1
+        if record_id not in rows:
+            result.missing.append(record_id)
+            continue
+        other = rows[record_id]
+        problems = []
+        if expected.documents[row] != actual.documents[other]:
+            problems.append(
+                f"document {_short(actual.documents[other])}, expected "
+                f"{_short(expected.documents[row])}"
+            )
+        if expected.uris[row] != actual.uris[other]:
+            problems.append(f"uri {actual.uris[other]!r}, expected {expected.uris[row]!r}")
+        problems += metadata_differences(expected.metadatas[row], actual.metadatas[other])
+        off = ulps_apart(expected.vectors[row], actual.vectors[other])
+        if off is None:
+            problems.append(
+                f"vector has {actual.vectors[other].shape[0]} dimensions, "
+                f"expected {expected.vectors[row].shape[0]}"
+            )
+        elif off > ulps:
+            problems.append(f"vector differs by up to {off} ulps (allowed {ulps})")
+        if problems:
+            result.differ[record_id] = problems
+
+
+def metadata_differences(
+    expected: dict[str, Any] | None, actual: dict[str, Any] | None
+) -> list[str]:
+    """Keys lost, keys gained, and values that differ in value or JSON type."""
+    want, have = expected or {}, actual or {}
+    found = [f"metadata.{key} lost" for key in sorted(set(want) - set(have))]
+    found += [
+        f"metadata.{key} appeared ({_typed(have[key])})" for key in sorted(set(have) - set(want))
+    ]
+    for key in sorted(set(want) & set(have)):
+        if not same_value(want[key], have[key]):
+            found.append(f"metadata.{key} is {_typed(have[key])}, expected {_typed(want[key])}")
+    return found
+
+
+def same_value(expected: Any, actual: Any) -> bool:
+    """Equal in value and in type (1 is not 1.0, True is not 1), arrays element-wise."""
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(
+            same_value(a, b) for a, b in zip(expected, actual, strict=True)
+        )
+    return type(expected) is type(actual) and expected == actual
+
+
+def ulps_apart(expected: np.ndarray, actual: np.ndarray) -> int | None:
+    """The largest distance in units in the last place between two float32 vectors
+    (None when their shapes differ)."""
+    if expected.shape != actual.shape:
+        return None
+    if not expected.size:
+        return 0
+    a = _ordered(np.ascontiguousarray(expected, dtype="<f4"))
+    b = _ordered(np.ascontiguousarray(actual, dtype="<f4"))
+    return int(np.abs(a - b).max())
+
+
+def _ordered(vector: np.ndarray) -> np.ndarray:
+    """float32 bits as integers ordered like the floats (so neighbours differ by one)."""
+    bits = vector.view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _typed(value: Any) -> str:
+    kind = {bool: "boolean", int: "int", float: "float", str: "string", list: "array"}.get(
+        type(value), type(value).__name__
+    )
+    return f"{_short(value)} ({kind})"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
