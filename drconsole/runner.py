@@ -452,6 +452,7 @@ class Runner:
             report_finding=report_finding,
             select_snapshot=lambda data: self.record_snapshot(data, step.id),
             last_checkpoint=self.state.steps[step.id].checkpoint,
+            placement=dict(self.state.placement),
         )
 
     def record_snapshot(self, data: dict[str, Any], step_id: str | None = None) -> None:

@@ -73,8 +73,10 @@ class Outcome:
 @dataclass
 class ActionContext:
     """Everything an action may use. ``target`` is the runbook's target with any override
-    given for this run; ``snapshot`` is the run's ``snapshot.selected`` data, if any.
-    Hooks write through the runner, never directly."""
+    given for this run; ``snapshot`` is the run's ``snapshot.selected`` data, if any;
+    ``placement`` maps a collection to the name it has in the target for now (a restore
+    into staging), as the last step that placed collections recorded it. Hooks write
+    through the runner, never directly."""
 
     run_id: str
     mode: str
@@ -90,6 +92,7 @@ class ActionContext:
     select_snapshot: Callable[[dict[str, Any]], None]
     last_checkpoint: dict[str, Any] | None = None
     requested_snapshot: str | None = None
+    placement: dict[str, str] = field(default_factory=dict)
 
     @property
     def runbook_dir(self) -> Path:

@@ -99,6 +99,14 @@ RESTORE_SCHEMA = ActionSpec(
             choices=("fail", "replace", "merge"),
         ),
         Param("create_namespace", "bool", "create the tenant/database when missing", default=True),
+        Param(
+            "into",
+            "choice",
+            "production, or staging: restore under staging names, checked by the gates, "
+            "put in place by a cutover step",
+            default="production",
+            choices=("production", "staging"),
+        ),
     ),
     entry="drconsole.actions.restore_schema:run_restore_schema",
     destructive_when=(("on_exists", "replace"),),
@@ -205,6 +213,17 @@ GOLDEN_QUERIES = ActionSpec(
     requires=("catalog", "target"),
 )
 
+CUTOVER = ActionSpec(
+    name="cutover",
+    phase="cutover",
+    summary="Rename collections restored into staging into production's place "
+    "(production's copy kept aside)",
+    params=(),
+    entry="drconsole.actions.cutover:run_cutover",
+    destructive=True,
+    requires=("target",),
+)
+
 DROP_SANDBOX = ActionSpec(
     name="drop_sandbox",
     phase="cleanup",
@@ -223,6 +242,7 @@ BUILTIN: dict[str, ActionSpec] = {
         CHECK_COUNTS,
         CHECK_PERMISSIONS,
         GOLDEN_QUERIES,
+        CUTOVER,
         DROP_SANDBOX,
     )
 }

@@ -85,16 +85,25 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
                 continue
             skip = tally.batches if tally.collection == name else 0
             tally.collection, tally.batches = name, skip
-            _restore_collection(
-                engine,
-                name,
-                _batches(plan, name, batch_size),
-                skip=skip,
-                in_flight=in_flight,
-                tally=tally,
-                meter=meter,
-                context=context,
-            )
+            try:
+                _restore_collection(
+                    engine,
+                    name,
+                    _batches(plan, name, batch_size),
+                    skip=skip,
+                    in_flight=in_flight,
+                    tally=tally,
+                    meter=meter,
+                    context=context,
+                )
+            except DrconsoleError as error:
+                state = (
+                    f"{context.placement[name]} (staging) is partly written; production "
+                    "is untouched"
+                    if name in context.placement
+                    else f"{name} in the target is HALF-WRITTEN until this step completes"
+                )
+                raise DrconsoleError(f"{error.message}; {state}", error.hint) from None
             tally.done_collections.append(name)
             tally.collection, tally.batches = None, 0
             meter.report(tally, f"{name} done")

@@ -3,7 +3,14 @@
 Every collection is checked before anything is written, so a refusal leaves the target
 untouched. An existing collection is refused (``on_exists: fail``, the default), deleted
 and re-created (``replace``: destructive, the step needs confirmation), or kept when its
-schema matches (``merge``).
+schema matches (``merge``). With ``into: staging`` the collections are created under
+staging names (``help_articles.staging.3f9a``, from the run id) and production is not
+touched: the data restore and the gates work on staging, and a ``cutover`` step renames
+staging into place once they passed.
+
+Before each collection is created, the step records which one it is about to create; a
+run resumed after a crash here recognises a collection it created itself (present, and
+its schema the snapshot's) instead of refusing it as someone else's.
 """
 
 from __future__ import annotations
@@ -16,30 +23,49 @@ from drconsole.actions.base import (
     SUCCEEDED,
     ActionContext,
     Outcome,
+    Progress,
     ProgressCallback,
     ResultTable,
 )
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
 from drconsole.engines.base import CollectionInfo, Engine
+from drconsole.engines.placed import PlacedEngine
 from drconsole.records import CollectionSchema
+
+
+def staging_name(name: str, run_id: str) -> str:
+    """Where a collection is restored before the cutover: unique to the run."""
+    return f"{name}.staging.{run_id.rsplit('-', 1)[-1]}"
 
 
 def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Outcome:
     on_exists = context.params.get("on_exists", "fail")
     _, view = open_catalog(context)
     manifest = selected_chain(context, view)[-1]
-    engine = open_target(context)
+    order = restore_order(context, manifest)
+    placement = (
+        {name: staging_name(name, context.run_id) for name in order}
+        if context.params.get("into") == "staging"
+        else {}
+    )
+    engine: Engine = open_target(context)
+    if placement:
+        engine = PlacedEngine(engine, placement)  # type: ignore[assignment]
+    ours = _created_before(context)
     try:
         if context.params.get("create_namespace", True):
             engine.ensure_namespace()
-        order = restore_order(context, manifest)
         existing = {name: engine.get_collection(name) for name in order}
         refusals = [
             problem
             for name in order
             if (
                 problem := _refusal(
-                    name, existing[name], manifest.collection(name).schema, on_exists
+                    name,
+                    existing[name],
+                    manifest.collection(name).schema,
+                    "merge" if name in ours else on_exists,
+                    placement.get(name, name),
                 )
             )
         ]
@@ -47,35 +73,97 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
             return Outcome(FAILED, refusals[0], {"refusals": refusals, "written": False})
         rows = []
         not_restored: dict[str, list[str]] = {}
+        created: list[str] = []
         for name in order:
             entry = manifest.collection(name)
-            action, result = _apply(engine, name, entry.schema, existing[name], on_exists)
+            progress(
+                Progress(
+                    len(created),
+                    len(order),
+                    "collections",
+                    f"creating {name}",
+                    checkpoint={"created": created, "creating": name},
+                )
+            )
+            if name in ours and existing[name] is not None:
+                action, result = "created (by this run, before it was interrupted)", existing[name]
+            else:
+                action, result = _apply(engine, name, entry.schema, existing[name], on_exists)
+            created.append(name)
             lost = entry.not_restorable + differences(
                 entry.schema.engine_config, result.schema.engine_config
             )
             if lost:
                 not_restored[name] = lost
             schema = entry.schema
-            rows.append((name, action, schema.distance, str(schema.dimension), _hnsw(schema)))
+            rows.append(
+                (name, placement.get(name, name), action, schema.distance, str(schema.dimension))
+            )
+        progress(
+            Progress(
+                len(created),
+                len(order),
+                "collections",
+                "done",
+                checkpoint={"created": created, "creating": None},
+            )
+        )
     finally:
         engine.close()
     table = ResultTable(
-        "collections", ("collection", "action", "distance", "dimension", "index"), tuple(rows)
+        "collections",
+        ("collection", "in the target as", "action", "distance", "dimension"),
+        tuple(rows),
     )
-    summary = ", ".join(f"{name} {action}" for name, action, *_ in rows)
+    summary = ", ".join(f"{name} {action}" for name, _, action, *_ in rows)
+    where = " into STAGING (production untouched until the cutover)" if placement else ""
     lost_note = "".join(
         f"; NOT restored in {name}: {', '.join(items)}" for name, items in not_restored.items()
     )
     return Outcome(
         SUCCEEDED,
-        f"schema restored from {manifest.id}: {summary}{lost_note}",
+        f"schema restored from {manifest.id}{where}: {summary}{lost_note}",
         {
             "snapshot_id": manifest.id,
-            "collections": {row[0]: row[1] for row in rows},
+            "collections": {row[0]: row[2] for row in rows},
             "not_restored": not_restored,
+            "placement": placement,
         },
         [table],
     )
+
+
+def _created_before(context: ActionContext) -> set[str]:
+    """Collections an earlier, interrupted attempt of this step created (or was about to
+    create), from its last recorded checkpoint."""
+    checkpoint = context.last_checkpoint or {}
+    names = set(checkpoint.get("created") or [])
+    if checkpoint.get("creating"):
+        names.add(checkpoint["creating"])
+    return names
+
+
+def _refusal(
+    name: str,
+    current: CollectionInfo | None,
+    wanted: CollectionSchema,
+    on_exists: str,
+    where: str,
+) -> str | None:
+    if current is None or on_exists == "replace":
+        return None
+    if on_exists == "fail":
+        return (
+            f"collection {where} already exists in the target (on_exists: fail); "
+            "nothing was written. Use on_exists: replace to re-create it, or merge to keep it"
+        )
+    mismatch = schema_mismatch(current.schema, wanted)
+    if mismatch:
+        return (
+            f"collection {where} exists with a different schema ({mismatch}); "
+            "on_exists: merge refuses it"
+        )
+    return None
 
 
 def differences(wanted: Any, actual: Any, path: str = "") -> list[str]:
@@ -101,25 +189,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _refusal(
-    name: str, current: CollectionInfo | None, wanted: CollectionSchema, on_exists: str
-) -> str | None:
-    if current is None or on_exists == "replace":
-        return None
-    if on_exists == "fail":
-        return (
-            f"collection {name} already exists in the target (on_exists: fail); "
-            "nothing was written. Use on_exists: replace to re-create it, or merge to keep it"
-        )
-    mismatch = schema_mismatch(current.schema, wanted)
-    if mismatch:
-        return (
-            f"collection {name} exists with a different schema ({mismatch}); "
-            "on_exists: merge refuses it"
-        )
-    return None
-
-
 def schema_mismatch(current: CollectionSchema, wanted: CollectionSchema) -> str | None:
     """Why a target collection cannot take the snapshot's data, or None."""
     if current.distance != wanted.distance:
@@ -143,8 +212,3 @@ def _apply(
         engine.delete_collection(name)
         return "replaced", engine.create_collection(name, schema)
     return "created", engine.create_collection(name, schema)
-
-
-def _hnsw(schema: CollectionSchema) -> str:
-    settings = schema.index.get("hnsw") or {}
-    return ", ".join(f"{key}={value}" for key, value in settings.items()) or "-"

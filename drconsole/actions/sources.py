@@ -15,6 +15,7 @@ from drconsole.catalog.source import Source
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines import default_namespace, open_engine
 from drconsole.engines.base import Engine
+from drconsole.engines.placed import PlacedEngine
 from drconsole.errors import DrconsoleError
 from drconsole.runbook.model import Runbook
 
@@ -44,7 +45,12 @@ def runbook_source(runbook: Runbook) -> Source:
 
 
 def open_target(context: ActionContext) -> Engine:
-    return open_engine(context.target, context.add_secret)
+    """The target engine, its collections under the names the run placed them (staging
+    until the cutover)."""
+    engine = open_engine(context.target, context.add_secret)
+    if not context.placement:
+        return engine
+    return PlacedEngine(engine, context.placement)  # type: ignore[return-value]
 
 
 def selected_chain(context: ActionContext, view: CatalogView) -> list[Manifest]:

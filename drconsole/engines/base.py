@@ -106,6 +106,10 @@ class Engine(Protocol):
 
     def delete_collection(self, name: str) -> None: ...
 
+    def rename_collection(self, name: str, new_name: str) -> None:
+        """Give a collection another name, in one step (its data stays where it is)."""
+        ...
+
     def upsert(self, name: str, batch: RecordBatch) -> None: ...
 
     def scan(

@@ -207,6 +207,12 @@ class ChromaEngine:
                 raise
         self._ids.pop(name, None)
 
+    def rename_collection(self, name: str, new_name: str) -> None:
+        """One PUT with ``new_name``: Chroma renames in place, atomically."""
+        path = self._collection_path(name)
+        self._call("PUT", path, {"new_name": new_name})
+        self._ids[new_name] = self._ids.pop(name)
+
     def _remember(self, raw: dict[str, Any]) -> CollectionInfo:
         self._ids[raw["name"]] = raw["id"]
         metadata = dict(raw.get("metadata") or {})

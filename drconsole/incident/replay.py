@@ -68,6 +68,7 @@ class RunState:
     steps: dict[str, StepState] = field(default_factory=dict)
     milestones: dict[str, datetime] = field(default_factory=dict)
     snapshot: dict[str, Any] | None = None
+    placement: dict[str, str] = field(default_factory=dict)
     notes: list[dict[str, Any]] = field(default_factory=list)
     paused: dict[str, Any] | None = None
     finished: dict[str, Any] | None = None
@@ -180,6 +181,8 @@ def _step_finished(state: RunState, event: Event) -> None:
     step.details = dict(event.data.get("details", {}))
     step.tables = list(event.data.get("tables", []))
     step.continued = bool(event.data.get("continued", False))
+    if step.status == "succeeded" and isinstance(step.details.get("placement"), dict):
+        state.placement = dict(step.details["placement"])
 
 
 def _check_result(state: RunState, event: Event) -> None:
