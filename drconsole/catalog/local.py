@@ -10,7 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from drconsole.catalog.store import MissingObject, ObjectExists, ObjectInfo, check_key
+from drconsole.catalog.store import (
+    MissingObject,
+    ObjectExists,
+    ObjectInfo,
+    Retention,
+    check_key,
+)
 from drconsole.durable import fsync_folder
 from drconsole.errors import StoreError
 
@@ -114,6 +120,10 @@ class LocalStore:
                 yield handle, temporary
         finally:
             Path(temporary).unlink(missing_ok=True)
+
+    def retention(self, key: str) -> Retention | None:
+        """A local folder has no object lock."""
+        return None
 
     def delete(self, keys: list[str]) -> None:
         """Remove files, then the folders they leave empty (up to the root)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, BinaryIO
 
 import boto3
@@ -25,9 +26,11 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from drconsole.catalog.store import MissingObject, ObjectExists, ObjectInfo, check_key
+from drconsole.catalog.layout import SNAPSHOTS
+from drconsole.catalog.store import MissingObject, ObjectExists, ObjectInfo, Retention, check_key
 from drconsole.errors import StoreError
 from drconsole.secrets import resolve
+from drconsole.timefmt import utc_now
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -85,6 +88,22 @@ class S3Store:
         self._transfer = TransferConfig(
             multipart_threshold=multipart_threshold, multipart_chunksize=multipart_threshold
         )
+        self.lock: tuple[str, float] | None = None
+
+    def lock_snapshots(self, mode: str, days: float) -> None:
+        """Write every snapshot object from now on under S3 Object Lock (``governance``
+        or ``compliance``) for ``days``: a compromised writer cannot delete them (a
+        delete only hides them behind a marker; the versions stay until the date)."""
+        self.lock = (mode, days)
+
+    def _lock_args(self, key: str) -> dict[str, Any]:
+        if self.lock is None or not key.startswith(f"{SNAPSHOTS}/"):
+            return {}
+        mode, days = self.lock
+        return {
+            "ObjectLockMode": mode.upper(),
+            "ObjectLockRetainUntilDate": utc_now() + timedelta(days=days),
+        }
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -140,7 +159,13 @@ class S3Store:
             yield spool  # type: ignore[misc]
             spool.seek(0)
             with self._errors(f"writing {self.url}/{key}"):
-                self.client.upload_fileobj(spool, self.bucket, full_key, Config=self._transfer)
+                self.client.upload_fileobj(
+                    spool,
+                    self.bucket,
+                    full_key,
+                    Config=self._transfer,
+                    ExtraArgs=self._lock_args(key) or None,
+                )
 
     def create(self, key: str, data: bytes) -> None:
         """A conditional put (``If-None-Match: *``): S3 refuses it when the key exists.
@@ -150,10 +175,20 @@ class S3Store:
         try:
             with self._errors(f"writing {self.url}/{key}"):
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+                    Bucket=self.bucket,
+                    Key=self._key(key),
+                    Body=data,
+                    IfNoneMatch="*",
+                    **self._lock_args(key),
                 )
         except _Conflict:
             raise ObjectExists(f"{self.url}/{key} exists already; it was not overwritten") from None
+
+    def retention(self, key: str) -> Retention | None:
+        with self._errors(f"reading {self.url}/{key}"):
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+        return Retention(str(mode).lower(), until) if mode and until else None
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
@@ -174,6 +209,12 @@ class S3Store:
                 raise MissingObject(f"{doing}: no such object") from None
             if code in _CONFLICT:
                 raise _Conflict(f"{doing}: the object exists already") from None
+            if "Object Lock" in str(error.response.get("Error", {}).get("Message", "")):
+                raise StoreError(
+                    f"{doing}: bucket {self.bucket} has no Object Lock configuration",
+                    "create the bucket with Object Lock enabled, or take the snapshot "
+                    "without --object-lock-mode",
+                ) from None
             if code == "NoSuchBucket":
                 raise StoreError(
                     f"{doing}: bucket {self.bucket} does not exist",

@@ -9,15 +9,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from drconsole.errors import StoreError
+from drconsole.timefmt import format_utc
 
 
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
+
+
+@dataclass(frozen=True)
+class Retention:
+    """An S3 Object Lock on an object: ``governance`` or ``compliance``, until when."""
+
+    mode: str
+    until: datetime
+
+    def describe(self) -> str:
+        return f"{self.mode.upper()} until {format_utc(self.until)}"
 
 
 class ObjectStore(Protocol):
@@ -58,6 +71,10 @@ class ObjectStore(Protocol):
 
     def delete(self, keys: list[str]) -> None:
         """Remove objects (missing ones are ignored)."""
+        ...
+
+    def retention(self, key: str) -> Retention | None:
+        """The object's lock (mode and retain-until time), or None when it has none."""
         ...
 
 

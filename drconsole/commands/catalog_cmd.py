@@ -12,6 +12,7 @@ from rich.table import Table
 
 from drconsole.catalog.auth import FORGED, SIGNED, UNCHECKED, UNSIGNED, CatalogKey
 from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_runbook_catalog, open_store
@@ -237,8 +238,9 @@ def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    _, view = open_view(args)
+    store, view = open_view(args)
     manifest = view.require(args.snapshot_id)
+    lock = store.retention(manifest_key(manifest.id))
     chain, findings = view.chain(manifest.id)
     if args.json:
         print_json(
@@ -246,6 +248,9 @@ def show_command(args: argparse.Namespace) -> int:
                 **manifest.to_json(),
                 "sha256": manifest.sha256,
                 "authenticity": view.authenticity.get(manifest.id, (UNSIGNED, ""))[0],
+                "object_lock": (
+                    {"mode": lock.mode, "until": format_utc(lock.until)} if lock else None
+                ),
                 "chain": [m.id for m in chain],
                 "findings": [f.to_json() for f in findings],
             }
@@ -258,6 +263,14 @@ def show_command(args: argparse.Namespace) -> int:
     stdout.print(f"point in time: {escape(manifest.point_in_time_note())}")
     _, why = view.authenticity.get(manifest.id, (UNSIGNED, "not signed"))
     stdout.print(f"authenticity: {authenticity_label(view, manifest.id)} ({escape(why)})")
+    stdout.print(
+        "object lock: "
+        + (
+            f"{lock.describe()} (cannot be deleted before then)"
+            if lock
+            else "none (anyone who can write the catalog can delete it)"
+        )
+    )
     source = manifest.source
     stdout.print(
         f"source: {escape(str(source.get('engine')))} {escape(str(source.get('url')))} "
@@ -375,6 +388,11 @@ def prune_command(args: argparse.Namespace) -> int:
         plan = plan_retention(
             counted, KeepPolicy(args.keep_last, args.keep_daily, args.keep_weekly)
         )
+        for snapshot_id in list(plan.remove):
+            retained = store.retention(manifest_key(snapshot_id))
+            if retained is not None and retained.until > now:
+                plan.remove.remove(snapshot_id)
+                refused[snapshot_id] = f"under Object Lock, {retained.describe()}"
         if older_than_s is not None:
             plan.abandoned = abandoned_uploads(view, older_than_s, utc_now())
         deleted = 0 if lock is None else apply_retention(store, plan)
@@ -392,10 +410,7 @@ def prune_command(args: argparse.Namespace) -> int:
         )
         return 0
     for snapshot_id, reason in refused.items():
-        stdout.print(
-            f"left   {snapshot_id}  (neither counted nor removed: {escape(reason)}; "
-            "look at it, then remove it by hand)"
-        )
+        stdout.print(f"left   {snapshot_id}  (not removed: {escape(reason)})")
     for snapshot_id, reasons in plan.keep.items():
         stdout.print(f"keep   {snapshot_id}  ({', '.join(reasons)})")
     for snapshot_id in plan.remove:

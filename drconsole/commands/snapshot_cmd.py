@@ -11,6 +11,7 @@ from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_store
+from drconsole.catalog.s3 import S3Store
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.engines import ENGINES, open_engine
 from drconsole.errors import UsageError
@@ -70,6 +71,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="a golden set to keep in the snapshot (golden/, checksummed)",
     )
     create.add_argument(
+        "--object-lock-mode",
+        choices=("governance", "compliance"),
+        help="write the snapshot under S3 Object Lock (the bucket must have it enabled)",
+    )
+    create.add_argument(
+        "--object-lock-days",
+        type=float,
+        metavar="DAYS",
+        help="how long the Object Lock keeps the snapshot from deletion",
+    )
+    create.add_argument(
         "--quiesce",
         metavar="CMD",
         help="a command that pauses ingestion before the scan (run without a shell); "
@@ -103,6 +115,10 @@ def create_command(args: argparse.Namespace) -> int:
         "database": args.database,
         "token": args.token,
     }
+    if (args.object_lock_mode is None) != (args.object_lock_days is None):
+        raise UsageError("--object-lock-mode and --object-lock-days go together")
+    if args.object_lock_days is not None and args.object_lock_days <= 0:
+        raise UsageError("--object-lock-days must be more than 0")
     engine = open_engine(target)
     store = open_store(
         args.catalog,
@@ -111,6 +127,10 @@ def create_command(args: argparse.Namespace) -> int:
         credentials=args.credentials,
         create=True,
     )
+    if args.object_lock_mode:
+        if not isinstance(store, S3Store):
+            raise UsageError("--object-lock-mode needs an s3:// catalog")
+        store.lock_snapshots(args.object_lock_mode, args.object_lock_days)
     request = SnapshotRequest(
         engine=engine,
         store=store,

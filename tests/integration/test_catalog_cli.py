@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.lock import lock_catalog
@@ -17,10 +18,12 @@ from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.writer import SnapshotWriter
+from drconsole.corpus import CorpusSpec
 from drconsole.records import CollectionSchema, RecordBatch
 from drconsole.sandbox import SeaweedS3
 from drconsole.timefmt import compact_utc
 
+from chroma_restore import seed
 from helpers import run_cli, write_runbook
 
 T0 = datetime.now(UTC) - timedelta(hours=30)
@@ -223,3 +226,70 @@ def test_no_keyring_backend_is_a_clear_message(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no keyring backend" in result.stderr and "keyrings.alt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_object_lock_keeps_a_compromised_writer_from_destroying_snapshots(
+    seaweed: SeaweedS3, s3_credentials: str, source_engine, tmp_path: Path
+) -> None:
+    """A snapshot taken under Object Lock (compliance, 1 day) on real SeaweedFS: shown by
+    catalog show, left alone by prune, and its manifest's version cannot be deleted."""
+
+    bucket = "drconsole-locked"
+    seaweed.client().create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    seed(source_engine, "kb_articles", CorpusSpec("kb", 30))
+    url = f"s3://{bucket}/kb"
+    common = ("--endpoint", seaweed.endpoint, "--credentials", s3_credentials)
+
+    def create(*extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            "snapshot",
+            "create",
+            "--url",
+            source_engine.url,
+            "--database",
+            source_engine.database,
+            "--collections",
+            "kb_articles",
+            "--catalog",
+            url,
+            *common,
+            "--json",
+            *extra,
+        )
+
+    locked = create("--object-lock-mode", "compliance", "--object-lock-days", "1")
+    assert locked.returncode == 0, locked.stderr
+    snapshot_id = json.loads(locked.stdout)["id"]
+    shown = run_cli("catalog", "show", url, snapshot_id, *common)
+    assert "object lock: COMPLIANCE until" in shown.stdout
+    plain = create()
+    plain_id = json.loads(plain.stdout)["id"]
+    assert "object lock: none" in run_cli("catalog", "show", url, plain_id, *common).stdout
+    pruned = run_cli("catalog", "prune", url, *common, "--keep-last", "1", "--yes")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"left   {snapshot_id}  (not removed: under Object Lock, COMPLIANCE until" in (
+        pruned.stdout
+    )
+    client = seaweed.client()
+    key = f"kb/snapshots/{snapshot_id}/manifest.json"
+    version = client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]
+    with pytest.raises(Exception, match="AccessDenied"):
+        client.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
+    unlocked = run_cli(
+        "snapshot",
+        "create",
+        "--url",
+        source_engine.url,
+        "--database",
+        source_engine.database,
+        "--collections",
+        "kb_articles",
+        "--catalog",
+        str(tmp_path / "local"),
+        "--json",
+        "--object-lock-mode",
+        "governance",
+        "--object-lock-days",
+        "1",
+    )
+    assert unlocked.returncode == 2 and "needs an s3:// catalog" in unlocked.stderr
