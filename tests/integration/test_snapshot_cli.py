@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,38 @@ def test_golden_capture_from_the_command_line(source_engine: ChromaEngine, tmp_p
     assert mine.returncode == 0, mine.stderr
     inline = json.loads(small.read_text())["queries"]
     assert len(inline) == 3 and np.allclose(inline[0]["vector"], vectors[0])
+
+
+def test_two_creates_at_once_keep_both_snapshots(
+    source_engine: ChromaEngine, seaweed, s3_credentials: str
+) -> None:
+    """Two `snapshot create` runs started together into one S3 catalog (the same second,
+    likely the same millisecond): both exit 0 with different ids, and both verify."""
+    seed(source_engine, "help_articles", CorpusSpec("help", 300))
+    catalog = f"s3://drconsole-tests/twins-{source_engine.database}"
+    s3 = ("--endpoint", seaweed.endpoint, "--credentials", s3_credentials)
+    argv = [
+        sys.executable,
+        "-m",
+        "drconsole.cli",
+        "snapshot",
+        "create",
+        "--url",
+        source_engine.url,
+        "--database",
+        source_engine.database,
+        "--collections",
+        "help_articles",
+        "--catalog",
+        catalog,
+        *s3,
+        "--json",
+    ]
+    twins = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    ids = [json.loads(twin.communicate(timeout=120)[0])["id"] for twin in twins]
+    assert [twin.returncode for twin in twins] == [0, 0]
+    assert ids[0] != ids[1]
+    listing = json.loads(run_cli("catalog", "list", catalog, *s3, "--json").stdout)
+    assert sorted(s["id"] for s in listing["snapshots"]) == sorted(ids)
+    verified = run_cli("catalog", "verify", catalog, *s3, "--depth", "full")
+    assert verified.returncode == 0, verified.stdout
