@@ -184,13 +184,14 @@ def _restore_collection(
         for index, batch in enumerate(batches):
             if index < skip:
                 continue
-            while len(running) >= in_flight:
-                failure = failure or _collect(running, acknowledged, tally, name, meter)
+            while len(running) >= in_flight and failure is None:
+                failure = _collect(running, acknowledged, tally, name, meter)
             if failure is not None or context.cancel.is_set():
                 break
             running[pool.submit(engine.upsert, name, batch)] = (index, len(batch))
-        while running:
-            failure = failure or _collect(running, acknowledged, tally, name, meter)
+        while running:  # every upsert still in flight is waited for, even after a failure
+            latest = _collect(running, acknowledged, tally, name, meter)
+            failure = failure or latest
     if failure is not None:
         done = tally.per_collection.get(name, 0)
         raise DrconsoleError(
