@@ -146,9 +146,12 @@ def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes, st
     return rows
 
 
-def kill_drill_mid_restore(runbook: Path, runs: Path, checkpoints: int, *flags: str) -> None:
-    """Run `drconsole drill` (with ``flags``) in a subprocess and SIGKILL it once
-    restore_data has recorded ``checkpoints`` checkpoints (bounded: fails after two minutes)."""
+def kill_drill_mid_restore(
+    runbook: Path, runs: Path, checkpoints: int, *flags: str, cwd: Path | None = None
+) -> None:
+    """Run `drconsole drill` (with ``flags``; ``runs`` relative to ``cwd`` when given) in a
+    subprocess and SIGKILL it once restore_data has recorded ``checkpoints`` checkpoints
+    (bounded: fails after two minutes)."""
     drill = subprocess.Popen(
         [
             sys.executable,
@@ -163,7 +166,9 @@ def kill_drill_mid_restore(runbook: Path, runs: Path, checkpoints: int, *flags: 
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=cwd,
     )
+    runs = (cwd / runs) if cwd else runs
     deadline = time.monotonic() + 120
     seen = 0
     while seen < checkpoints and time.monotonic() < deadline and drill.poll() is None:

@@ -56,7 +56,7 @@ def write_runbook(folder: Path, text: str, name: str = "runbook.yaml") -> Path:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``drconsole ARGS`` in a subprocess (the real entry point, exit code and streams)."""
     return subprocess.run(
@@ -66,6 +66,7 @@ def run_cli(
         env=env,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

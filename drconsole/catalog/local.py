@@ -3,6 +3,7 @@ renamed, so an interrupted write never leaves a partial file under its real name
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from drconsole.catalog.store import (
+    Debris,
     MissingObject,
     ObjectExists,
     ObjectInfo,
@@ -120,6 +122,23 @@ class LocalStore:
                 yield handle, temporary
         finally:
             Path(temporary).unlink(missing_ok=True)
+
+    def debris(self) -> list[Debris]:
+        """Temporary files (``.drconsole-tmp-*``) a killed write left behind."""
+        found = []
+        for folder, _, files in os.walk(self.root):
+            for name in sorted(files):
+                if name.startswith(TEMP_PREFIX):
+                    path = Path(folder) / name
+                    with contextlib.suppress(FileNotFoundError):
+                        found.append(
+                            Debris(path.relative_to(self.root).as_posix(), path.stat().st_size)
+                        )
+        return found
+
+    def remove_debris(self, items: list[Debris]) -> None:
+        for item in items:
+            (self.root / item.key).unlink(missing_ok=True)
 
     def retention(self, key: str) -> Retention | None:
         """A local folder has no object lock."""

@@ -27,7 +27,14 @@ from botocore.exceptions import (
 )
 
 from drconsole.catalog.layout import SNAPSHOTS
-from drconsole.catalog.store import MissingObject, ObjectExists, ObjectInfo, Retention, check_key
+from drconsole.catalog.store import (
+    Debris,
+    MissingObject,
+    ObjectExists,
+    ObjectInfo,
+    Retention,
+    check_key,
+)
 from drconsole.errors import StoreError
 from drconsole.secrets import resolve
 from drconsole.timefmt import utc_now
@@ -183,6 +190,24 @@ class S3Store:
                 )
         except _Conflict:
             raise ObjectExists(f"{self.url}/{key} exists already; it was not overwritten") from None
+
+    def debris(self) -> list[Debris]:
+        """Incomplete multipart uploads under the catalog's prefix (a killed upload of a
+        large part): invisible to listings, yet stored and billed."""
+        found = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with self._errors(f"listing uploads in {self.url}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key_prefix("")):
+                for upload in page.get("Uploads", []):
+                    found.append(Debris(self._relative(upload["Key"]), 0, upload["UploadId"]))
+        return found
+
+    def remove_debris(self, items: list[Debris]) -> None:
+        for item in items:
+            with self._errors(f"aborting an upload in {self.url}"):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(item.key), UploadId=item.handle
+                )
 
     def retention(self, key: str) -> Retention | None:
         with self._errors(f"reading {self.url}/{key}"):

@@ -23,6 +23,16 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class Debris:
+    """What a killed write left behind: a temporary file (local) or an incomplete
+    multipart upload (S3). ``handle`` is what removing it takes (an upload id)."""
+
+    key: str
+    size: int
+    handle: str = ""
+
+
+@dataclass(frozen=True)
 class Retention:
     """An S3 Object Lock on an object: ``governance`` or ``compliance``, until when."""
 
@@ -76,6 +86,12 @@ class ObjectStore(Protocol):
     def retention(self, key: str) -> Retention | None:
         """The object's lock (mode and retain-until time), or None when it has none."""
         ...
+
+    def debris(self) -> list[Debris]:
+        """Leftovers of writes that never completed, anywhere in the catalog."""
+        ...
+
+    def remove_debris(self, items: list[Debris]) -> None: ...
 
 
 class MissingObject(StoreError):

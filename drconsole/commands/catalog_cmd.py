@@ -128,10 +128,16 @@ def list_command(args: argparse.Namespace) -> int:
         rpo_s = parse_duration(args.rpo) if args.rpo else None
     except ValueError as error:
         raise UsageError(f"--rpo: {error}") from None
-    _, view = open_view(args)
+    store, view = open_view(args)
+    debris = store.debris()
     now = utc_now()
     if args.json:
-        print_json(_listing_json(view, now))
+        print_json(
+            {
+                **_listing_json(view, now),
+                "debris": [{"key": item.key, "bytes": item.size} for item in debris],
+            }
+        )
         return 0
     if view.local:
         stderr.print(f"warning: {LOCAL_ONLY}")
@@ -161,6 +167,12 @@ def list_command(args: argparse.Namespace) -> int:
         stdout.print(
             f"[yellow]unfinished[/yellow] {item.id}: {item.files} files, "
             f"{format_bytes(item.bytes)}; no manifest, never restorable"
+        )
+    if debris:
+        stdout.print(
+            f"[yellow]debris[/yellow]: {len(debris)} leftover(s) of writes that never "
+            f"completed ({format_bytes(sum(item.size for item in debris))}), e.g. "
+            f"{escape(debris[0].key)}; `catalog prune` removes them"
         )
     if not view.snapshots and not view.unfinished and not view.invalid:
         stdout.print("no snapshots yet")
@@ -395,7 +407,11 @@ def prune_command(args: argparse.Namespace) -> int:
                 refused[snapshot_id] = f"under Object Lock, {retained.describe()}"
         if older_than_s is not None:
             plan.abandoned = abandoned_uploads(view, older_than_s, utc_now())
-        deleted = 0 if lock is None else apply_retention(store, plan)
+        debris = store.debris()
+        deleted = 0
+        if lock is not None:
+            deleted = apply_retention(store, plan)
+            store.remove_debris(debris)
     finally:
         if lock is not None:
             lock.release()
@@ -404,6 +420,7 @@ def prune_command(args: argparse.Namespace) -> int:
             {
                 **plan.to_json(),
                 "left_alone": [{"snapshot_id": i, "reason": r} for i, r in refused.items()],
+                "debris": [item.key for item in debris],
                 "dry_run": args.dry_run,
                 "objects_deleted": deleted,
             }
@@ -420,9 +437,14 @@ def prune_command(args: argparse.Namespace) -> int:
             f"{'would remove' if args.dry_run else 'removed'} {snapshot_id}  "
             "(unfinished upload, abandoned)"
         )
+    for item in debris:
+        stdout.print(
+            f"{'would remove' if args.dry_run else 'removed'} {escape(item.key)}  "
+            "(left by a write that never completed)"
+        )
     if not args.dry_run:
         stdout.print(
-            f"{len(plan.remove)} snapshot(s) and {len(plan.abandoned)} abandoned upload(s) "
-            f"removed, {deleted} objects deleted"
+            f"{len(plan.remove)} snapshot(s), {len(plan.abandoned)} abandoned upload(s) and "
+            f"{len(debris)} leftover(s) removed, {deleted} objects deleted"
         )
     return 0

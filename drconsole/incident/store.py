@@ -29,7 +29,9 @@ class RunStore:
     """The runs folder: creates run ids, finds records, computes their metrics."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
+        """``folder`` is made absolute once, here: paths recorded in a run (its sandbox's
+        folder) must mean the same thing when it is resumed from another directory."""
+        self.folder = folder.expanduser().absolute()
 
     def ensure(self) -> None:
         try:

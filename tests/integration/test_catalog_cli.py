@@ -160,7 +160,7 @@ def test_prune_removes_abandoned_uploads_only_when_asked(tmp_path: Path) -> None
     assert f"would remove {abandoned}  (unfinished upload, abandoned)" in dry.stdout
     assert (root / "snapshots" / abandoned).exists(), "a dry run deletes nothing"
     done = prune("--yes", "--unfinished-older-than", "1d")
-    assert "0 snapshot(s) and 1 abandoned upload(s) removed, 1 objects deleted" in done.stdout
+    assert "0 snapshot(s), 1 abandoned upload(s) and 0 leftover(s) removed" in done.stdout
     listed = json.loads(run_cli("catalog", "list", str(root), "--json").stdout)
     assert listed["unfinished"] == [] and len(listed["snapshots"]) == 3
 
@@ -293,3 +293,30 @@ def test_object_lock_keeps_a_compromised_writer_from_destroying_snapshots(
         "1",
     )
     assert unlocked.returncode == 2 and "needs an s3:// catalog" in unlocked.stderr
+
+
+def test_leftovers_of_killed_writes_are_listed_and_pruned(
+    seaweed: SeaweedS3, s3_credentials: str, tmp_path: Path
+) -> None:
+    """A temporary file a killed local write left, and an incomplete multipart upload on
+    real S3: `catalog list` names them as debris, `catalog prune` removes them."""
+    root = tmp_path / "catalog"
+    _three(LocalStore(root))
+    (root / "snapshots" / "s1-full" / ".drconsole-tmp-k1ll3d").write_bytes(b"half a part")
+    prefix = f"debris-{tmp_path.name}"
+    s3 = S3Store("drconsole-tests", prefix, endpoint=seaweed.endpoint, credentials=s3_credentials)
+    _three(s3)
+    seaweed.client().create_multipart_upload(
+        Bucket="drconsole-tests", Key=f"{prefix}/snapshots/s9/x/vectors-00000.npy"
+    )
+    common = ("--endpoint", seaweed.endpoint, "--credentials", s3_credentials)
+    for url, extra in ((str(root), ()), (f"s3://drconsole-tests/{prefix}", common)):
+        listing = json.loads(run_cli("catalog", "list", url, *extra, "--json").stdout)
+        assert len(listing["debris"]) == 1, url
+        assert "1 leftover(s) of writes that never completed" in (
+            run_cli("catalog", "list", url, *extra).stdout
+        )
+        pruned = run_cli("catalog", "prune", url, *extra, "--keep-last", "3", "--yes")
+        assert pruned.returncode == 0 and "left by a write that never completed" in pruned.stdout
+        after = json.loads(run_cli("catalog", "list", url, *extra, "--json").stdout)
+        assert after["debris"] == [] and len(after["snapshots"]) == 3, url

@@ -148,7 +148,7 @@ def test_a_killed_sandbox_drill_resumes_on_its_restored_data(
         counts=True,
     )
     runs = tmp_path / "runs"
-    kill_drill_mid_restore(runbook, runs, 3, "--sandbox")
+    kill_drill_mid_restore(runbook, Path("runs"), 3, "--sandbox", cwd=tmp_path)  # relative
     record = next(runs.glob("*.jsonl"))
     events = read_record(record).events
     sandbox = next(e for e in events if e.type == "run.started").data["target"]
@@ -159,13 +159,13 @@ def test_a_killed_sandbox_drill_resumes_on_its_restored_data(
 
     folder.rename(folder.with_name("moved-away"))
     before = record.read_bytes()
-    refused = run_cli(*resume, "--runs-dir", str(runs))
+    refused = run_cli(*resume, "--runs-dir", "runs", cwd=tmp_path)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert f"{folder} was deleted" in refused.stderr and "start a new drill" in refused.stderr
     assert record.read_bytes() == before, "a refused resume must not touch the record"
 
     folder.with_name("moved-away").rename(folder)
-    resumed = run_cli(*resume, "--runs-dir", str(runs))
+    resumed = run_cli(*resume, "--runs-dir", "runs", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout)["status"] == "succeeded"
     events = read_record(record).events
