@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from drconsole.durable import fsync_folder
-from drconsole.errors import RecordError
+from drconsole.errors import RecordError, RecordLockedError
 from drconsole.incident.events import ENVELOPE, TYPES, VERSION, Event
-from drconsole.incident.lock import WriterLock
+from drconsole.incident.lock import lock_record, unlock_record
 from drconsole.timefmt import format_utc
 
 
@@ -133,13 +133,13 @@ def _check_line(
 
 
 class RecordWriter:
-    """The single writer of one record: holds the lock, appends, fsyncs each line."""
+    """The single writer of one record: holds the lock (an flock on the record file
+    itself), appends, fsyncs each line."""
 
     def __init__(self, path: Path, run_id: str, mode: str) -> None:
         self.path = path
         self.run_id = run_id
         self.mode = mode
-        self._lock = WriterLock(path.with_suffix(".lock"), run_id)
         self._mutex = threading.Lock()
         self._fd: int | None = None
         self._seq = 0
@@ -151,16 +151,19 @@ class RecordWriter:
     def create(cls, path: Path, run_id: str, mode: str) -> RecordWriter:
         """A new, empty record (refuses to touch an existing file)."""
         writer = cls(path, run_id, mode)
-        writer._lock.acquire()
         try:
-            writer._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         except FileExistsError:
-            writer._lock.release()
             raise RecordError(f"{path}: a record with this run id already exists") from None
         except OSError as error:
-            writer._lock.release()
             raise RecordError(f"{path}: cannot create the record ({error.strerror})") from None
-        fsync_folder(path.parent)
+        try:
+            lock_record(fd, path, run_id)
+            fsync_folder(path.parent)
+        except BaseException:
+            os.close(fd)
+            raise
+        writer._fd = fd
         return writer
 
     @classmethod
@@ -170,18 +173,26 @@ class RecordWriter:
         probe = read_record(path)
         run_id = probe.events[0].run_id if probe.events else path.stem
         writer = cls(path, run_id, probe.events[0].mode if probe.events else "")
-        writer._lock.acquire()
         try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        except OSError as error:
+            raise RecordError(f"{path}: cannot open the record ({error.strerror})") from None
+        try:
+            lock_record(fd, path, run_id)
             read = read_record(path)
             if read.problem is not None or not read.events:
                 raise RecordError(
                     f"{path}: {read.problem or 'the record is empty'}; refusing to append to it",
                     f"inspect it with `drconsole runs verify {run_id}`",
                 )
-            writer._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        except BaseException:
-            writer._lock.release()
+        except RecordLockedError:
+            os.close(fd)
             raise
+        except BaseException:
+            unlock_record(path)
+            os.close(fd)
+            raise
+        writer._fd = fd
         writer.mode = read.events[0].mode
         writer._seq = read.events[-1].seq
         writer._last_sha256 = read.last_sha256
@@ -232,6 +243,12 @@ class RecordWriter:
 
     def _write_durably(self, payload: bytes) -> None:
         assert self._fd is not None
+        if os.fstat(self._fd).st_nlink == 0:
+            self._broken = "the record file was deleted while the run was open"
+            raise RecordError(
+                f"{self.path}: {self._broken}; nothing more is written to it",
+                "the run stops here; restore the file from a copy to keep its history",
+            )
         try:
             written = os.write(self._fd, payload)
             if written != len(payload):
@@ -248,6 +265,6 @@ class RecordWriter:
     def close(self) -> None:
         with self._mutex:
             if self._fd is not None:
+                unlock_record(self.path)
                 os.close(self._fd)
                 self._fd = None
-            self._lock.release()

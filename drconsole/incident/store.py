@@ -46,7 +46,7 @@ class RunStore:
         return self.folder / f"{run_id}.jsonl"
 
     def writer_alive(self, run_id: str) -> bool:
-        return is_locked(self.record_path(run_id).with_suffix(".lock"))
+        return is_locked(self.record_path(run_id))
 
     def new_run_id(self, runbook_id: str, mode: str, moment: datetime) -> str:
         return f"{compact_utc(moment)}-{runbook_id}-{mode}-{secrets.token_hex(2)}"

@@ -176,7 +176,7 @@ def test_reopen_refuses_a_damaged_record(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(RecordError, match="refusing to append"):
         RecordWriter.reopen(path)
-    assert not path.with_suffix(".lock").exists()
+    assert not path.with_suffix(".holder").exists()
 
 
 def test_create_refuses_an_existing_record(tmp_path: Path) -> None:
@@ -222,3 +222,34 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
     writer.append("note", {"text": "after the crash"}, time=T0, observed_time=T0, actor="b")
     writer.close()
     assert read_record(path).intact
+
+
+def test_deleting_the_lock_files_never_lets_a_second_writer_in(tmp_path: Path) -> None:
+    """The lock is an flock on the record itself: removing every other file the lock
+    uses (the holder file) while a drill runs does not let a second --resume write."""
+    path = tmp_path / "run-1.jsonl"
+    _write(path, 1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        for leftover in tmp_path.iterdir():
+            if leftover != path:
+                leftover.unlink()
+        assert [p.name for p in tmp_path.iterdir()] == ["run-1.jsonl"]
+        with pytest.raises(RecordLockedError, match="open in another drconsole"):
+            RecordWriter.reopen(path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+
+
+def test_a_record_deleted_under_its_writer_stops_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.jsonl"
+    writer = RecordWriter.create(path, "run-1", "drill")
+    writer.append("note", {"text": "first"}, time=T0, observed_time=T0, actor="a")
+    path.unlink()
+    with pytest.raises(RecordError, match="deleted while the run was open"):
+        writer.append("note", {"text": "lost"}, time=T0, observed_time=T0, actor="a")
+    writer.close()
