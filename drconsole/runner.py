@@ -161,6 +161,15 @@ class Runner:
                 runbook, writer, state, store=store, clock=clock, actor=actor, registry=registry
             )
             runner._interrupted_at = read.events[-1].time
+            if writer.repaired_bytes:
+                runner._write(
+                    ev.RECORD_REPAIRED,
+                    {
+                        "dropped_bytes": writer.repaired_bytes,
+                        "reason": f"the last line was cut short ({writer.repaired_bytes} bytes: "
+                        "a full disk or a crash mid-write) and was cut off",
+                    },
+                )
             interrupted = state.interrupted
             resumed = {
                 "after": "interrupted" if interrupted or state.paused is None else "paused",

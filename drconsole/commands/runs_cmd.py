@@ -11,6 +11,7 @@ from rich.table import Table
 
 from drconsole.commands.output import print_json, stderr, stdout, write_output
 from drconsole.incident.metrics import RunMetrics
+from drconsole.incident.record import RecordRead
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore, default_runs_dir
 from drconsole.timefmt import format_duration, format_utc
@@ -127,8 +128,31 @@ def verify_command(args: argparse.Namespace) -> int:
     if read.problem is not None:
         stdout.print(f"{read.path}: BROKEN at {read.problem}")
         return EXIT_BROKEN
-    stdout.print(f"{read.path}: intact, {len(read.events)} events")
-    return 0
+    stdout.print(f"{read.path}: {len(read.events)} events")
+    for line in proofs(read):
+        stdout.print(f"  {line}")
+    return 0 if read.integrity == "ok" else EXIT_BROKEN
+
+
+def proofs(read: RecordRead) -> list[str]:
+    """What reading the record proved, and what it did not."""
+    lines = ["chained: every line is in order and unchanged since the one after it was written"]
+    if read.authenticated:
+        lines.append(
+            "authenticated: every line carries a MAC made with the record key; nobody "
+            "without the key edited, added or re-chained a line"
+        )
+    if read.anchored:
+        lines.append(
+            "anchored: the record ends where its head anchor says; no line was cut from the end"
+        )
+    lines += [f"NOT proven: {item}" for item in read.unproven]
+    lines.append(
+        "not proven by any record: that the record and its head were not both replaced "
+        "by older copies of themselves (a rollback); a copy kept elsewhere is the check "
+        "for that"
+    )
+    return lines
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -147,7 +171,9 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def _status(metrics: RunMetrics) -> str:
-    return metrics.status if metrics.integrity == "ok" else f"{metrics.status} (record broken)"
+    if metrics.integrity == "ok":
+        return metrics.status
+    return f"{metrics.status} (record {metrics.integrity.split(':', 1)[0]})"
 
 
 def _met(met: bool | None) -> str:

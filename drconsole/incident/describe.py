@@ -30,6 +30,8 @@ def describe(event: Event) -> str | None:
                 "waiting for a person" if data.get("kind") in ("manual", "approval") else "started"
             )
             return f"Step {step} {verb}{attempt}: {data.get('title', '')}"
+        case ev.RECORD_REPAIRED:
+            return f"Record repaired: {data.get('reason', '')}"
         case ev.STEP_FINISHED:
             return f"Step {step} {data.get('status')}{attempt}: {data.get('summary', '')}"
         case ev.STEP_RETRY:

@@ -8,7 +8,7 @@ from typing import Any
 
 from drconsole.timefmt import parse_utc
 
-VERSION = 1
+VERSION = 2
 ENVELOPE = (
     "v",
     "seq",
@@ -38,6 +38,7 @@ NOTE = "note"
 RUN_PAUSED = "run.paused"
 RUN_RESUMED = "run.resumed"
 RUN_FINISHED = "run.finished"
+RECORD_REPAIRED = "record.repaired"
 TYPES = (
     RUN_STARTED,
     MILESTONE,
@@ -53,6 +54,7 @@ TYPES = (
     RUN_PAUSED,
     RUN_RESUMED,
     RUN_FINISHED,
+    RECORD_REPAIRED,
 )
 STEP_OUTCOMES = ("succeeded", "failed", "timed_out", "skipped", "cancelled")
 RUN_OUTCOMES = ("succeeded", "failed")

@@ -90,8 +90,7 @@ class RunStore:
                 f"{read.path}: {read.problem}; no event can be read",
                 f"inspect it with `drconsole runs verify {run_id}`",
             )
-        integrity = "ok" if read.intact else f"broken: {read.problem}"
-        return compute_metrics(read.events, self.writer_alive(run_id), integrity)
+        return compute_metrics(read.events, self.writer_alive(run_id), read.integrity)
 
     def all_metrics(self) -> tuple[list[RunMetrics], list[str]]:
         """Metrics of every readable run (oldest first), and one message per unreadable one."""

@@ -49,7 +49,8 @@ def test_every_line_is_fsynced_before_append_returns(
     after_create = len(synced)
     for number in range(3):
         writer.append("note", {"text": str(number)}, time=T0, observed_time=T0, actor="a")
-        assert len(synced) == after_create + number + 1
+        # the line, then the head anchor and its folder
+        assert len(synced) == after_create + 3 * (number + 1)
         assert len(_lines(path)) == number + 1
     writer.close()
 
@@ -72,6 +73,7 @@ def test_envelope_and_chain(tmp_path: Path) -> None:
         "attempt",
         "data",
         "prev_sha256",
+        "mac",
     ]
     assert [item["seq"] for item in raw] == [1, 2, 3]
     assert raw[0]["prev_sha256"] is None
@@ -253,3 +255,107 @@ def test_a_record_deleted_under_its_writer_stops_the_run(tmp_path: Path) -> None
     with pytest.raises(RecordError, match="deleted while the run was open"):
         writer.append("note", {"text": "lost"}, time=T0, observed_time=T0, actor="a")
     writer.close()
+
+
+def _finished(path: Path) -> None:
+    writer = RecordWriter.create(path, "run-1", "drill")
+    writer.append("run.started", {"plan": []}, time=T0, observed_time=T0, actor="alice")
+    writer.append("note", {"text": "restored"}, time=T0, observed_time=T0, actor="alice")
+    writer.append("note", {"text": "checked"}, time=T0, observed_time=T0, actor="alice")
+    writer.append("run.finished", {"status": "failed"}, time=T0, observed_time=T0, actor="a")
+    writer.close()
+
+
+@pytest.mark.parametrize("removed", [1, 2, 3])
+@pytest.mark.parametrize("finished", [True, False])
+def test_lines_cut_from_the_end_are_found(tmp_path: Path, removed: int, finished: bool) -> None:
+    path = tmp_path / "run-1.jsonl"
+    _finished(path) if finished else _write(path, 4)
+    assert read_record(path).integrity == "ok"
+    lines = _lines(path)
+    path.write_bytes(b"\n".join(lines[:-removed]) + b"\n")
+    read = read_record(path)
+    assert read.problem is not None and "lines were cut from the end" in read.problem.message
+    assert read.integrity.startswith("broken:")
+
+
+def _forge(line: bytes, change: dict) -> bytes:
+    """Edit a line as someone without the key would: change it, fix its hashes."""
+    raw = json.loads(line)
+    raw.update(change)
+    del raw["mac"]
+    body = json.dumps(raw, separators=(",", ":")).encode()
+    return body[:-1] + b',"mac":"' + b"0" * 64 + b'"}'
+
+
+def test_an_edited_last_line_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.jsonl"
+    _finished(path)
+    lines = _lines(path)
+    lines[-1] = _forge(lines[-1], {"data": {"status": "succeeded"}})
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    read = read_record(path)
+    assert read.problem is not None and read.problem.line == 4
+    assert "MAC does not match" in read.problem.message
+
+
+def test_a_forged_line_with_its_hash_recomputed_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.jsonl"
+    _write(path, 3)
+    lines = _lines(path)
+    forged = _forge(lines[-1], {"seq": 4, "prev_sha256": line_sha256(lines[-1])})
+    path.write_bytes(b"\n".join([*lines, forged]) + b"\n")
+    problem = read_record(path).problem
+    assert problem is not None and problem.line == 4 and "MAC" in problem.message
+
+
+def test_a_re_chained_record_does_not_verify(tmp_path: Path) -> None:
+    """Every line rewritten and re-chained, as a forger without the key would."""
+    path = tmp_path / "run-1.jsonl"
+    _finished(path)
+    previous, rewritten = None, []
+    for line in _lines(path):
+        raw = json.loads(line)
+        if raw["type"] == "run.finished":
+            raw["data"] = {"status": "succeeded"}
+        raw["prev_sha256"] = previous
+        new = _forge(json.dumps(raw).encode(), {})
+        rewritten.append(new)
+        previous = line_sha256(new)
+    path.write_bytes(b"\n".join(rewritten) + b"\n")
+    problem = read_record(path).problem
+    assert problem is not None and problem.line == 1 and "MAC" in problem.message
+
+
+def test_a_record_read_with_another_key_or_none_is_not_proven(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.jsonl"
+    _finished(path)
+    wrong = read_record(path, key=b"k" * 64)
+    assert wrong.problem is not None and "MAC" in wrong.problem.message
+    (Path(os.environ["XDG_CONFIG_HOME"]) / "drconsole" / "record.key").unlink()
+    keyless = read_record(path)
+    assert keyless.intact and not keyless.authenticated
+    assert keyless.integrity.startswith("unproven: the record key is not available")
+
+
+def test_a_missing_head_anchor_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.jsonl"
+    _finished(path)
+    path.with_suffix(".head").unlink()
+    problem = read_record(path).problem
+    assert problem is not None and "head anchor run-1.head is missing" in problem.message
+
+
+def test_a_torn_last_line_is_cut_off_on_reopen_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A full disk left half a line: reopening cuts it off (and says how much); the
+    chain continues and verifies."""
+    path = tmp_path / "run-1.jsonl"
+    _write(path, 3)
+    with path.open("ab") as handle:
+        handle.write(b'{"v":2,"seq":4,"id":"half a li')
+    writer, read = RecordWriter.reopen(path)
+    assert writer.repaired_bytes == len(b'{"v":2,"seq":4,"id":"half a li')
+    assert read.intact and len(read.events) == 3
+    writer.append("note", {"text": "after the repair"}, time=T0, observed_time=T0, actor="a")
+    writer.close()
+    assert read_record(path).integrity == "ok"

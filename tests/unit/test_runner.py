@@ -358,3 +358,31 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
     resumed.finish()
     resumed.close()
     assert read_record(store.record_path(run_id)).intact
+
+
+def test_a_run_whose_disk_filled_mid_line_resumes_and_says_so(tmp_path: Path) -> None:
+    """A full disk left a torn last line: resume cuts it off, records that it did, and
+    the run goes on with a record that verifies."""
+    runner = _runner(
+        tmp_path,
+        """
+      - {id: a, action: flaky}
+      - {id: b, action: flaky, marks: service_restored}
+    """,
+    )
+    runner.run_step("a")
+    path, run_id = runner.record_path, runner.run_id
+    runner.close()
+    torn = b'{"v":2,"seq":9,"id":"cut by ENOSP'
+    with path.open("ab") as handle:
+        handle.write(torn)
+    store = RunStore(tmp_path / "runs")
+    resumed = Runner.resume(store, run_id, registry=TEST_REGISTRY, clock=FakeClock())
+    repaired = [e for e in read_record(path).events if e.type == "record.repaired"]
+    assert repaired and repaired[0].data["dropped_bytes"] == len(
+        b'{"v":2,"seq":9,"id":"cut by ENOSP'
+    )
+    resumed.run_step("b")
+    assert resumed.finish() == "succeeded"
+    resumed.close()
+    assert store.metrics(run_id).integrity == "ok"
