@@ -33,7 +33,8 @@ from drconsole.actions.base import (
     ProgressCallback,
 )
 from drconsole.actions.registry import BUILTIN, ActionSpec
-from drconsole.errors import DrconsoleError, RunStateError
+from drconsole.durable import open_private
+from drconsole.errors import DrconsoleError, RunStateError, SecretError
 from drconsole.incident import events as ev
 from drconsole.incident.events import Event
 from drconsole.incident.record import RecordWriter
@@ -42,7 +43,7 @@ from drconsole.incident.store import RunStore
 from drconsole.runbook import placeholders
 from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import Runbook, Step
-from drconsole.secrets import redact
+from drconsole.secrets import is_reference, redact, resolve
 from drconsole.timefmt import format_utc, utc_now
 
 AUTOMATIC_ACTOR = "drconsole"
@@ -89,7 +90,7 @@ class Runner:
         self._writer = writer
         self._writer.on_event = self._on_event
         self._listeners: list[Callable[[Event], None]] = []
-        self._secrets: list[str] = []
+        self._secrets: list[str] = known_secrets(runbook)
         self._mutex = threading.RLock()
         self._interrupted_at: datetime | None = None
 
@@ -739,7 +740,7 @@ class Runner:
     def _log_exception(self, action: str, error: Exception) -> Path:
         path = self.store.folder / f"{self.run_id}.errors.log"
         text = "".join(traceback.format_exception(error))
-        with path.open("a", encoding="utf-8") as log:
+        with os.fdopen(open_private(path), "a", encoding="utf-8") as log:
             log.write(
                 f"{format_utc(self.clock())} action {action}\n{redact(text, self._secrets)}\n"
             )
@@ -845,6 +846,33 @@ def _redacted(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, list | tuple):
         return [_redacted(item, secrets) for item in value]
     return value
+
+
+def known_secrets(runbook: Runbook) -> list[str]:
+    """Every credential the runbook references, resolved now, before any step runs, so
+    that each is masked wherever it might appear (an S3 credential's secret part too). A
+    reference that cannot be resolved here is left to the step that needs it to report."""
+    references = [
+        runbook.catalog.get("credentials"),
+        runbook.catalog_key(),
+        runbook.target.get("token"),
+        *(
+            value
+            for step in runbook.steps
+            for value in (step.params.get("env") or {}).values()
+            if isinstance(value, str) and is_reference(value)
+        ),
+    ]
+    found: list[str] = []
+    for reference in references:
+        if not reference:
+            continue
+        try:
+            value = resolve(reference)
+        except SecretError:
+            continue
+        found += [value, value.partition(":")[2]] if reference == references[0] else [value]
+    return [value for value in found if value]
 
 
 def _default_actor() -> str:

@@ -30,7 +30,9 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
+from drconsole.durable import open_private, private_folder
 from drconsole.errors import SandboxError
+from drconsole.hooks import child_environment
 from drconsole.sandbox_guard import RELEASE
 
 READY_TIMEOUT_S = 60.0
@@ -71,6 +73,11 @@ def find_executable(name: str) -> str:
     return found
 
 
+def _python_path() -> dict[str, str]:
+    """What a Python child of ours needs to import drconsole when it is not installed."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+
+
 class ServerProcess:
     """A child server process with a readiness check and a clean stop."""
 
@@ -92,13 +99,17 @@ class ServerProcess:
         return self.process.pid if self.process else None
 
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        """Start the server with a minimal environment (none of drconsole's credentials
+        reach it), its folder and log readable by their owner only."""
+        private_folder(self.workdir)
+        os.chmod(self.workdir, 0o700)  # ours, even when it was made before
+        with os.fdopen(open_private(self.log_path), "ab") as log:
             self._log_from = log.tell()
             try:
                 self.process = subprocess.Popen(
                     self.argv,
                     cwd=self.workdir,
+                    env=child_environment(),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -136,10 +147,11 @@ class ServerProcess:
         assert self.process is not None
         read_end, self._guard_pipe = os.pipe()
         try:
-            with self.log_path.open("ab") as log:  # not our stdout: a pipe reader would wait
+            with os.fdopen(open_private(self.log_path), "ab") as log:  # a pipe reader would wait
                 self._guard = subprocess.Popen(
                     [sys.executable, "-m", "drconsole.sandbox_guard", str(self.pid), str(read_end)],
                     pass_fds=(read_end,),
+                    env=child_environment(_python_path()),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -24,6 +24,7 @@ from drconsole.actions.base import (
     ProgressCallback,
 )
 from drconsole.errors import DrconsoleError
+from drconsole.hooks import child_environment
 from drconsole.secrets import is_reference, redact, resolve
 
 STOP_GRACE_S = 5.0
@@ -88,14 +89,15 @@ def _working_dir(context: ActionContext) -> Path:
 
 
 def _environment(extra: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The process environment plus ``extra``, with references resolved to secrets."""
-    env = dict(os.environ)
+    """A minimal environment (PATH, HOME, LANG, LC_ALL, TZ: none of drconsole's own
+    credentials) plus ``extra``, with references resolved to secrets."""
+    resolved: dict[str, str] = {}
     secrets: list[str] = []
     for name, value in extra.items():
-        env[name] = resolve(value) if is_reference(value) else value
+        resolved[name] = resolve(value) if is_reference(value) else value
         if is_reference(value):
-            secrets.append(env[name])
-    return env, secrets
+            secrets.append(resolved[name])
+    return child_environment(resolved), secrets
 
 
 def _collect(process: subprocess.Popen[bytes], tail: deque[str]) -> None:

@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
+from drconsole.durable import private_folder
 from drconsole.errors import DrconsoleError, RecordError
 from drconsole.incident.lock import is_locked
 from drconsole.incident.metrics import RunMetrics, compute_metrics
@@ -35,7 +36,7 @@ class RunStore:
 
     def ensure(self) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)
         except OSError as error:
             raise RecordError(
                 f"{self.folder}: cannot create the runs folder ({error.strerror})",
