@@ -20,6 +20,7 @@ from drconsole.runner import Runner
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NEEDS_OPERATOR = 3
+EXIT_DECISIONS = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -52,6 +53,12 @@ def drive(
     metrics = runner.store.metrics(runner.run_id)
     if stop is not None:
         return DrillResult(stop[0], stop[1], metrics)
+    if metrics.status == "succeeded" and metrics.rto_met and metrics.status_label != "succeeded":
+        return DrillResult(
+            EXIT_DECISIONS,
+            f"{metrics.status_label}: the RTO target was met, but look at what was decided",
+            metrics,
+        )
     if metrics.status == "succeeded" and metrics.rto_met:
         return DrillResult(EXIT_OK, "every gate passed and the RTO target was met", metrics)
     if metrics.status == "succeeded":

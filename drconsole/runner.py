@@ -463,6 +463,9 @@ class Runner:
             select_snapshot=lambda data: self.record_snapshot(data, step.id),
             last_checkpoint=self.state.steps[step.id].checkpoint,
             placement=dict(self.state.placement),
+            impact_start=(
+                self.state.milestones.get("impact_start") if self.mode == "incident" else None
+            ),
         )
 
     def record_snapshot(self, data: dict[str, Any], step_id: str | None = None) -> None:

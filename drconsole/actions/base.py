@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,7 @@ class ActionContext:
     last_checkpoint: dict[str, Any] | None = None
     requested_snapshot: str | None = None
     placement: dict[str, str] = field(default_factory=dict)
+    impact_start: datetime | None = None
 
     @property
     def runbook_dir(self) -> Path:

@@ -81,6 +81,12 @@ VERIFY_CHAIN = ActionSpec(
             "pass over newer broken snapshots (false: the newest must be intact)",
             default=True,
         ),
+        Param(
+            "after_impact_reason",
+            "str",
+            "in an incident, why a snapshot taken after the impact started may be restored "
+            "(it may hold the damage); without it only earlier ones are",
+        ),
     ),
     entry="drconsole.actions.verify_chain:run_verify_chain",
     requires=("catalog",),

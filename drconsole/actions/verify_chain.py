@@ -35,6 +35,17 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
     at_or_before = parse_utc(params["at_or_before"]) if params.get("at_or_before") else None
     source = runbook_source(context.runbook)
     wanted = params.get("snapshot") or context.requested_snapshot
+    impact = context.impact_start
+    after_impact = params.get("after_impact_reason")
+    if impact is not None and not after_impact:
+        at_or_before = min(at_or_before, impact) if at_or_before else impact
+        if wanted and wanted in view.snapshots and view.snapshots[wanted].recovery_point > impact:
+            return Outcome(
+                FAILED,
+                f"snapshot {wanted}'s recovery point is after the impact started "
+                f"({format_utc(impact)}): it may hold the damage",
+                {"hint": "choose an earlier one, or give verify_chain after_impact_reason"},
+            )
 
     def hashed(done: int, total: int) -> None:
         progress(Progress(done, total, "bytes", f"verifying at depth {depth}"))
@@ -100,11 +111,17 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
         else ""
     )
     unsigned = "" if selection.signed else "; UNSIGNED (allowed by catalog.allow_unsigned)"
+    if impact is None:
+        impact_note = ""
+    elif selection.manifest.recovery_point <= impact:
+        impact_note = f"; the newest at or before the impact start {format_utc(impact)}"
+    else:
+        impact_note = f"; AFTER the impact start {format_utc(impact)}, because: {after_impact}"
     point = format_utc(selection.manifest.recovery_point)
     return Outcome(
         SUCCEEDED,
         f"selected {selection.manifest.id}, recovery point {point}, "
-        f"age {format_duration(age)}{verdict}{unsigned}{fallback}",
+        f"age {format_duration(age)}{verdict}{unsigned}{impact_note}{fallback}",
         {
             "snapshot_id": selection.manifest.id,
             "chain": [m.id for m in selection.chain],
@@ -112,6 +129,7 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
             "seed": selection.verification.seed,
             "skipped": selection.skipped,
             "signed": selection.signed,
+            "after_impact_reason": after_impact,
             "source": describe_source(selection.manifest.source),
             "point_in_time": selection.manifest.point_in_time_note(),
             "age_s": round(age, 3),

@@ -172,8 +172,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 def _status(metrics: RunMetrics) -> str:
     if metrics.integrity == "ok":
-        return metrics.status
-    return f"{metrics.status} (record {metrics.integrity.split(':', 1)[0]})"
+        return metrics.status_label
+    return f"{metrics.status_label} (record {metrics.integrity.split(':', 1)[0]})"
 
 
 def _met(met: bool | None) -> str:

@@ -70,7 +70,45 @@ class RunMetrics:
 
     @property
     def rpo_met(self) -> bool | None:
+        """Never met when negative: a recovery point after the impact start may hold
+        the damage itself."""
+        if self.rpo_s is not None and self.rpo_s < 0:
+            return False
         return _met(self.rpo_s, self.rpo_target_s)
+
+    @property
+    def rpo_warning(self) -> str | None:
+        if self.rpo_s is None or self.rpo_s >= 0:
+            return None
+        return (
+            "NEGATIVE RPO: the recovery point is after the impact started, so the restored "
+            "data may hold the damage"
+        )
+
+    @property
+    def decisions(self) -> dict[str, int]:
+        """What people (or the runbook) decided that a plain status would hide."""
+        return {
+            "overridden": len(self.overrides),
+            "skipped": len(self.skipped),
+            "fell_back": len(self.snapshot.get("skipped") or []),
+            "negative_rpo": int(self.rpo_warning is not None),
+        }
+
+    @property
+    def status_label(self) -> str:
+        """``succeeded with 1 override, 1 skip, a fallback past 2 snapshots``."""
+        counts = self.decisions
+        parts = [
+            _plural(counts["overridden"], "override"),
+            _plural(counts["skipped"], "skip"),
+            f"a fallback past {_plural(counts['fell_back'], 'newer snapshot')}"
+            if counts["fell_back"]
+            else "",
+            "a NEGATIVE RPO" if counts["negative_rpo"] else "",
+        ]
+        shown = [part for part in parts if part]
+        return f"{self.status} with {', '.join(shown)}" if shown else self.status
 
     def summary_json(self) -> dict[str, Any]:
         """The shape `runs list --json` prints for one run."""
@@ -79,6 +117,8 @@ class RunMetrics:
             "runbook_id": self.runbook_id,
             "mode": self.mode,
             "status": self.status,
+            "status_label": self.status_label,
+            "decisions": self.decisions,
             "started_at": _time(self.started_at),
             "rto_s": _round(self.rto_s),
             "rto_target_s": self.rto_target_s,
@@ -99,6 +139,7 @@ class RunMetrics:
             "rpo_s": _round(self.rpo_s),
             "rpo_target_s": self.rpo_target_s,
             "rpo_met": self.rpo_met,
+            "rpo_warning": self.rpo_warning,
             "phases": {name: _round(seconds) for name, seconds in self.phases.items()},
             "waiting_s": _round(self.waiting_s),
             "overrides": self.overrides,
@@ -293,6 +334,12 @@ def _met(actual: float | None, target: float | None) -> bool | None:
     if actual is None or target is None:
         return None
     return actual <= target
+
+
+def _plural(count: int, noun: str) -> str:
+    if not count:
+        return ""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _round(seconds: float | None) -> float | None:

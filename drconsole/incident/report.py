@@ -30,7 +30,7 @@ def _facts(metrics: RunMetrics) -> str:
         ("Run", f"`{metrics.run_id}`"),
         ("Runbook", f"`{metrics.runbook_id}`"),
         ("Mode", metrics.mode),
-        ("Status", metrics.status),
+        ("Status", metrics.status_label),
         ("Started", _when(metrics.started_at)),
         ("Finished", _when(metrics.finished_at)),
         ("Clock start", _when(metrics.clock_start)),
@@ -44,7 +44,7 @@ def _facts(metrics: RunMetrics) -> str:
 def _summary(metrics: RunMetrics) -> str:
     kind = "Drill" if metrics.mode == "drill" else "Incident recovery"
     start = "the run started" if metrics.mode == "drill" else "impact started"
-    parts = [f"{kind} of `{metrics.runbook_id}` {metrics.status}."]
+    parts = [f"{kind} of `{metrics.runbook_id}` {metrics.status_label}."]
     if metrics.rto_s is not None:
         parts.append(
             f"Service was restored {format_duration(metrics.rto_s)} after {start} "
@@ -52,7 +52,9 @@ def _summary(metrics: RunMetrics) -> str:
         )
     else:
         parts.append("Service was not marked restored, so the RTO was not measured.")
-    if metrics.rpo_s is not None:
+    if metrics.rpo_warning is not None:
+        parts.append(f"**{metrics.rpo_warning}.**")
+    elif metrics.rpo_s is not None:
         parts.append(
             f"The recovery point was {format_duration(metrics.rpo_s)} before {start} "
             f"({_verdict(metrics.rpo_met, metrics.rpo_target_s)})."

@@ -205,10 +205,14 @@ class RunScreen(Screen[None]):
             return
         metrics = self.console.services.runs.metrics(self.runner.run_id)
         ok = metrics.status == "succeeded" and metrics.rto_met is not False
-        text = Text(f"run finished: {metrics.status}", style="bold green" if ok else "bold red")
+        plain = metrics.status_label == metrics.status
+        style = "bold green" if ok and plain else "bold yellow" if ok else "bold red"
+        text = Text(f"run finished: {metrics.status_label}", style=style)
         rto = f"RTO {format_duration(metrics.rto_s)} of {format_duration(metrics.rto_target_s)}"
         text.append(f"  {rto}" + {True: ", met", False: ", MISSED", None: ""}[metrics.rto_met])
-        if metrics.rpo_s is not None:
+        if metrics.rpo_warning is not None:
+            text.append(f"\n{metrics.rpo_warning}", style="bold red")
+        elif metrics.rpo_s is not None:
             text.append(f"  RPO {format_duration(metrics.rpo_s)}")
         text.append("\ne export the report · t timeline · q quit\n", style="dim")
         outcome.update(text)

@@ -17,7 +17,7 @@ from drconsole.incident.metrics import RunMetrics
 from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import RunsLoaded
 from drconsole.tui.modals import HelpModal
-from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, status_text
+from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, run_status_text
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
@@ -103,7 +103,7 @@ class TimelineScreen(Screen[None]):
                 format_utc(run.started_at)[:19] if run.started_at else "-",
                 run.runbook_id,
                 run.mode,
-                status_text(run.status),
+                run_status_text(run.status, run.status_label, sum(run.decisions.values())),
                 format_duration(run.rto_s),
                 format_duration(run.rto_target_s),
                 Text(
@@ -144,7 +144,9 @@ class TimelineScreen(Screen[None]):
         self.query_one("#trend-label", Static).update(label)
 
     def show_run(self, run: RunMetrics) -> None:
-        summary = Text(f"{run.runbook_title} — {run.mode}, {run.status}\n", style="bold")
+        summary = Text(f"{run.runbook_title} — {run.mode}, {run.status_label}\n", style="bold")
+        if run.rpo_warning:
+            summary.append(f"{run.rpo_warning}\n", style="bold red")
         summary.append(
             f"RTO {format_duration(run.rto_s)} of {format_duration(run.rto_target_s)}, "
             f"RPO {format_duration(run.rpo_s)} of {format_duration(run.rpo_target_s)}, "

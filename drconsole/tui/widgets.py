@@ -42,6 +42,15 @@ def status_text(status: str) -> Text:
     return Text(f"{glyph} {status}", style=colour)
 
 
+def run_status_text(status: str, label: str, decisions: int | None = None) -> Text:
+    """A run's status; one that hides a decision (override, skip, fallback, negative
+    RPO) is never shown as a plain green success. With ``decisions`` it is compact
+    (``! succeeded +2``) for a narrow column; the full label is shown beside it."""
+    if label == status:
+        return status_text(status)
+    return Text(f"! {status} +{decisions}" if decisions else f"! {label}", style="bold yellow")
+
+
 class RtoClock(Static):
     """Elapsed time since the clock start against the RTO target; green, then yellow from
     75% of the target, red past it. Stops at service_restored."""

@@ -5,6 +5,8 @@ what it says. The shared catalog lives on real S3 (SeaweedFS)."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma import ChromaEngine
 from drconsole.incident.record import read_record
 from drconsole.sandbox import ChromaServer, SeaweedS3
+from drconsole.timefmt import format_utc
 
 from chroma_restore import restore_runbook, run_drill, seed, snapshot
 from helpers import catalog_key, run_cli, write_runbook
@@ -47,7 +50,7 @@ def test_fallback_false_fails_on_an_invalid_newest_manifest(
     catalog, _, newest = chain
     runs = tmp_path / "strict-runs"
     result = run_drill(restore_runbook(tmp_path, catalog, chroma_target, ["kb_articles"]), runs)
-    assert result.exit_code == 0, "the lenient default falls back"
+    assert result.exit_code == 4, "the lenient default falls back, and says so"
     strict = run_drill(
         restore_runbook(
             tmp_path, catalog, chroma_target, ["kb_articles"], fallback=False, name="strict.yaml"
@@ -68,7 +71,7 @@ def test_fallback_true_names_what_it_passed_over_in_the_result_and_the_report(
     drill = run_cli(
         "drill", str(runbook), "--yes", "--runs-dir", str(runs), "--report", str(report)
     )
-    assert drill.returncode == 0, drill.stderr
+    assert drill.returncode == 4, drill.stderr
     verify = _verify_step(runs)
     assert verify["details"]["snapshot_id"] == full
     assert verify["details"]["skipped"][0]["snapshot_id"] == newest
@@ -236,3 +239,41 @@ def test_a_source_that_cannot_be_told_apart_is_refused(
     assert f"default_tenant/{source_engine.database}" in result.message
     assert f"default_tenant/{second.database}" in result.message
     second.close()
+
+
+def test_an_incident_restores_from_before_the_impact_unless_told_why_not(
+    source_engine: ChromaEngine, chroma_target: dict[str, str], tmp_path: Path
+) -> None:
+    """The newest snapshot was taken after the impact started (it may hold the damage):
+    an incident restores the one before; restoring the later one needs a written reason,
+    and then the RPO is negative, shown as a warning and never as met."""
+    catalog = tmp_path / "catalog"
+    seed(source_engine, "kb_articles", CorpusSpec("kb", 100))
+    before = snapshot(source_engine, catalog, ["kb_articles"])
+    impact = before.recovery_point + (datetime.now(UTC) - before.recovery_point) / 2
+    time.sleep(0.05)
+    after = snapshot(source_engine, catalog, ["kb_articles"], incremental=True)
+    assert before.recovery_point < impact < after.recovery_point
+    flags = ("--mode", "incident", "--impact-start", format_utc(impact), "--yes", "--json")
+    runbook = restore_runbook(tmp_path, catalog, chroma_target, ["kb_articles"])
+    runs = tmp_path / "runs"
+    first = run_cli("drill", str(runbook), *flags, "--runs-dir", str(runs))
+    assert first.returncode == 0, first.stderr
+    verify = _verify_step(runs)
+    assert verify["details"]["snapshot_id"] == before.id
+    assert "the newest at or before the impact start" in verify["summary"]
+    elsewhere = {**chroma_target, "database": f"{chroma_target['database']}_b"}
+    told = restore_runbook(tmp_path, catalog, elsewhere, ["kb_articles"], name="told.yaml")
+    told.write_text(
+        told.read_text().replace(
+            "fallback: true}", 'fallback: true, after_impact_reason: "the damage came later"}'
+        )
+    )
+    later_runs = tmp_path / "runs-later"
+    second = run_cli("drill", str(told), *flags, "--runs-dir", str(later_runs))
+    assert second.returncode == 4, second.stdout[-2000:]
+    shown = json.loads(second.stdout)
+    assert shown["rpo_s"] < 0 and shown["rpo_met"] is False
+    assert shown["status_label"] == "succeeded with a NEGATIVE RPO"
+    assert "NEGATIVE RPO" in shown["rpo_warning"]
+    assert _verify_step(later_runs)["details"]["snapshot_id"] == after.id
