@@ -60,7 +60,9 @@ class Source:
 def describe_source(source: dict[str, Any]) -> str:
     """``chroma acme/kb_prod`` from a manifest's source."""
     namespace = source.get("namespace")
-    where = "/".join(str(v) for v in namespace.values()) if isinstance(namespace, dict) else "?"
+    if not isinstance(namespace, dict) or not namespace:
+        return f"{source.get('engine', '?')} (no namespace recorded)"
+    where = "/".join(str(value) for value in namespace.values())
     return f"{source.get('engine', '?')} {where}"
 
 

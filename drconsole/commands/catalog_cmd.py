@@ -274,7 +274,7 @@ def show_command(args: argparse.Namespace) -> int:
     )
     stdout.print(f"point in time: {escape(manifest.point_in_time_note())}")
     _, why = view.authenticity.get(manifest.id, (UNSIGNED, "not signed"))
-    stdout.print(f"authenticity: {authenticity_label(view, manifest.id)} ({escape(why)})")
+    stdout.print(f"authenticity: {escape(why)}")
     stdout.print(
         "object lock: "
         + (
@@ -285,9 +285,8 @@ def show_command(args: argparse.Namespace) -> int:
     )
     source = manifest.source
     stdout.print(
-        f"source: {escape(str(source.get('engine')))} {escape(str(source.get('url')))} "
-        f"(server {escape(str(source.get('server_version', '?')))}, "
-        f"namespace {escape(str(source.get('namespace', {})))})"
+        f"source: {escape(describe_source(source))} at {escape(str(source.get('url')))} "
+        f"(server {escape(str(source.get('server_version', '?')))})"
     )
     stdout.print(f"chain: {' -> '.join(m.id for m in chain)}")
     checkpoint = ", ".join(f"{k}={v}" for k, v in manifest.ingest_checkpoint.items()) or "-"
@@ -327,7 +326,11 @@ def show_command(args: argparse.Namespace) -> int:
         files.add_column(column)
     for entry in manifest.all_files:
         files.add_row(
-            entry.path, entry.kind, str(entry.rows), str(entry.bytes), entry.sha256[:16] + "…"
+            entry.path,
+            entry.kind,
+            "-" if entry.kind == "golden" else str(entry.rows),
+            str(entry.bytes),
+            entry.sha256[:16] + "…",
         )
     stdout.print(files)
     for finding in findings:

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, Tree
 
 from drconsole.catalog.catalog import CatalogView
 from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.source import describe_source
 from drconsole.catalog.verify import Depth, VerifyResult, verify
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc
@@ -191,9 +192,7 @@ class CatalogScreen(Screen[None]):
         if refusal:
             text.append(f"never restored: {refusal}\n", style="bold red")
         source = manifest.source
-        text.append(
-            f"source  {source.get('engine')} {source.get('url')} {source.get('namespace', '')}\n"
-        )
+        text.append(f"source  {describe_source(source)} at {source.get('url')}\n")
         text.append(f"chain   {' → '.join(m.id for m in chain)}\n")
         checkpoint = ", ".join(f"{k}={v}" for k, v in manifest.ingest_checkpoint.items()) or "-"
         text.append(f"ingest checkpoint  {checkpoint}\n\n")
