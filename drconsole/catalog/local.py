@@ -25,6 +25,18 @@ from drconsole.errors import StoreError
 TEMP_PREFIX = ".drconsole-tmp-"
 
 
+@contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """A full or read-only disk as one clear StoreError (the temporary file is gone)."""
+    try:
+        yield
+    except OSError as error:
+        raise StoreError(
+            f"{path}: could not write to the catalog ({error.strerror})",
+            "free disk space or fix the folder's permissions; nothing half-written was kept",
+        ) from None
+
+
 class LocalStore:
     local = True
 
@@ -84,18 +96,18 @@ class LocalStore:
     @contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
         path = self._path(key)
-        with self._temporary(path) as (handle, temporary):
+        with _disk_errors(path), self._temporary(path) as (handle, temporary):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
             os.replace(temporary, path)
-        fsync_folder(path.parent)
+            fsync_folder(path.parent)
 
     def create(self, key: str, data: bytes) -> None:
         """Written to a temporary file, fsynced, then hard-linked to its name: linking
         fails when the name exists, so of two creators exactly one wins."""
         path = self._path(key)
-        with self._temporary(path) as (handle, temporary):
+        with _disk_errors(path), self._temporary(path) as (handle, temporary):
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -103,9 +115,7 @@ class LocalStore:
                 os.link(temporary, path)
             except FileExistsError:
                 raise ObjectExists(f"{path} exists already; it was not overwritten") from None
-            except OSError as error:
-                raise StoreError(f"{path}: cannot write ({error.strerror})") from None
-        fsync_folder(path.parent)
+            fsync_folder(path.parent)
 
     @contextmanager
     def _temporary(self, path: Path) -> Iterator[tuple[BinaryIO, str]]:

@@ -162,7 +162,7 @@ class S3Store:
     @contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
         full_key = self._key(key)
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        with _spool_errors(key), tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             yield spool  # type: ignore[misc]
             spool.seek(0)
             with self._errors(f"writing {self.url}/{key}"):
@@ -271,6 +271,18 @@ class S3Store:
 
     def _at(self) -> str:
         return f" at {self.endpoint}" if self.endpoint else ""
+
+
+@contextmanager
+def _spool_errors(key: str) -> Iterator[None]:
+    """A full temporary folder while an upload is spooled, as one clear StoreError."""
+    try:
+        yield
+    except OSError as error:
+        raise StoreError(
+            f"spooling {key} for upload: {error.strerror} in {tempfile.gettempdir()}",
+            "free disk space there (or set TMPDIR to a folder with room)",
+        ) from None
 
 
 class _Conflict(StoreError):
