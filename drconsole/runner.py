@@ -346,13 +346,16 @@ class Runner:
         progress: ProgressCallback | None,
         cancel: threading.Event,
     ) -> tuple[str, Outcome]:
-        extra = {"confirmed_by": self.actor} if step.destructive and confirmed else {}
+        timeout_s = step.timeout_s if step.timeout_s is not None else spec.default_timeout_s
+        extra: dict[str, Any] = {"timeout_s": timeout_s}
+        if step.destructive and confirmed:
+            extra["confirmed_by"] = self.actor
         self._begin(step, attempt, extra)
         context = self._context(step, attempt, cancel)
         reporter = _ProgressRecorder(self, step, attempt, progress)
         started = monotonic_clock.monotonic()
         try:
-            status, outcome = self._execute(spec, context, reporter, step.timeout_s, cancel)
+            status, outcome = self._execute(spec, context, reporter, timeout_s, cancel)
         except KeyboardInterrupt:
             reporter.closed = True
             self._write(

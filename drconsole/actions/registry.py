@@ -21,6 +21,7 @@ class ActionSpec:
     ``requires`` names the runbook sections the action cannot work without
     (``catalog``, ``target``), checked when the runbook loads. ``destructive_when`` lists
     parameter values that make a step destructive (it then needs confirmation).
+    ``default_timeout_s`` bounds a step that sets no ``timeout``: nothing runs unbounded.
     """
 
     name: str
@@ -31,6 +32,7 @@ class ActionSpec:
     destructive: bool = False
     destructive_when: tuple[tuple[str, Any], ...] = ()
     requires: tuple[str, ...] = ()
+    default_timeout_s: float = 3600.0
 
     def is_destructive(self, params: dict[str, Any]) -> bool:
         """Destructive always, or with a parameter value that deletes data."""
@@ -65,6 +67,7 @@ COMMAND = ActionSpec(
         ),
     ),
     entry="drconsole.actions.command:run_command",
+    default_timeout_s=3600.0,
 )
 
 VERIFY_CHAIN = ActionSpec(
@@ -90,6 +93,7 @@ VERIFY_CHAIN = ActionSpec(
     ),
     entry="drconsole.actions.verify_chain:run_verify_chain",
     requires=("catalog",),
+    default_timeout_s=14400.0,
 )
 
 RESTORE_SCHEMA = ActionSpec(
@@ -117,6 +121,7 @@ RESTORE_SCHEMA = ActionSpec(
     entry="drconsole.actions.restore_schema:run_restore_schema",
     destructive_when=(("on_exists", "replace"),),
     requires=("catalog", "target"),
+    default_timeout_s=600.0,
 )
 
 RESTORE_DATA = ActionSpec(
@@ -129,6 +134,7 @@ RESTORE_DATA = ActionSpec(
     ),
     entry="drconsole.actions.restore_data:run_restore_data",
     requires=("catalog", "target"),
+    default_timeout_s=86400.0,
 )
 
 CHECK_COUNTS = ActionSpec(
@@ -161,6 +167,7 @@ CHECK_COUNTS = ActionSpec(
     ),
     entry="drconsole.actions.check_counts:run_check_counts",
     requires=("catalog", "target"),
+    default_timeout_s=21600.0,
 )
 
 CHECK_PERMISSIONS = ActionSpec(
@@ -181,6 +188,7 @@ CHECK_PERMISSIONS = ActionSpec(
     ),
     entry="drconsole.actions.check_permissions:run_check_permissions",
     requires=("catalog", "target"),
+    default_timeout_s=7200.0,
 )
 
 GOLDEN_QUERIES = ActionSpec(
@@ -217,6 +225,7 @@ GOLDEN_QUERIES = ActionSpec(
     ),
     entry="drconsole.actions.golden_queries:run_golden_queries",
     requires=("catalog", "target"),
+    default_timeout_s=7200.0,
 )
 
 CUTOVER = ActionSpec(
@@ -228,6 +237,7 @@ CUTOVER = ActionSpec(
     entry="drconsole.actions.cutover:run_cutover",
     destructive=True,
     requires=("target",),
+    default_timeout_s=600.0,
 )
 
 DROP_SANDBOX = ActionSpec(
@@ -236,6 +246,7 @@ DROP_SANDBOX = ActionSpec(
     summary="Stop the run's sandbox target server and delete its data",
     params=(),
     entry="drconsole.actions.drop_sandbox:run_drop_sandbox",
+    default_timeout_s=300.0,
 )
 
 BUILTIN: dict[str, ActionSpec] = {

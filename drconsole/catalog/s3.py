@@ -4,17 +4,19 @@
 Credentials come from the standard AWS chain, from a ``keyring:``/``env:`` reference
 whose value is ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``, or (a sandbox S3) as keys given.
 Listings are paginated; large objects stream (multipart upload from a spooled temporary
-file, streamed download); transient errors are retried with backoff by botocore. An
-access error names the bucket, prefix and credential source, never the secret.
+file, streamed download); transient errors (no connection, timeouts, 5xx, throttling) are
+retried by drconsole's one retry policy (``drconsole.retry``), the same as for the
+database. An access error names the bucket, prefix and credential source, never the
+secret.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -22,8 +24,11 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ReadTimeoutError,
 )
 
 from drconsole.catalog.layout import SNAPSHOTS
@@ -36,9 +41,11 @@ from drconsole.catalog.store import (
     check_key,
 )
 from drconsole.errors import StoreError
+from drconsole.retry import DEFAULT, RetryPolicy
 from drconsole.secrets import resolve
 from drconsole.timefmt import utc_now
 
+T = TypeVar("T")
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 DELETE_BATCH = 1000
@@ -67,9 +74,10 @@ class S3Store:
         region: str | None = None,
         credentials: str | None = None,
         keys: tuple[str, str] | None = None,
-        attempts: int = 6,
+        retry: RetryPolicy = DEFAULT,
         multipart_threshold: int = MULTIPART_THRESHOLD,
     ) -> None:
+        self.retry = retry
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
@@ -83,7 +91,7 @@ class S3Store:
         if keys:
             options.update(aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
         config = Config(
-            retries={"max_attempts": attempts, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},  # ours, not botocore's
             connect_timeout=10,
             read_timeout=60,
             max_pool_connections=32,
@@ -121,20 +129,31 @@ class S3Store:
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
-        with self._errors(f"listing {self.url}/{prefix}"):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key_prefix(prefix)):
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(self._relative(item["Key"]), int(item["Size"]))
+        pages = self._call(
+            f"listing {self.url}/{prefix}",
+            lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self._key_prefix(prefix))),
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield ObjectInfo(self._relative(item["Key"]), int(item["Size"]))
 
     def list_folders(self, prefix: str) -> list[str]:
         full = self._key_prefix(prefix.rstrip("/") + "/")
-        names: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        with self._errors(f"listing {self.url}/{prefix}"):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
-                for common in page.get("CommonPrefixes", []):
-                    names.append(common["Prefix"][len(full) :].rstrip("/"))
-        return sorted(names)
+        pages = self._call(
+            f"listing {self.url}/{prefix}",
+            lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/")),
+        )
+        return sorted(
+            common["Prefix"][len(full) :].rstrip("/")
+            for page in pages
+            for common in page.get("CommonPrefixes", [])
+        )
+
+    def _call(self, doing: str, call: Callable[[], T]) -> T:
+        """One request under the retry policy, failures as StoreError (``_errors``)."""
+        with self._errors(doing):
+            return self.retry.run(call, _transient)
 
     def _key_prefix(self, prefix: str) -> str:
         if not prefix:
@@ -143,20 +162,23 @@ class S3Store:
 
     def size(self, key: str) -> int | None:
         try:
-            with self._errors(f"reading {self.url}/{key}"):
-                return int(
-                    self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
-                )
+            head = self._call(
+                f"reading {self.url}/{key}",
+                lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)),
+            )
         except MissingObject:
             return None
+        return int(head["ContentLength"])
 
     def read(self, key: str) -> bytes:
         with self.open(key) as stream:
             return stream.read()
 
     def open(self, key: str) -> BinaryIO:
-        with self._errors(f"reading {self.url}/{key}"):
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        response = self._call(
+            f"reading {self.url}/{key}",
+            lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key)),
+        )
         return _Body(response["Body"], self, key)
 
     @contextmanager
@@ -164,8 +186,9 @@ class S3Store:
         full_key = self._key(key)
         with _spool_errors(key), tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             yield spool  # type: ignore[misc]
-            spool.seek(0)
-            with self._errors(f"writing {self.url}/{key}"):
+
+            def upload() -> None:
+                spool.seek(0)
                 self.client.upload_fileobj(
                     spool,
                     self.bucket,
@@ -174,21 +197,27 @@ class S3Store:
                     ExtraArgs=self._lock_args(key) or None,
                 )
 
+            self._call(f"writing {self.url}/{key}", upload)
+
     def create(self, key: str, data: bytes) -> None:
         """A conditional put (``If-None-Match: *``): S3 refuses it when the key exists.
         The key is looked up first too, for servers that ignore the condition."""
         if self.size(key) is not None:
             raise ObjectExists(f"{self.url}/{key} exists already; it was not overwritten")
         try:
-            with self._errors(f"writing {self.url}/{key}"):
-                self.client.put_object(
+            self._call(
+                f"writing {self.url}/{key}",
+                lambda: self.client.put_object(
                     Bucket=self.bucket,
                     Key=self._key(key),
                     Body=data,
                     IfNoneMatch="*",
                     **self._lock_args(key),
-                )
+                ),
+            )
         except _Conflict:
+            if self.read(key) == data:  # our own put, answered late and then retried
+                return
             raise ObjectExists(f"{self.url}/{key} exists already; it was not overwritten") from None
 
     def debris(self) -> list[Debris]:
@@ -196,32 +225,41 @@ class S3Store:
         large part): invisible to listings, yet stored and billed."""
         found = []
         paginator = self.client.get_paginator("list_multipart_uploads")
-        with self._errors(f"listing uploads in {self.url}"):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key_prefix("")):
-                for upload in page.get("Uploads", []):
-                    found.append(Debris(self._relative(upload["Key"]), 0, upload["UploadId"]))
+        pages = self._call(
+            f"listing uploads in {self.url}",
+            lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self._key_prefix(""))),
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                found.append(Debris(self._relative(upload["Key"]), 0, upload["UploadId"]))
         return found
 
     def remove_debris(self, items: list[Debris]) -> None:
         for item in items:
-            with self._errors(f"aborting an upload in {self.url}"):
-                self.client.abort_multipart_upload(
+            self._call(
+                f"aborting an upload in {self.url}",
+                lambda item=item: self.client.abort_multipart_upload(
                     Bucket=self.bucket, Key=self._key(item.key), UploadId=item.handle
-                )
+                ),
+            )
 
     def retention(self, key: str) -> Retention | None:
-        with self._errors(f"reading {self.url}/{key}"):
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        head = self._call(
+            f"reading {self.url}/{key}",
+            lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)),
+        )
         mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
         return Retention(str(mode).lower(), until) if mode and until else None
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
             chunk = [{"Key": self._key(key)} for key in keys[start : start + DELETE_BATCH]]
-            with self._errors(f"deleting from {self.url}"):
-                self.client.delete_objects(
+            self._call(
+                f"deleting from {self.url}",
+                lambda chunk=chunk: self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
-                )
+                ),
+            )
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -260,7 +298,8 @@ class S3Store:
             ) from None
         except EndpointConnectionError:
             raise StoreError(
-                f"{doing}: cannot connect to {self.endpoint or 'S3'} (retried with backoff)",
+                f"{doing}: cannot connect to {self.endpoint or 'S3'} "
+                f"(retried: {self.retry.describe()})",
                 "check that the endpoint is up and reachable, and the URL is right",
             ) from None
         except BotoCoreError as error:
@@ -283,6 +322,27 @@ def _spool_errors(key: str) -> Iterator[None]:
             f"spooling {key} for upload: {error.strerror} in {tempfile.gettempdir()}",
             "free disk space there (or set TMPDIR to a folder with room)",
         ) from None
+
+
+_TRANSIENT_CODES = (
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+)
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth another attempt: no connection, a timeout, a 5xx or throttling."""
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or error.response.get("Error", {}).get("Code") in _TRANSIENT_CODES
+    return isinstance(
+        error,
+        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError,
+    )
 
 
 class _Conflict(StoreError):

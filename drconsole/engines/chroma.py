@@ -26,13 +26,14 @@ import orjson
 from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
 from drconsole.errors import EngineError
 from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.retry import DEFAULT
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
 HNSW_KEYS = ("ef_construction", "max_neighbors", "ef_search", "resize_factor", "sync_threshold")
 DEFAULT_BATCH = 1000
-ATTEMPTS = 6
-BACKOFF_S = 0.5
+ATTEMPTS = DEFAULT.attempts
+BACKOFF_S = DEFAULT.first_delay_s
 LIST_PAGE = 100
 RECORD_FIELDS = ("embeddings", "documents", "metadatas", "uris")
 

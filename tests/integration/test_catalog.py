@@ -32,6 +32,7 @@ from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.retry import RetryPolicy
 from drconsole.sandbox import SeaweedS3, free_ports
 from drconsole.timefmt import compact_utc
 
@@ -511,12 +512,16 @@ def test_large_objects_use_multipart_upload_and_stream_back(
 def test_an_unreachable_endpoint_is_a_clear_error(s3_credentials: str) -> None:
     endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
     store = S3Store(
-        "drconsole-tests", "kb", endpoint=endpoint, credentials=s3_credentials, attempts=2
+        "drconsole-tests",
+        "kb",
+        endpoint=endpoint,
+        credentials=s3_credentials,
+        retry=RetryPolicy(attempts=2, first_delay_s=0.01),
     )
     with pytest.raises(StoreError) as caught:
         load_catalog(store)
     assert f"cannot connect to {endpoint}" in caught.value.message
-    assert "retried" in caught.value.message
+    assert "retried: 2 attempts" in caught.value.message
 
 
 def test_a_create_only_write_never_overwrites(store: ObjectStore) -> None:

@@ -386,3 +386,26 @@ def test_a_run_whose_disk_filled_mid_line_resumes_and_says_so(tmp_path: Path) ->
     assert resumed.finish() == "succeeded"
     resumed.close()
     assert store.metrics(run_id).integrity == "ok"
+
+
+def test_a_step_without_a_timeout_gets_its_actions_default(tmp_path: Path) -> None:
+    runner = _runner(
+        tmp_path,
+        """
+      - {id: a, action: flaky}
+      - {id: b, action: flaky, timeout: 5s, marks: service_restored}
+    """,
+    )
+    runner.run_step("a")
+    runner.run_step("b")
+    started = {
+        e.step_id: e.data["timeout_s"]
+        for e in read_record(runner.record_path).events
+        if e.type == "step.started"
+    }
+    assert started == {"a": 3600.0, "b": 5.0}
+    from drconsole.actions.registry import BUILTIN
+
+    assert all(spec.default_timeout_s > 0 for spec in BUILTIN.values())
+    assert BUILTIN["restore_data"].default_timeout_s == 24 * 3600
+    runner.close()
