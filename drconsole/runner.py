@@ -645,7 +645,32 @@ class Runner:
             if status == SUCCEEDED and unsettled:
                 raise RunStateError(f"steps not done: {', '.join(unsettled)}")
             self._write(ev.RUN_FINISHED, {"status": status, "reason": reason})
+            self._release_leases()
             return status
+
+    def _release_leases(self) -> None:
+        """A finished run frees the target collections it leased (a failure to reach the
+        target only leaves a lease that ends by itself). A sandbox target is thrown away
+        with its leases."""
+        if not self.state.leases or self.target.get("sandbox_pid"):
+            return
+        from drconsole.actions.lease import release_leases
+        from drconsole.engines import open_engine
+
+        try:
+            engine = open_engine(self.target)
+            try:
+                release_leases(engine, self.state.leases, self.run_id)
+            finally:
+                engine.close()
+        except DrconsoleError as error:
+            self._write(
+                ev.NOTE,
+                {
+                    "text": f"the target leases were not released ({error.message}); they end "
+                    "by themselves"
+                },
+            )
 
     # ----- internals -----------------------------------------------------------------
 

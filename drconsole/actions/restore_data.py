@@ -23,6 +23,7 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
+from drconsole.actions.lease import check_leases
 from drconsole.actions.restore_schema import schema_mismatch
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
 from drconsole.catalog.manifest import Manifest
@@ -75,6 +76,7 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     order = restore_order(context, chain[-1])
     engine = open_target(context)
     try:
+        check_leases(engine, order, context.run_id)
         _check_targets(engine, chain[-1], order)
         tally = _Tally.from_checkpoint(context.last_checkpoint)
         resumed_at = tally.records

@@ -27,6 +27,7 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
+from drconsole.actions.lease import release_leases, take_leases
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
 from drconsole.engines.base import CollectionInfo, Engine
 from drconsole.engines.placed import PlacedEngine
@@ -55,6 +56,7 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
     try:
         if context.params.get("create_namespace", True):
             engine.ensure_namespace()
+        take_leases(engine, order, context.run_id)
         existing = {name: engine.get_collection(name) for name in order}
         refusals = [
             problem
@@ -70,6 +72,7 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
             )
         ]
         if refusals:
+            release_leases(engine, order, context.run_id)
             return Outcome(FAILED, refusals[0], {"refusals": refusals, "written": False})
         rows = []
         not_restored: dict[str, list[str]] = {}
@@ -128,6 +131,7 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
             "collections": {row[0]: row[2] for row in rows},
             "not_restored": not_restored,
             "placement": placement,
+            "leases": order,
         },
         [table],
     )

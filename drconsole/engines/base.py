@@ -104,6 +104,12 @@ class Engine(Protocol):
         unless other ``metadata`` is given)."""
         ...
 
+    def try_create_collection(
+        self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
+    ) -> CollectionInfo | None:
+        """Create a collection only if none has that name (atomically); None if one has."""
+        ...
+
     def delete_collection(self, name: str) -> None: ...
 
     def rename_collection(self, name: str, new_name: str) -> None:

@@ -200,6 +200,17 @@ class ChromaEngine:
                 return existing
             raise
 
+    def try_create_collection(
+        self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
+    ) -> CollectionInfo | None:
+        body = {"name": name, **creation_settings(schema), "metadata": metadata or None}
+        try:
+            return self._remember(self._call("POST", f"{self._db}/collections", body))
+        except ChromaError as error:
+            if error.status == 409:
+                return None
+            raise
+
     def delete_collection(self, name: str) -> None:
         try:
             self._call("DELETE", f"{self._db}/collections/{quote(name, safe='')}")

@@ -69,6 +69,7 @@ class RunState:
     milestones: dict[str, datetime] = field(default_factory=dict)
     snapshot: dict[str, Any] | None = None
     placement: dict[str, str] = field(default_factory=dict)
+    leases: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     paused: dict[str, Any] | None = None
     finished: dict[str, Any] | None = None
@@ -183,6 +184,8 @@ def _step_finished(state: RunState, event: Event) -> None:
     step.continued = bool(event.data.get("continued", False))
     if step.status == "succeeded" and isinstance(step.details.get("placement"), dict):
         state.placement = dict(step.details["placement"])
+    if isinstance(step.details.get("leases"), list):
+        state.leases = sorted(set(state.leases) | {str(name) for name in step.details["leases"]})
 
 
 def _check_result(state: RunState, event: Event) -> None:
