@@ -7,7 +7,10 @@ hint) with a non-zero exit code; never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import traceback
 
 from drconsole import __version__
 from drconsole.commands import (
@@ -26,6 +29,8 @@ from drconsole.errors import DrconsoleError
 from drconsole.sandbox import install_exit_handlers
 
 EXIT_INTERRUPTED = 130
+EXIT_INPUT = 2
+EXIT_BUG = 70
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    for number, argument in enumerate(sys.argv[1:] if argv is None else argv, start=1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            print(f"error: argument {number} is not valid UTF-8", file=sys.stderr)
+            return EXIT_INPUT
     args = parser.parse_args(argv)
     install_exit_handlers()
     handler = getattr(args, "handler", None)
@@ -68,6 +79,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as error:
+        name = str(error.filename or "")
+        where = f"{name[:40]}…{name[-20:]}: " if len(name) > 80 else f"{name}: " if name else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_INPUT
+    except (RecursionError, MemoryError) as error:
+        what = "nests too deeply" if isinstance(error, RecursionError) else "is too large"
+        print(f"error: the input {what} to be read", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as error:  # noqa: BLE001 - the last net: a bug, said in one line
+        return _report_bug(error)
+
+
+def _report_bug(error: Exception) -> int:
+    """One line for the user, the traceback in a private file for the report."""
+    fd, path = tempfile.mkstemp(prefix="drconsole-crash-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as log:
+        log.write("".join(traceback.format_exception(error)))
+    print(
+        f"error: drconsole hit a bug ({type(error).__name__}); nothing more was done. "
+        f"Details: {path}",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from drconsole.filters import check_filter
 from drconsole.timefmt import format_utc, utc_now
 
 FORMAT = "drconsole-golden/1"
+MAX_GOLDEN_BYTES = 256 * 1024 * 1024
 INLINE_LIMIT = 20_000
 PERTURBATION = 0.05
 FILTERED_PER_VALUE = 3
@@ -74,6 +75,10 @@ def rank_overlap(returned: list[str], expected: list[str], k: int) -> float:
 
 def load_golden(path: Path) -> GoldenSet:
     try:
+        if path.stat().st_size > MAX_GOLDEN_BYTES:
+            raise GoldenError(
+                f"{path}: the golden set is larger than {MAX_GOLDEN_BYTES // 2**20} MiB; refused"
+            )
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GoldenError(
@@ -81,6 +86,8 @@ def load_golden(path: Path) -> GoldenSet:
         ) from None
     except (OSError, ValueError) as error:
         raise GoldenError(f"{path}: cannot read the golden set ({error})") from None
+    except RecursionError:
+        raise GoldenError(f"{path}: the golden set nests too deeply to be one") from None
     return parse_golden(raw, str(path), folder=path.parent)
 
 
@@ -100,7 +107,10 @@ def parse_golden(
             raise GoldenError(f"{where}: its vectors file {raw['vectors']!r} cannot be found")
         vectors = _load_npy(folder / raw["vectors"], where)
     queries = [_query(item, n, vectors, where) for n, item in enumerate(raw["queries"])]
-    return GoldenSet(queries, dict(raw.get("source") or {}), str(raw.get("created_at", "")))
+    source = raw.get("source") or {}
+    if not isinstance(source, dict):
+        raise GoldenError(f"{where}: its source must be an object")
+    return GoldenSet(queries, dict(source), str(raw.get("created_at", "")))
 
 
 def _query(item: Any, number: int, vectors: np.ndarray | None, where: str) -> GoldenQuery:
@@ -133,9 +143,27 @@ def _query(item: Any, number: int, vectors: np.ndarray | None, where: str) -> Go
 
 
 def _load_npy(path: Path, where: str) -> np.ndarray:
+    """The vectors file, its header checked against its size before anything is read (a
+    header may claim terabytes)."""
     try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_header(handle)
+            offset = handle.tell()
+        size = path.stat().st_size
+        claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if dtype.hasobject or claimed != size - offset:
+            raise ValueError(
+                f"its header claims {claimed} bytes of data, the file has {size - offset}"
+            )
         vectors = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, SyntaxError) as error:
         raise GoldenError(f"{where}: cannot read its vectors {path} ({error})") from None
     if vectors.ndim != 2:
         raise GoldenError(f"{where}: {path} must hold a [queries, dimension] array")
