@@ -93,6 +93,7 @@ class Runner:
         self._secrets: list[str] = known_secrets(runbook)
         self._mutex = threading.RLock()
         self._interrupted_at: datetime | None = None
+        self._mirror_broken = False
 
     # ----- opening and closing -------------------------------------------------------
 
@@ -721,6 +722,30 @@ class Runner:
         self.state.apply(event)
         for listener in self._listeners:
             listener(event)
+        if event.type in (ev.STEP_FINISHED, ev.STEP_SKIPPED, ev.RUN_FINISHED, ev.RUN_PAUSED):
+            self._mirror()
+
+    def _mirror(self) -> None:
+        """Copy the record into the catalog's runs/ (after each step and at the end). A
+        catalog that cannot take it does not stop the run: the record says so, once."""
+        if self._mirror_broken or not self.runbook.catalog_location():
+            return
+        from drconsole.catalog.open import open_runbook_catalog
+        from drconsole.incident.mirror import mirror_record
+
+        try:
+            mirror_record(
+                open_runbook_catalog(self.runbook, self._secrets.append), self.record_path
+            )
+        except DrconsoleError as error:
+            self._mirror_broken = True
+            self._write(
+                ev.NOTE,
+                {
+                    "text": f"the record could not be copied to the catalog ({error.message}); "
+                    "it is kept on this machine only"
+                },
+            )
 
     def _expect(self, step_id: str, kinds: tuple[str, ...]) -> Step:
         pending = self._pending()

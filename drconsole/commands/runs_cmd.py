@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
+from drconsole.catalog.open import open_runbook_catalog, open_store
+from drconsole.catalog.store import ObjectStore
 from drconsole.commands.output import print_json, stderr, stdout, write_output
 from drconsole.incident.metrics import RunMetrics
+from drconsole.incident.mirror import compare_with_copy, fetch_runs
 from drconsole.incident.record import RecordRead
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore, default_runs_dir
+from drconsole.runbook.loader import load_runbook
 from drconsole.timefmt import format_duration, format_utc
 
 EXIT_BROKEN = 1
@@ -37,6 +42,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     commands = runs.add_subparsers(dest="runs_command", required=True)
     listing = commands.add_parser("list", help="every run, oldest first")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument(
+        "--catalog",
+        metavar="URL|RUNBOOK",
+        help="the runs copied into this catalog (every machine's), instead of this machine's",
+    )
     listing.set_defaults(handler=list_command)
     show = commands.add_parser("show", help="metrics and per-step durations of one run")
     show.add_argument("run", metavar="RUN", help="run id, a unique prefix of it, or latest")
@@ -44,6 +54,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=show_command)
     verify = commands.add_parser("verify", help="check a record's hash chain")
     verify.add_argument("run", metavar="RUN")
+    verify.add_argument(
+        "--catalog",
+        metavar="URL|RUNBOOK",
+        help="also compare the record with its copy in this catalog (catches a rollback)",
+    )
     verify.set_defaults(handler=verify_command)
     export = commands.add_parser("export", help="a run as a Markdown report or JSON")
     export.add_argument("run", metavar="RUN")
@@ -54,8 +69,22 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         add_runs_dir(parser)
 
 
+def _catalog_store(reference: str) -> ObjectStore:
+    """A catalog named by URL, or the catalog a runbook file names."""
+    if reference.endswith((".yaml", ".yml")) and Path(reference).is_file():
+        return open_runbook_catalog(load_runbook(Path(reference)))
+    return open_store(reference)
+
+
 def list_command(args: argparse.Namespace) -> int:
-    store = store_from(args)
+    if args.catalog:
+        with tempfile.TemporaryDirectory(prefix="drconsole-runs-") as folder:
+            fetch_runs(_catalog_store(args.catalog), Path(folder))
+            return _list(RunStore(Path(folder)), args, f"the catalog {args.catalog}")
+    return _list(store_from(args), args, None)
+
+
+def _list(store: RunStore, args: argparse.Namespace, where: str | None) -> int:
     runs, unreadable = store.all_metrics()
     for message in unreadable:
         stderr.print(f"warning: {escape(message)}")
@@ -63,7 +92,7 @@ def list_command(args: argparse.Namespace) -> int:
         print_json([run.summary_json() for run in runs])
         return 0
     if not runs:
-        stdout.print(f"no runs in {store.folder}")
+        stdout.print(f"no runs in {where or store.folder}")
         return 0
     table = Table()
     for column in ("run", "runbook", "mode", "started (UTC)", "status", "RTO", "target", "met"):
@@ -128,13 +157,16 @@ def verify_command(args: argparse.Namespace) -> int:
     if read.problem is not None:
         stdout.print(f"{read.path}: BROKEN at {read.problem}")
         return EXIT_BROKEN
+    if args.catalog and (problem := compare_with_copy(_catalog_store(args.catalog), read)):
+        stdout.print(f"{read.path}: BROKEN: {problem}")
+        return EXIT_BROKEN
     stdout.print(f"{read.path}: {len(read.events)} events")
-    for line in proofs(read):
+    for line in proofs(read, checked_copy=bool(args.catalog)):
         stdout.print(f"  {line}")
     return 0 if read.integrity == "ok" else EXIT_BROKEN
 
 
-def proofs(read: RecordRead) -> list[str]:
+def proofs(read: RecordRead, *, checked_copy: bool = False) -> list[str]:
     """What reading the record proved, and what it did not."""
     lines = ["chained: every line is in order and unchanged since the one after it was written"]
     if read.authenticated:
@@ -147,11 +179,13 @@ def proofs(read: RecordRead) -> list[str]:
             "anchored: the record ends where its head anchor says; no line was cut from the end"
         )
     lines += [f"NOT proven: {item}" for item in read.unproven]
-    lines.append(
-        "not proven by any record: that the record and its head were not both replaced "
-        "by older copies of themselves (a rollback); a copy kept elsewhere is the check "
-        "for that"
-    )
+    if checked_copy:
+        lines.append("matches its copy in the catalog: it was not rolled back behind the last copy")
+    else:
+        lines.append(
+            "not checked: that the record and its head were not both rolled back to older "
+            "copies of themselves; --catalog compares them with the catalog's copy"
+        )
     return lines
 
 

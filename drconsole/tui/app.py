@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,8 @@ from drconsole.catalog.catalog import CatalogView, load_catalog
 from drconsole.catalog.open import open_runbook_catalog, open_store
 from drconsole.catalog.store import ObjectStore
 from drconsole.errors import DrconsoleError
+from drconsole.incident.metrics import RunMetrics
+from drconsole.incident.mirror import fetch_runs
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
@@ -68,6 +71,22 @@ class Services:
         runbook = self.runbook()
         reference = None if self.catalog_url or runbook is None else runbook.catalog_key()
         return load_catalog(store, CatalogKey.from_reference(reference) if reference else None)
+
+    def all_runs(self) -> tuple[list[RunMetrics], list[str]]:
+        """This machine's runs, and those other machines copied into the catalog."""
+        runs, unreadable = self.runs.all_metrics()
+        if not self.has_catalog():
+            return runs, unreadable
+        try:
+            with tempfile.TemporaryDirectory(prefix="drconsole-runs-") as folder:
+                fetch_runs(self.open_store(), Path(folder))
+                shared, _ = RunStore(Path(folder)).all_metrics()
+        except DrconsoleError as error:
+            return runs, [*unreadable, f"the catalog's runs could not be read: {error.message}"]
+        known = {run.run_id for run in runs}
+        merged = runs + [run for run in shared if run.run_id not in known]
+        merged.sort(key=lambda run: (run.started_at is None, run.started_at))
+        return merged, unreadable
 
     def allow_unsigned(self) -> bool:
         runbook = self.runbook()

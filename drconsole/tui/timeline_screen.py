@@ -88,7 +88,7 @@ class TimelineScreen(Screen[None]):
         thread=True, exclusive=True, exit_on_error=False, group="runs", description="read past runs"
     )
     def load(self) -> None:
-        runs, unreadable = self.console.services.runs.all_metrics()
+        runs, unreadable = self.console.services.all_runs()
         self.post_message(RunsLoaded(runs, unreadable))
 
     @on(RunsLoaded)
