@@ -22,6 +22,7 @@ import numpy as np
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
 from drconsole.records import RecordBatch
+from drconsole.sampling import sample_percent
 
 NAMED = 20
 FETCH = 1000
@@ -37,13 +38,8 @@ class ContentDepth:
     def parse(cls, text: str) -> ContentDepth:
         if text == "full":
             return cls(100.0)
-        if text.startswith("sample:") and text.endswith("%"):
-            try:
-                percent = float(text[len("sample:") : -1])
-            except ValueError:
-                percent = -1.0
-            if 0 < percent <= 100:
-                return cls(percent)
+        if (percent := sample_percent(text)) is not None:
+            return cls(percent)
         raise ValueError(f"content must be full or sample:N% (0 < N <= 100), not {text!r}")
 
     def chooses(self, record_id: str, seed: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drconsole.sampling import sample_percent
 from drconsole.secrets import is_reference, looks_secret_name
 from drconsole.timefmt import parse_duration, parse_utc
 
@@ -121,29 +122,15 @@ def _choice(param: Param, value: Any) -> str:
 
 def _depth(param: Param, value: Any) -> str:
     """A verification depth: manifest, sizes, full, or sample:N% with 0 < N <= 100."""
-    if value in ("manifest", "sizes", "full"):
+    if value in ("manifest", "sizes", "full") or sample_percent(value) is not None:
         return value
-    if isinstance(value, str) and value.startswith("sample:") and value.endswith("%"):
-        try:
-            percent = float(value[len("sample:") : -1])
-        except ValueError:
-            percent = -1.0
-        if 0 < percent <= 100:
-            return value
     raise ValueError(f"must be manifest, sizes, full or sample:N% (0 < N <= 100), not {value!r}")
 
 
 def _content(param: Param, value: Any) -> str:
     """How much of the restored data to compare with the snapshot: full or sample:N%."""
-    if value == "full":
+    if value == "full" or sample_percent(value) is not None:
         return value
-    if isinstance(value, str) and value.startswith("sample:") and value.endswith("%"):
-        try:
-            percent = float(value[len("sample:") : -1])
-        except ValueError:
-            percent = -1.0
-        if 0 < percent <= 100:
-            return value
     raise ValueError(f"must be full or sample:N% (0 < N <= 100), not {value!r}")
 
 

@@ -33,6 +33,7 @@ from drconsole.catalog.layout import KNOWN_FILES, file_key, snapshot_prefix
 from drconsole.catalog.manifest import FileEntry, Manifest
 from drconsole.catalog.store import MissingObject, ObjectStore
 from drconsole.errors import DrconsoleError, UsageError
+from drconsole.sampling import sample_percent
 from drconsole.timefmt import utc_now
 
 DEPTHS = ("manifest", "sizes", "full")
@@ -51,13 +52,8 @@ class Depth:
     def parse(cls, text: str) -> Depth:
         if text in DEPTHS:
             return cls(text)
-        if text.startswith("sample:") and text.endswith("%"):
-            try:
-                percent = float(text[len("sample:") : -1])
-            except ValueError:
-                percent = -1
-            if 0 < percent <= 100:
-                return cls("sample", percent)
+        if (percent := sample_percent(text)) is not None:
+            return cls("sample", percent)
         raise UsageError(
             f"unknown depth {text!r}", "use manifest, sizes, full or sample:N% (0 < N <= 100)"
         )

@@ -240,7 +240,9 @@ def test_object_lock_keeps_a_compromised_writer_from_destroying_snapshots(
     url = f"s3://{bucket}/kb"
     common = ("--endpoint", seaweed.endpoint, "--credentials", s3_credentials)
 
-    def create(*extra: str) -> subprocess.CompletedProcess[str]:
+    def create(
+        *extra: str, catalog: tuple[str, ...] = (url, *common)
+    ) -> subprocess.CompletedProcess[str]:
         return run_cli(
             "snapshot",
             "create",
@@ -251,8 +253,7 @@ def test_object_lock_keeps_a_compromised_writer_from_destroying_snapshots(
             "--collections",
             "kb_articles",
             "--catalog",
-            url,
-            *common,
+            *catalog,
             "--json",
             *extra,
         )
@@ -275,22 +276,12 @@ def test_object_lock_keeps_a_compromised_writer_from_destroying_snapshots(
     version = client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]
     with pytest.raises(Exception, match="AccessDenied"):
         client.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
-    unlocked = run_cli(
-        "snapshot",
-        "create",
-        "--url",
-        source_engine.url,
-        "--database",
-        source_engine.database,
-        "--collections",
-        "kb_articles",
-        "--catalog",
-        str(tmp_path / "local"),
-        "--json",
+    unlocked = create(
         "--object-lock-mode",
         "governance",
         "--object-lock-days",
         "1",
+        catalog=(str(tmp_path / "local"),),
     )
     assert unlocked.returncode == 2 and "needs an s3:// catalog" in unlocked.stderr
 

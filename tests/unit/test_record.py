@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -198,21 +200,28 @@ time.sleep(60)
 """
 
 
-def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
-    path = tmp_path / "run-1.jsonl"
-    _write(path, 1)
+@contextmanager
+def _held_elsewhere(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the record's writer lock; SIGKILLed on the way out."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.jsonl"
+    _write(path, 1)
+    with _held_elsewhere(path) as holder:
         with pytest.raises(RecordLockedError) as caught:
             RecordWriter.reopen(path)
         assert f"pid {holder.pid}" in caught.value.message
         assert socket.gethostname() in caught.value.message
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(10)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -231,20 +240,13 @@ def test_deleting_the_lock_files_never_lets_a_second_writer_in(tmp_path: Path) -
     uses (the holder file) while a drill runs does not let a second --resume write."""
     path = tmp_path / "run-1.jsonl"
     _write(path, 1)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with _held_elsewhere(path):
         for leftover in tmp_path.iterdir():
             if leftover != path:
                 leftover.unlink()
         assert [p.name for p in tmp_path.iterdir()] == ["run-1.jsonl"]
         with pytest.raises(RecordLockedError, match="open in another drconsole"):
             RecordWriter.reopen(path)
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(10)
 
 
 def test_a_record_deleted_under_its_writer_stops_the_run(tmp_path: Path) -> None:
