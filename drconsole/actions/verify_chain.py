@@ -110,7 +110,12 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
         if selection.skipped
         else ""
     )
-    unsigned = "" if selection.signed else "; UNSIGNED (allowed by catalog.allow_unsigned)"
+    unsigned = (
+        ""
+        if selection.signed
+        else "; NOT AUTHENTICATED (unsigned, or no key to check it; allowed by "
+        "catalog.allow_unsigned)"
+    )
     if impact is None:
         impact_note = ""
     elif selection.manifest.recovery_point <= impact:

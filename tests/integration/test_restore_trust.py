@@ -121,7 +121,7 @@ def test_an_unsigned_catalog_restores_only_when_the_runbook_allows_it(
     assert allowed.exit_code == 0, allowed.message
     verify = _verify_step(runs)
     assert verify["details"]["snapshot_id"] == legacy.id and verify["details"]["signed"] is False
-    assert "UNSIGNED (allowed by catalog.allow_unsigned)" in verify["summary"]
+    assert "NOT AUTHENTICATED (unsigned, or no key to check it" in verify["summary"]
 
 
 def test_a_shared_catalog_restores_only_the_runbooks_source(
