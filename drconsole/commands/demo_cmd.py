@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from drconsole.commands.output import stderr, stdout
+from drconsole.commands.output import require_terminal, stderr, stdout
 from drconsole.commands.runs_cmd import print_metrics
 from drconsole.demo import SIZES, DemoOptions, run_demo
 from drconsole.incident.store import RunStore
@@ -31,6 +31,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    if not args.headless:
+        require_terminal("the interactive demo", "`drconsole demo --headless`")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drconsole-demo-"))
     started = time.monotonic()
 

@@ -28,6 +28,13 @@ stdout = _console()
 stderr = _console(stderr=True)
 
 
+def require_terminal(what: str, instead: str) -> None:
+    """Refuse to draw a full-screen console on anything but a terminal (a pipe or a file
+    would fill with escape codes until killed)."""
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise UsageError(f"{what} needs a terminal, and this is not one", f"use {instead}")
+
+
 def print_error(error: DrconsoleError) -> None:
     """``error: message`` (one line per runbook problem), then ``hint: ...``."""
     lines = error.problems if isinstance(error, RunbookError) else [f"error: {error.message}"]

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from drconsole.commands.output import require_terminal
 from drconsole.commands.runs_cmd import add_runs_dir
 from drconsole.errors import UsageError
 from drconsole.incident.store import default_runs_dir
@@ -42,6 +43,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def tui_command(args: argparse.Namespace) -> int:
+    require_terminal("the console", "`drconsole drill RUNBOOK` to walk a runbook headless")
     remembered = _last_used()
     runbook = args.runbook or _env_path(ENV_RUNBOOK) or _existing(remembered.get("runbook"))
     catalog = (

@@ -247,15 +247,18 @@ class DrconsoleApp(App[None]):
         self.push_screen(ErrorModal(message, hint))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The app's own workers; the screens pass theirs to ``report_worker_error``."""
+        if event.state == WorkerState.ERROR:
+            self.report_worker_error(event.worker)
+
+    def report_worker_error(self, worker: Worker) -> None:
         """Every worker failure ends here, as an error modal (never a traceback)."""
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
+        error = worker.error
         if isinstance(error, DrconsoleError):
             self.show_error(error.message, error.hint)
         else:
             self.show_error(
-                f"{event.worker.description or 'work'} failed: {type(error).__name__}: {error}"
+                f"{worker.description or 'work'} failed: {type(error).__name__}: {error}"
             )
 
     async def action_quit(self) -> None:

@@ -9,8 +9,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static, Tree
+from textual.worker import Worker
 
 from drconsole.catalog.catalog import CatalogView
 from drconsole.catalog.manifest import Manifest
@@ -20,6 +20,7 @@ from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import CatalogLoaded, VerifyFinished, VerifyProgress
 from drconsole.tui.modals import ChoiceModal, HelpModal
+from drconsole.tui.screen_base import ConsoleScreen
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
@@ -32,7 +33,7 @@ DEPTHS = [
 ]
 
 
-class CatalogScreen(Screen[None]):
+class CatalogScreen(ConsoleScreen):
     AUTO_FOCUS = "#tree"  # never the hidden filter input: it would swallow the keys
     BINDINGS = [
         Binding("v", "verify", "Verify", tooltip="verify the selected chain at a chosen depth"),
@@ -75,7 +76,14 @@ class CatalogScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.query_one("#status-line", Static).update("loading the catalog…")
+        self.query_one("#details-text", Static).update("loading the catalog…")
         self.load()
+
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group == "catalog":
+            text = "the catalog could not be loaded (see the message); f5 tries again"
+            self.query_one("#status-line", Static).update(text)
+            self.query_one("#details-text", Static).update(text)
 
     @work(
         thread=True,

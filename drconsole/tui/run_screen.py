@@ -4,16 +4,17 @@ panel, the latest events. Every action goes to the runner; long steps run on a w
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, RichLog, Static
 
+from drconsole.errors import DrconsoleError
 from drconsole.incident.describe import describe
 from drconsole.incident.replay import StepState
 from drconsole.runbook.model import Step
@@ -21,6 +22,7 @@ from drconsole.runner import Pending, Runner
 from drconsole.timefmt import format_duration
 from drconsole.tui.messages import RecordEvent, StepProgress
 from drconsole.tui.modals import ChoiceModal, ConfirmModal, HelpModal, MilestoneModal, ReasonModal
+from drconsole.tui.screen_base import ConsoleScreen
 from drconsole.tui.widgets import ResultTables, RtoClock, status_text
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 RECENT_EVENTS = 200
 
 
-class RunScreen(Screen[None]):
+class RunScreen(ConsoleScreen):
     AUTO_FOCUS = "#steps"
     BINDINGS = [
         Binding(
@@ -314,9 +316,9 @@ class RunScreen(Screen[None]):
         if pending.kind != "confirm" or pending.step is None:
             self.notify("no manual step waits for confirmation", severity="warning")
             return
-        self.runner.confirm(pending.step.id)
-        self.viewed = None
-        self.refresh_view()
+        if self._safely(self.runner.confirm, pending.step.id):
+            self.viewed = None
+            self.refresh_view()
 
     def action_reject(self) -> None:
         pending = self._pending()
@@ -354,7 +356,7 @@ class RunScreen(Screen[None]):
         def chosen(answer: object) -> None:
             if answer:
                 name, moment = answer  # type: ignore[misc]
-                self.runner.milestone(name, moment, reason="set by the operator")
+                self._safely(self.runner.milestone, name, moment, reason="set by the operator")
                 self.refresh_view()
 
         self.app.push_screen(MilestoneModal(self.console.services.clock()), chosen)
@@ -364,7 +366,9 @@ class RunScreen(Screen[None]):
         if pending.kind != "complete":
             self.notify("steps are not all settled yet", severity="warning")
             return
-        status = self.runner.finish()
+        status = self._safely(self.runner.finish)
+        if status is None:
+            return
         self.runner.release_sandbox()
         self.notify(
             f"run finished: {status}", severity="information" if status == "succeeded" else "error"
@@ -410,10 +414,19 @@ class RunScreen(Screen[None]):
             chosen,
         )
 
+    def _safely(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A runner call from a key: what it returns (True for None), or None after the
+        error modal when the record or the run refuses it (a full disk, say)."""
+        try:
+            result = call(*args, **kwargs)
+        except DrconsoleError as error:
+            self.console.show_error(error.message, error.hint)
+            return None
+        return True if result is None else result
+
     def _with_reason(self, title: str, act: object, placeholder: str = "why") -> None:
         def answered(reason: str | None) -> None:
-            if reason:
-                act(reason)  # type: ignore[operator]
+            if reason and self._safely(act, reason) is not None:  # type: ignore[arg-type]
                 self.viewed = None
                 self.refresh_view()
 

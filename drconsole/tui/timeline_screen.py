@@ -10,13 +10,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from drconsole.incident.metrics import RunMetrics
 from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import RunsLoaded
 from drconsole.tui.modals import HelpModal
+from drconsole.tui.screen_base import ConsoleScreen
 from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, run_status_text
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ RUN_COLUMNS = (
 )
 
 
-class TimelineScreen(Screen[None]):
+class TimelineScreen(ConsoleScreen):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
         Binding("e", "export", "Export report", tooltip="write the selected run's Markdown report"),

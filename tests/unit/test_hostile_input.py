@@ -211,3 +211,14 @@ def test_hostile_command_lines_never_end_in_a_traceback(
             ":" in result.stderr.splitlines()[0]
         )
     assert np.isfinite(len(result.stdout))
+
+
+@pytest.mark.parametrize(
+    ("argv", "instead"),
+    [(["tui"], "drconsole drill RUNBOOK"), (["demo"], "drconsole demo --headless")],
+)
+def test_the_console_refuses_anything_but_a_terminal(argv: list[str], instead: str) -> None:
+    result = _cli(*argv)
+    _refused_clearly(result)
+    assert "needs a terminal" in result.stderr and instead in result.stderr
+    assert result.stdout == "", "no escape codes written to the pipe"
