@@ -262,10 +262,15 @@ class DrconsoleApp(App[None]):
             )
 
     async def action_quit(self) -> None:
+        """Ctrl-Q: like q on the run screen, a running step is cancelled first (asked)."""
         screen = self.screen
         if getattr(screen, "running_step", None):
-            self.notify("a step is running: cancel it first (k), then quit", severity="warning")
+            screen.action_cancel_step(then_quit=True)  # type: ignore[attr-defined]
             return
+        self.leave()
+
+    def leave(self) -> None:
+        """Leave the console; an unfinished run is paused, resumable."""
         self.close_run()
         self.exit()
 

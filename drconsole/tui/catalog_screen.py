@@ -21,6 +21,7 @@ from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import CatalogLoaded, VerifyFinished, VerifyProgress
 from drconsole.tui.modals import ChoiceModal, HelpModal
 from drconsole.tui.screen_base import ConsoleScreen
+from drconsole.tui.widgets import help_keys
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
@@ -353,10 +354,9 @@ class CatalogScreen(ConsoleScreen):
         self.console.show_timeline()
 
     def action_help(self) -> None:
-        keys = [(b.key, b.description) for b in self.BINDINGS if b.description]  # type: ignore[union-attr]
         self.app.push_screen(
             HelpModal(
-                keys,
+                help_keys(self.BINDINGS),
                 "The catalog: chains of snapshots (full base, incrementals "
                 "below), their age against the RPO and their integrity.",
             )

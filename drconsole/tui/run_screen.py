@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -19,16 +19,29 @@ from drconsole.incident.describe import describe
 from drconsole.incident.replay import StepState
 from drconsole.runbook.model import Step
 from drconsole.runner import Pending, Runner
-from drconsole.timefmt import format_duration
+from drconsole.timefmt import format_duration, format_utc, parse_utc
 from drconsole.tui.messages import RecordEvent, StepProgress
 from drconsole.tui.modals import ChoiceModal, ConfirmModal, HelpModal, MilestoneModal, ReasonModal
 from drconsole.tui.screen_base import ConsoleScreen
-from drconsole.tui.widgets import ResultTables, RtoClock, status_text
+from drconsole.tui.widgets import ResultTables, RtoClock, help_keys, status_text
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
 
 RECENT_EVENTS = 200
+WIDE = 160
+STATUS_WIDTH = 13
+TIME_WIDTH = 6
+_STATEFUL = (
+    "run_step",
+    "confirm",
+    "reject",
+    "skip",
+    "override",
+    "cancel_step",
+    "finish",
+    "export",
+)
 
 
 class RunScreen(ConsoleScreen):
@@ -45,17 +58,29 @@ class RunScreen(ConsoleScreen):
         Binding(
             "o", "override", "Override", tooltip="let the run pass a failed gate, with a reason"
         ),
-        Binding("j", "reject", "Reject", tooltip="reject an approval, with a reason"),
-        Binding("k", "cancel_step", "Cancel step"),
-        Binding("n", "note", "Note"),
+        Binding("r", "reject", "Reject", tooltip="reject an approval, with a reason"),
         Binding(
-            "m", "milestone", "Milestone", tooltip="set a milestone, e.g. a back-dated impact start"
+            "ctrl+c",
+            "cancel_step",
+            "Cancel step",
+            priority=True,
+            tooltip="cancel the running step (asks first; the run stays resumable)",
+        ),
+        Binding("n", "note", "Note", show=False),
+        Binding(
+            "m",
+            "milestone",
+            "Milestone",
+            show=False,
+            tooltip="set a milestone, e.g. a back-dated impact start",
         ),
         Binding("f", "finish", "Finish"),
         Binding("e", "export", "Export report"),
-        Binding("t", "timeline", "Timeline"),
+        Binding("t", "timeline", "Timeline", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
         Binding("question_mark", "help", "Help"),
-        Binding("q", "app.quit", "Quit", tooltip="leave the console; an unfinished run is paused"),
+        Binding("q", "quit", "Quit", tooltip="leave the console; an unfinished run is paused"),
     ]
 
     def __init__(self, runner: Runner) -> None:
@@ -63,7 +88,10 @@ class RunScreen(ConsoleScreen):
         self.runner = runner
         self.cancel = threading.Event()
         self.running_step: str | None = None
+        self.quit_after_step = False
         self.viewed: str | None = None
+        self._title_width = 0
+        self._filling = False
         self._shown_instructions: str | None = None
 
     @property
@@ -92,9 +120,7 @@ class RunScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.runner.runbook.title} ({self.runner.run_id})"
-        table = self.query_one("#steps", DataTable)
-        for label, width in (("status", 13), ("time", 7), ("step", 48)):
-            table.add_column(label, width=width)
+        self._lay_out(self.app.size.width)
         log = self.query_one("#events", RichLog)
         for event in self.console.services.runs.read(self.runner.run_id).events[-RECENT_EVENTS:]:
             if (line := describe(event)) is not None:
@@ -108,6 +134,27 @@ class RunScreen(ConsoleScreen):
             self.runner.advance()
             self.refresh_view()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._lay_out(event.size.width)
+        self.refresh_view()
+
+    def _lay_out(self, width: int) -> None:
+        """Narrow terminals (an 80x24 jump host) stack the steps above the step panel so
+        titles get the whole width; wide ones put them side by side. The step column takes
+        whatever room the status and time columns leave."""
+        narrow = width < WIDE
+        self.set_class(narrow, "narrow")
+        table_width = width if narrow else int(width * 0.45)
+        title_width = max(20, table_width - STATUS_WIDTH - TIME_WIDTH - 8)
+        if self._title_width == title_width:
+            return
+        self._title_width = title_width
+        table = self.query_one("#steps", DataTable)
+        table.clear(columns=True)
+        for label, column in (("status", STATUS_WIDTH), ("time", TIME_WIDTH)):
+            table.add_column(label, width=column)
+        table.add_column("step", width=title_width)
+
     # ----- reading the run -------------------------------------------------------------
 
     def refresh_view(self) -> None:
@@ -120,12 +167,7 @@ class RunScreen(ConsoleScreen):
                 style="bold white on red" if mode == "INCIDENT" else "bold black on cyan",
             )
         )
-        snapshot = state.snapshot or {}
-        rpo = self.runner.runbook.rpo_s
-        point = str(snapshot.get("recovery_point", "not selected yet"))[:16].replace("T", " ")
-        title = Text(f"recovery point {point} (RPO {format_duration(rpo)})  ")
-        title.append(self.runner.runbook.title, style="bold")
-        self.query_one("#run-title", Static).update(title)
+        self.query_one("#run-title", Static).update(self._where_and_when())
         start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
         self.query_one("#rto", RtoClock).set_times(
             start or state.started_at,
@@ -135,6 +177,46 @@ class RunScreen(ConsoleScreen):
         self._fill_steps()
         self._show_step(self.viewed or self._current_id())
         self._show_outcome()
+        self.refresh_bindings()
+
+    def _where_and_when(self) -> Text:
+        """Where the run writes (engine, url, namespace; a sandbox in its own colour), the
+        recovery point and the actual RPO against its target."""
+        target = self.runner.target
+        line = Text("→ ")
+        if not target:
+            line.append("no target: this runbook restores nothing", style="dim")
+        elif target.get("sandbox_pid") or target.get("sandbox"):
+            line.append("SANDBOX ", style="bold black on green")
+        if target:
+            namespace = "/".join(
+                str(target[key]) for key in ("tenant", "database") if target.get(key)
+            )
+            line.append(f"{target.get('engine', '?')} {target.get('url', '(starting)')}")
+            line.append(f" {namespace}" if namespace else "", style="bold")
+        state = self.runner.state
+        snapshot = state.snapshot or {}
+        rpo_target = format_duration(self.runner.runbook.rpo_s)
+        if not snapshot.get("recovery_point"):
+            chosen = state.facts.get("snapshot_request")
+            line.append(
+                f"\nrecovery point {chosen} (chosen; verify checks it)"
+                if chosen
+                else "\nrecovery point: the verify step selects it",
+                style="dim",
+            )
+            return line
+        point = parse_utc(str(snapshot["recovery_point"]))
+        start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
+        start = start or state.started_at
+        line.append(f"\nrecovery point {format_utc(point)[:19].replace('T', ' ')}")
+        if start is not None:
+            rpo = (start - point).total_seconds()
+            style = "bold red" if rpo < 0 else ""
+            line.append(f", RPO {format_duration(rpo)} of {rpo_target}", style=style)
+            if rpo < 0:
+                line.append(" NEGATIVE: it may hold the damage", style="bold red")
+        return line
 
     def _current_id(self) -> str | None:
         pending = self.runner.advance() if self.running_step is None else None
@@ -144,16 +226,22 @@ class RunScreen(ConsoleScreen):
         """Rows by plan order; the cursor stays on the step being looked at, else follows
         the current step."""
         table = self.query_one("#steps", DataTable)
+        self._filling = True
         table.clear()
         current = self._current_id()
-        for step in self.runner.plan():
+        plan = self.runner.plan()
+        for step in plan:
             state = self.runner.state.steps[step.id]
             status = "overridden" if state.overridden else state.status
             marker = "▶ " if step.id == current else "  "
             table.add_row(status_text(status), _duration(state), marker + step.title, key=step.id)
-        focus = self.viewed or current
+        focus = self.viewed or current or (plan[-1].id if plan else None)
         if focus is not None and table.row_count:
             table.move_cursor(row=table.get_row_index(focus))
+        self.call_after_refresh(self._filled)
+
+    def _filled(self) -> None:
+        self._filling = False
 
     def _pending(self) -> Pending:
         return self.runner.advance() if self.running_step is None else Pending("run")
@@ -192,6 +280,8 @@ class RunScreen(ConsoleScreen):
         if state.blocked:
             what = "o override, " if step.gate else ""
             summary.append(f"\nblocked: x retry, {what}s skip (with a reason)", style="bold yellow")
+        elif step_id == self._current_id() and self.running_step is None:
+            summary.append(f"\n{_next_key(step)}", style="bold cyan")
         if state.override_reason:
             summary.append(f"\noverridden: {state.override_reason}", style="yellow")
         if state.skip_reason:
@@ -223,6 +313,8 @@ class RunScreen(ConsoleScreen):
     @on(DataTable.RowHighlighted, "#steps")
     def view_step(self, event: DataTable.RowHighlighted) -> None:
         """Looking at another step keeps it in the panel until the run moves on."""
+        if self._filling:
+            return
         key = str(event.row_key.value) if event.row_key is not None else None
         self.viewed = key if key != self._current_id() else None
         if key is not None:
@@ -244,7 +336,28 @@ class RunScreen(ConsoleScreen):
         bar = self.query_one("#step-progress", ProgressBar)
         bar.remove_class("hidden")
         bar.update(total=progress.total, progress=progress.done)
-        self.query_one("#progress-text", Static).update(progress.message)
+        text = Text(progress.message)
+        eta = (progress.data or {}).get("eta_s")
+        if eta is not None:
+            text.append(self._forecast(float(eta)))
+        self.query_one("#progress-text", Static).update(text)
+
+    def _forecast(self, eta_s: float) -> Text:
+        """The RTO this run is heading for: elapsed on the RTO clock, plus what the step
+        still needs at its measured rate (steps after it not counted)."""
+        clock = self.query_one("#rto", RtoClock)
+        target = self.runner.runbook.rto_s
+        if clock.start is None:
+            return Text("")
+        projected = (self.console.services.clock() - clock.start).total_seconds() + eta_s
+        verdict = "" if not target else (" on track" if projected <= target else " WILL MISS")
+        style = "bold red" if target and projected > target else "bold green"
+        target_text = f" of {format_duration(target)}" if target else ""
+        return Text(
+            f"\nprojected RTO {format_duration(projected)}{target_text}:{verdict} "
+            "(this step at its measured rate; later steps not counted)",
+            style=style,
+        )
 
     # ----- acting ----------------------------------------------------------------------
 
@@ -299,17 +412,70 @@ class RunScreen(ConsoleScreen):
 
     def step_done(self) -> None:
         self.running_step = None
+        if self.quit_after_step:
+            self.console.leave()
+            return
         self.query_one("#step-progress", ProgressBar).add_class("hidden")
         self.query_one("#progress-text", Static).update("")
         self.viewed = None
         self.refresh_view()
 
-    def action_cancel_step(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer shows the keys that matter now (False hides a key that does
+        nothing now); the others, shown or not, are listed in help."""
+        if action not in _STATEFUL:
+            return True
+        running = self.running_step is not None
+        pending = self._pending()
+        step = pending.step
+        relevant = {
+            "run_step": not running
+            and step is not None
+            and not step.is_manual
+            and pending.kind in ("run", "blocked", "interrupted"),
+            "confirm": pending.kind == "confirm",
+            "reject": pending.kind == "confirm" and step is not None and step.kind == "approval",
+            "skip": not running and step is not None and pending.kind != "finished",
+            "override": pending.kind == "blocked" and step is not None and step.gate,
+            "cancel_step": running,
+            "finish": pending.kind == "complete",
+            "export": self.runner.state.finished is not None,
+        }[action]
+        return relevant
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#steps", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#steps", DataTable).action_cursor_up()
+
+    def action_cancel_step(self, then_quit: bool = False) -> None:
+        """Stop the running step after asking (Ctrl-C and q agree on this)."""
         if self.running_step is None:
-            self.notify("no step is running", severity="warning")
+            if then_quit:
+                self.console.leave()
+            else:
+                self.notify("no step is running", severity="warning")
             return
-        self.cancel.set()
-        self.notify(f"cancelling {self.running_step}…")
+        step_id = self.running_step
+        leave = " and leave the console" if then_quit else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.running_step == step_id:
+                self.quit_after_step = then_quit
+                self.cancel.set()
+                self.notify(f"cancelling {step_id}…")
+
+        self.app.push_screen(
+            ConfirmModal(
+                f"Step {step_id} is running. Cancel it{leave}? Its work stops where it is; "
+                "the run stays resumable and the step can be run again."
+            ),
+            answered,
+        )
+
+    def action_quit(self) -> None:
+        self.action_cancel_step(then_quit=True)
 
     def action_confirm(self) -> None:
         pending = self._pending()
@@ -383,10 +549,9 @@ class RunScreen(ConsoleScreen):
         self.console.show_timeline()
 
     def action_help(self) -> None:
-        keys = [(b.key, b.description) for b in self.BINDINGS]  # type: ignore[union-attr]
         self.app.push_screen(
             HelpModal(
-                keys,
+                help_keys(self.BINDINGS),
                 "The guided walk: run automated steps, confirm manual ones; a "
                 "failed gate blocks until it is retried, skipped or overridden "
                 "with a reason. Everything is written to the incident record.",
@@ -431,6 +596,17 @@ class RunScreen(ConsoleScreen):
                 self.refresh_view()
 
         self.app.push_screen(ReasonModal(title, placeholder), answered)
+
+
+def _next_key(step: Step) -> str:
+    """What to press for the step that is next, and what it means."""
+    if step.kind == "approval":
+        return "next: c approves it, r rejects it (with a reason)"
+    if step.is_manual:
+        return "next: do this, then press c to confirm it is done (recorded with your name)"
+    if step.destructive:
+        return "next: x runs it (it changes the target: you will be asked first)"
+    return "next: x runs it; s skips it (with a reason)"
 
 
 def _duration(state: StepState) -> str:

@@ -17,7 +17,7 @@ from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import RunsLoaded
 from drconsole.tui.modals import HelpModal
 from drconsole.tui.screen_base import ConsoleScreen
-from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, run_status_text
+from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, help_keys, run_status_text
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
@@ -187,10 +187,9 @@ class TimelineScreen(ConsoleScreen):
             self.app.pop_screen()
 
     def action_help(self) -> None:
-        keys = [(b.key, b.description) for b in self.BINDINGS]  # type: ignore[union-attr]
         self.app.push_screen(
             HelpModal(
-                keys,
+                help_keys(self.BINDINGS),
                 "Past drills and incidents: RTO against target, and each run's "
                 "steps on one time axis, with waiting time apart.",
             )

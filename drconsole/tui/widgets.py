@@ -37,6 +37,31 @@ STATUS_GLYPHS = {
 }
 
 
+KEY_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "escape": "Esc",
+    "enter": "Enter",
+    "ctrl+c": "Ctrl-C",
+    "ctrl+q": "Ctrl-Q",
+    "f5": "F5",
+}
+
+
+def key_label(key: str) -> str:
+    """A key as people write it: ``?``, ``/``, ``Esc``, ``Ctrl-C``."""
+    return KEY_NAMES.get(key, key)
+
+
+def help_keys(bindings: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    """(key, what it does) for a help screen, from a screen's bindings."""
+    return [
+        (key_label(binding.key), binding.tooltip or binding.description)
+        for binding in bindings
+        if binding.description
+    ]
+
+
 def status_text(status: str) -> Text:
     glyph, colour = STATUS_GLYPHS.get(status, ("?", "white"))
     return Text(f"{glyph} {status}", style=colour)

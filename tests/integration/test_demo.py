@@ -83,18 +83,20 @@ def _finished_steps(runs: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-@pytest.mark.parametrize("catalog", ["local", "s3"])
-def test_walking_the_demo_in_the_console(tmp_path: Path, catalog: str) -> None:
+@pytest.mark.parametrize(("catalog", "size"), [("local", (80, 24)), ("s3", (200, 50))])
+def test_walking_the_demo_in_the_console(
+    tmp_path: Path, catalog: str, size: tuple[int, int]
+) -> None:
     """What a new user does: `drconsole demo` (the README's first command) in a terminal,
     press r on the newest snapshot, then x for each automated step and c for each manual
-    one, f to finish, q."""
+    one, f to finish, q; on a laptop's 80x24 and on a large screen."""
     workdir = tmp_path / "demo"
     extra = " --s3" if catalog == "s3" else ""
     terminal = TmuxSession(
-        f"drconsole-demo-{tmp_path.name}",
+        f"drconsole-demo-{catalog}-{os.getpid()}",
         f"{sys.executable} -m drconsole.cli demo{extra} --workdir {workdir}",
-        width=120,
-        height=36,
+        width=size[0],
+        height=size[1],
     )
     try:
         screen = terminal.wait_for("kb-I", 180)

@@ -34,6 +34,8 @@ from drconsole.tui.timeline_screen import TimelineScreen
 from helpers import T0, FakeClock, catalog_key, write_runbook
 
 SIZE = (120, 36)
+SMALL = (80, 24)
+LARGE = (200, 50)
 NOW = T0 + timedelta(hours=30)
 
 
@@ -156,8 +158,9 @@ def test_timeline_screen(snap_compare, world: dict[str, Any]) -> None:
     assert snap_compare(_app(world, start="timeline"), terminal_size=SIZE, run_before=_wait)
 
 
+@pytest.mark.parametrize("size", [SIZE, SMALL, LARGE], ids=["120x36", "80x24", "200x50"])
 def test_run_screen_with_a_failed_gate(
-    snap_compare, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    snap_compare, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
 ) -> None:
     async def walk(pilot) -> None:
         await _wait(pilot)
@@ -168,7 +171,7 @@ def test_run_screen_with_a_failed_gate(
         await pilot.press("x")
         await _wait(pilot)
 
-    assert snap_compare(_app(world, start="timeline"), terminal_size=SIZE, run_before=walk)
+    assert snap_compare(_app(world, start="timeline"), terminal_size=size, run_before=walk)
 
 
 @pytest.mark.parametrize(

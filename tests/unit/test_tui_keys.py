@@ -1,0 +1,137 @@
+"""The run screen at 80x24 with the keys people's hands know: j/k only move, Ctrl-C and q
+ask before cancelling a running step (the run stays resumable), r rejects an approval,
+the footer shows the keys that matter now with ? and q always there, and the panel says
+what the next key does."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from textual.widgets import DataTable, Static
+
+from drconsole.tui.app import make_app
+from drconsole.tui.modals import ConfirmModal, HelpModal, ReasonModal
+from drconsole.tui.run_screen import RunScreen
+
+from helpers import write_runbook
+
+SMALL = (80, 24)
+
+
+def _runbook(tmp_path: Path) -> Path:
+    return write_runbook(
+        tmp_path,
+        f"""
+        schema: drconsole/runbook/v1
+        id: keys
+        title: Keys
+        objectives: {{rto: 1h}}
+        steps:
+          - {{id: approve, kind: approval, instructions: "Go ahead?"}}
+          - id: slow
+            title: A long restore
+            action: command
+            with: {{argv: [{sys.executable}, -c, "import time; time.sleep(60)"]}}
+          - {{id: last, kind: manual, instructions: "Tell them.", marks: service_restored}}
+        """,
+    )
+
+
+async def _open(pilot, app) -> RunScreen:
+    await app.workers.wait_for_complete()
+    app.start_run("drill", None)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    assert isinstance(app.screen, RunScreen)
+    return app.screen
+
+
+def _footer_keys(screen: RunScreen) -> set[str]:
+    return {binding.key for _, binding, enabled, _ in screen.active_bindings.values() if enabled}
+
+
+def _panel(screen: RunScreen) -> str:
+    return str(screen.query_one("#step-summary", Static).render())
+
+
+async def test_reject_is_r_and_j_k_only_move(tmp_path: Path) -> None:
+    app = make_app(runs_dir=tmp_path / "runs", runbook=_runbook(tmp_path), start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open(pilot, app)
+        assert "c approves it, r rejects it" in _panel(screen)
+        keys = _footer_keys(screen)
+        assert {"c", "r", "question_mark", "q"} <= keys and "x" not in keys
+        table = screen.query_one("#steps", DataTable)
+        row = table.cursor_row
+        await pilot.press("j")
+        assert table.cursor_row == row + 1, "j moves down"
+        await pilot.press("k")
+        assert table.cursor_row == row and not isinstance(app.screen, ConfirmModal)
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonModal), "r asks why"
+
+
+async def test_ctrl_c_asks_before_cancelling_a_running_step(tmp_path: Path) -> None:
+    app = make_app(runs_dir=tmp_path / "runs", runbook=_runbook(tmp_path), start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open(pilot, app)
+        await pilot.press("c")
+        await pilot.pause()
+        assert "x runs it" in _panel(screen)
+        await pilot.press("x")
+        await pilot.pause(0.3)
+        assert screen.running_step == "slow"
+        assert "ctrl+c" in _footer_keys(screen)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("n")
+        await pilot.pause()
+        assert screen.running_step == "slow", "no: the step goes on"
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        await pilot.press("y")
+        started = time.monotonic()
+        while screen.running_step is not None and time.monotonic() - started < 20:
+            await asyncio.sleep(0.05)
+        assert app.runner is not None
+        assert app.runner.state.steps["slow"].status == "cancelled"
+        assert time.monotonic() - started < 15
+
+
+async def test_q_while_a_step_runs_asks_then_leaves_a_resumable_run(tmp_path: Path) -> None:
+    app = make_app(runs_dir=tmp_path / "runs", runbook=_runbook(tmp_path), start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open(pilot, app)
+        run_id = app.runner.run_id  # type: ignore[union-attr]
+        await pilot.press("c", "x")
+        await pilot.pause(0.3)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        question = str(app.screen.query_one(".question").render())
+        assert "the run stays resumable" in question and "leave the console" in question
+        await pilot.press("y")
+        started = time.monotonic()
+        while app.is_running and time.monotonic() - started < 20:
+            await asyncio.sleep(0.05)
+    assert not app.is_running
+    state = app.services.runs.metrics(run_id)
+    assert state.status == "needs_operator", "paused, resumable"
+    assert screen.running_step is None
+
+
+async def test_help_names_keys_as_people_write_them(tmp_path: Path) -> None:
+    app = make_app(runs_dir=tmp_path / "runs", runbook=_runbook(tmp_path), start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        await _open(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpModal)
+        keys = [key for key, _ in app.screen.keys]
+        assert "?" in keys and "Ctrl-C" in keys
+        assert not {"question_mark", "slash", "escape", "ctrl+c"} & set(keys)
