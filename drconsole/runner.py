@@ -630,6 +630,54 @@ class Runner:
         """Stop for now and leave the run resumable (a person is needed)."""
         self._write(ev.RUN_PAUSED, {"reason": reason}, step_id=step_id)
 
+    def abandon(self, reason: str) -> str:
+        """End the run without finishing its steps, with a written reason: it no longer
+        waits for anyone (status ``abandoned``, never a success)."""
+        if not reason.strip():
+            raise RunStateError("abandoning a run needs a reason")
+        return self.finish("abandoned", reason.strip())
+
+    @classmethod
+    def abandon_run(
+        cls,
+        store: RunStore,
+        reference: str,
+        reason: str,
+        *,
+        clock: Clock = utc_now,
+        actor: str | None = None,
+    ) -> str:
+        """Abandon an unfinished run from its record alone: nothing is resumed or served
+        again (its runbook may have changed since), its sandbox is released. The run id."""
+        if not reason.strip():
+            raise RunStateError("abandoning a run needs a reason", "say why, in a sentence")
+        run_id = store.resolve(reference)
+        writer, read = RecordWriter.reopen(store.record_path(run_id))
+        try:
+            state = RunState.replay(read.events)
+            if state.finished is not None:
+                raise RunStateError(
+                    f"run {run_id} already finished ({state.finished.get('status')})"
+                )
+            writer.on_event = state.apply
+            now = clock()
+            writer.append(
+                ev.RUN_FINISHED,
+                {"status": "abandoned", "reason": reason.strip()},
+                time=now,
+                observed_time=now,
+                actor=actor or _default_actor(),
+            )
+        finally:
+            writer.close()
+        target = state.facts.get("target") or {}
+        if target.get("sandbox_dir") and Path(target["sandbox_dir"]).exists():
+            from drconsole.sandbox import stop_pid
+
+            stop_pid(int(target.get("sandbox_pid") or 0), Path(target["sandbox_dir"]))
+            shutil.rmtree(target["sandbox_dir"], ignore_errors=True)
+        return run_id
+
     def finish(self, status: str | None = None, reason: str | None = None) -> str:
         """Close the run: ``succeeded`` when every step settled, else ``failed``."""
         with self._mutex:

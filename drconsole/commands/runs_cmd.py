@@ -60,12 +60,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="also compare the record with its copy in this catalog (catches a rollback)",
     )
     verify.set_defaults(handler=verify_command)
+    abandon = commands.add_parser(
+        "abandon", help="end an unfinished run with a reason (it stops waiting for anyone)"
+    )
+    abandon.add_argument("run", metavar="RUN")
+    abandon.add_argument("--reason", required=True, help="why, in a sentence (recorded)")
+    abandon.set_defaults(handler=abandon_command)
     export = commands.add_parser("export", help="a run as a Markdown report or JSON")
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("md", "json"), default="md")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=export_command)
-    for parser in (listing, show, verify, export):
+    for parser in (listing, show, verify, abandon, export):
         add_runs_dir(parser)
 
 
@@ -187,6 +193,14 @@ def proofs(read: RecordRead, *, checked_copy: bool = False) -> list[str]:
             "copies of themselves; --catalog compares them with the catalog's copy"
         )
     return lines
+
+
+def abandon_command(args: argparse.Namespace) -> int:
+    from drconsole.runner import Runner
+
+    run_id = Runner.abandon_run(store_from(args), args.run, args.reason)
+    stdout.print(f"run {run_id} abandoned: {escape(args.reason)}")
+    return 0
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ TYPES = (
     RECORD_REPAIRED,
 )
 STEP_OUTCOMES = ("succeeded", "failed", "timed_out", "skipped", "cancelled")
-RUN_OUTCOMES = ("succeeded", "failed")
+RUN_OUTCOMES = ("succeeded", "failed", "abandoned")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import Runbook
 from drconsole.runner import Runner
 from drconsole.timefmt import format_duration, utc_now
-from drconsole.tui.modals import ErrorModal, SnapshotPicker
+from drconsole.tui.modals import ChoiceModal, ErrorModal, ReasonModal, SnapshotPicker
 
 
 @dataclass
@@ -147,10 +147,59 @@ class DrconsoleApp(App[None]):
         if self.resume:
             self.show_timeline()
             self.resume_worker(self.resume)
-        elif self.start == "catalog" and self.services.has_catalog():
+            return
+        if self.start == "catalog" and self.services.has_catalog():
             self.show_catalog()
         else:
             self.show_timeline()
+        self.offer_unfinished()
+
+    @work(thread=True, exit_on_error=False, group="runs", description="look for unfinished runs")
+    def offer_unfinished(self) -> None:
+        """A run left waiting for a person or cut off is offered first: the operator
+        resumes it, or abandons it with a reason, or goes on."""
+        runs, _ = self.services.runs.all_metrics()
+        waiting = [run for run in runs if run.status in ("needs_operator", "interrupted")]
+        if waiting:
+            self.call_from_thread(self._offer, waiting[-1], len(waiting))
+
+    def _offer(self, run: RunMetrics, count: int) -> None:
+        what = "waits for a person" if run.status == "needs_operator" else "was cut off"
+        others = f" ({count - 1} more unfinished in the timeline)" if count > 1 else ""
+
+        def chosen(choice: str | None) -> None:
+            if choice == "resume":
+                self.resume_worker(run.run_id)
+            elif choice == "abandon":
+                self.push_screen(
+                    ReasonModal(f"Abandon run {run.run_id}: why?"),
+                    lambda reason: self.abandon(run.run_id, reason) if reason else None,
+                )
+
+        self.push_screen(
+            ChoiceModal(
+                f"Run {run.run_id} ({run.runbook_id}, {run.mode}) {what}{others}.",
+                [
+                    ("resume", "Resume it now"),
+                    ("abandon", "Abandon it, with a reason (it stops waiting)"),
+                    ("later", "Not now (the timeline resumes it with Enter)"),
+                ],
+            ),
+            chosen,
+        )
+
+    def abandon(self, run_id: str, reason: str) -> None:
+        """End an unfinished run with a reason: the open one, or one from its record."""
+        try:
+            if self.runner is not None and self.runner.run_id == run_id:
+                self.runner.abandon(reason)
+                self.runner.release_sandbox()
+            else:
+                Runner.abandon_run(self.services.runs, run_id, reason, clock=self.services.clock)
+        except DrconsoleError as error:
+            self.show_error(error.message, error.hint)
+            return
+        self.notify(f"run {run_id} abandoned")
 
     def show_catalog(self) -> None:
         from drconsole.tui.catalog_screen import CatalogScreen

@@ -77,6 +77,14 @@ class RunScreen(ConsoleScreen):
         Binding("f", "finish", "Finish"),
         Binding("e", "export", "Export report"),
         Binding("t", "timeline", "Timeline", show=False),
+        Binding(
+            "A",
+            "abandon",
+            "Abandon run",
+            show=False,
+            tooltip="end the run without finishing it, with a reason (it stops waiting)",
+        ),
+        Binding("escape", "back", "Back", show=False),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("question_mark", "help", "Help"),
@@ -442,6 +450,28 @@ class RunScreen(ConsoleScreen):
             "export": self.runner.state.finished is not None,
         }[action]
         return relevant
+
+    def action_abandon(self) -> None:
+        if self.running_step is not None:
+            self.notify("a step is running: cancel it first (Ctrl-C)", severity="warning")
+            return
+        if self.runner.state.finished is not None:
+            self.notify("the run is finished", severity="warning")
+            return
+
+        def answered(reason: str | None) -> None:
+            if reason:
+                self.console.abandon(self.runner.run_id, reason)
+                self.refresh_view()
+
+        self.app.push_screen(
+            ReasonModal("Abandon this run: why? It will stop waiting for anyone."), answered
+        )
+
+    def action_back(self) -> None:
+        """Back to the screen below (the run stays open); never to a blank screen."""
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
 
     def action_cursor_down(self) -> None:
         self.query_one("#steps", DataTable).action_cursor_down()

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 from drconsole.incident.metrics import RunMetrics
 from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import RunsLoaded
-from drconsole.tui.modals import HelpModal
+from drconsole.tui.modals import HelpModal, ReasonModal
 from drconsole.tui.screen_base import ConsoleScreen
 from drconsole.tui.widgets import PHASE_COLOURS, GanttChart, help_keys, run_status_text
 
@@ -39,6 +39,10 @@ RUN_COLUMNS = (
 class TimelineScreen(ConsoleScreen):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
+        Binding("enter", "resume", "Resume", tooltip="reopen the selected unfinished run"),
+        Binding(
+            "A", "abandon", "Abandon", tooltip="end the selected unfinished run, with a reason"
+        ),
         Binding("e", "export", "Export report", tooltip="write the selected run's Markdown report"),
         Binding("f5", "reload", "Reload"),
         Binding("escape", "back", "Back"),
@@ -182,9 +186,37 @@ class TimelineScreen(ConsoleScreen):
             return
         self.notify(f"report written to {self.console.export_report(run.run_id)}")
 
+    def _unfinished(self) -> RunMetrics | None:
+        run = self.selected()
+        if run is None or run.status in ("succeeded", "failed", "abandoned"):
+            self.notify("select an unfinished run (interrupted or waiting)", severity="warning")
+            return None
+        return run
+
+    def action_resume(self) -> None:
+        if (run := self._unfinished()) is not None:
+            self.console.resume_worker(run.run_id)
+
+    def action_abandon(self) -> None:
+        if (run := self._unfinished()) is None:
+            return
+
+        def answered(reason: str | None) -> None:
+            if reason:
+                self.console.abandon(run.run_id, reason)
+                self.action_reload()
+
+        self.app.push_screen(
+            ReasonModal(f"Abandon run {run.run_id}: why? It will stop waiting for anyone."),
+            answered,
+        )
+
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
+        """Back one screen; the first screen has nothing behind it, so it stays."""
+        if len(self.app.screen_stack) > 2:
             self.app.pop_screen()
+        else:
+            self.notify("this is the first screen: q quits", severity="information")
 
     def action_help(self) -> None:
         self.app.push_screen(

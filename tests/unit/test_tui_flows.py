@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from drconsole.incident.record import read_record
-from drconsole.tui.modals import ConfirmModal, SnapshotPicker
+from drconsole.tui.modals import ChoiceModal, ConfirmModal, SnapshotPicker
 from drconsole.tui.run_screen import RunScreen
 
 from test_tui_snapshots import NOW, _past_runs, world  # noqa: F401 - the fixture
@@ -110,6 +110,10 @@ async def test_the_rto_trend_waits_for_two_runs_that_restored_service(
     Runner.start(load_runbook(world["runbook"]), "drill", RunStore(world["runs"])).close()
     app = make_app(runs_dir=world["runs"], clock=lambda: NOW, start="timeline")
     async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceModal), "the unfinished run is offered first"
+        await pilot.press("escape")
         deadline = time.monotonic() + 10
         label = ""
         while "RTO" not in label and time.monotonic() < deadline:

@@ -1,7 +1,8 @@
-"""The run screen at 80x24 with the keys people's hands know: j/k only move, Ctrl-C and q
-ask before cancelling a running step (the run stays resumable), r rejects an approval,
-the footer shows the keys that matter now with ? and q always there, and the panel says
-what the next key does."""
+"""The console at 80x24 with the keys people's hands know: j/k only move, Ctrl-C and q ask
+before cancelling a running step (the run stays resumable), r rejects an approval, the
+footer shows the keys that matter now with ? and q always there, the panel says what the
+next key does; an unfinished run is offered first, resumed or abandoned with a reason;
+Escape never leaves a blank screen."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Static
 
+from drconsole.incident.store import RunStore
+from drconsole.runbook.loader import load_runbook
+from drconsole.runner import Runner
 from drconsole.tui.app import make_app
-from drconsole.tui.modals import ConfirmModal, HelpModal, ReasonModal
+from drconsole.tui.modals import ChoiceModal, ConfirmModal, HelpModal, ReasonModal
 from drconsole.tui.run_screen import RunScreen
+from drconsole.tui.timeline_screen import TimelineScreen
 
-from helpers import write_runbook
+from helpers import run_cli, write_runbook
 
 SMALL = (80, 24)
 
@@ -135,3 +140,64 @@ async def test_help_names_keys_as_people_write_them(tmp_path: Path) -> None:
         keys = [key for key, _ in app.screen.keys]
         assert "?" in keys and "Ctrl-C" in keys
         assert not {"question_mark", "slash", "escape", "ctrl+c"} & set(keys)
+
+
+def _unfinished(tmp_path: Path) -> str:
+    runner = Runner.start(load_runbook(_runbook(tmp_path)), "drill", RunStore(tmp_path / "runs"))
+    run_id = runner.run_id
+    runner.close()
+    return run_id
+
+
+async def test_an_unfinished_run_is_offered_first_and_resumed(tmp_path: Path) -> None:
+    run_id = _unfinished(tmp_path)
+    app = make_app(runs_dir=tmp_path / "runs", runbook=_runbook(tmp_path), start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceModal)
+        assert run_id in str(app.screen.query_one(".question").render())
+        await pilot.press("enter")  # the first choice: resume it now
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen) and app.runner is not None
+        assert app.runner.run_id == run_id
+
+
+async def test_the_timeline_abandons_a_run_with_a_reason_and_escape_keeps_it(
+    tmp_path: Path,
+) -> None:
+    run_id = _unfinished(tmp_path)
+    app = make_app(runs_dir=tmp_path / "runs", start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("escape")  # not now
+        await pilot.pause()
+        assert isinstance(app.screen, TimelineScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, TimelineScreen), "Escape never leaves a blank screen"
+        await pilot.press("A")
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonModal)
+        await pilot.press(*"drill called off", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    metrics = RunStore(tmp_path / "runs").metrics(run_id)
+    assert metrics.status == "abandoned"
+    assert RunStore(tmp_path / "runs").read(run_id).events[-1].data == {
+        "status": "abandoned",
+        "reason": "drill called off",
+    }
+
+
+def test_runs_abandon_ends_a_run_from_the_command_line(tmp_path: Path) -> None:
+    run_id = _unfinished(tmp_path)
+    runs = str(tmp_path / "runs")
+    done = run_cli("runs", "abandon", "latest", "--reason", "superseded", "--runs-dir", runs)
+    assert done.returncode == 0 and f"run {run_id} abandoned" in done.stdout
+    again = run_cli("runs", "abandon", "latest", "--reason", "twice", "--runs-dir", runs)
+    assert again.returncode == 2 and "already finished (abandoned)" in again.stderr
+    shown = run_cli("runs", "show", run_id, "--json", "--runs-dir", runs)
+    assert '"status": "abandoned"' in shown.stdout
