@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -80,6 +80,38 @@ def parse_utc(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone: add Z for UTC, like 2026-11-22T10:15:00Z")
     return moment.astimezone(UTC)
+
+
+MOMENT_FORMS = "now, a local time (15:55), a time ago (10m ago) or ISO 8601 (2026-11-22T15:55Z)"
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """When something happened, as people say it: ``now``, ``15:55`` (today, this
+    machine's local time), ``10m ago`` / ``1h30m ago``, or ISO 8601 with a zone. A moment
+    after ``now`` is refused. Raises ValueError saying what is accepted."""
+    candidate = text.strip().lower()
+    if candidate in ("", "now"):
+        return now
+    if candidate.endswith(" ago"):
+        try:
+            moment = now - timedelta(seconds=parse_duration(candidate[: -len(" ago")]))
+        except ValueError:
+            raise ValueError(f"{text!r}: write {MOMENT_FORMS}") from None
+    elif match := _CLOCK.match(candidate):
+        hours, minutes = int(match.group(1)), int(match.group(2))
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"{text!r} is not a time of day")
+        local = now.astimezone()
+        moment = local.replace(hour=hours, minute=minutes, second=0, microsecond=0).astimezone(UTC)
+    else:
+        try:
+            moment = parse_utc(text)
+        except ValueError:
+            raise ValueError(f"{text!r}: write {MOMENT_FORMS}") from None
+    if moment > now:
+        raise ValueError(f"{text!r} is in the future ({format_utc(moment)})")
+    return moment
 
 
 def compact_utc(moment: datetime) -> str:

@@ -17,7 +17,7 @@ from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import MODES
 from drconsole.runner import Runner
-from drconsole.timefmt import parse_utc
+from drconsole.timefmt import parse_moment, utc_now
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     drill.add_argument(
         "--impact-start",
         metavar="TIME",
-        help="incident mode: when impact began (ISO 8601 UTC), if before now",
+        help="incident mode: when impact began: a local time (15:55), a time ago (10m ago) "
+        "or ISO 8601; default now",
     )
     drill.add_argument("--resume", metavar="RUN", help="continue this run from its record")
     drill.add_argument(
@@ -106,7 +107,7 @@ def _open_runner(args: argparse.Namespace, store: RunStore) -> Runner:
         if args.mode != "incident":
             raise UsageError("--impact-start applies to --mode incident")
         try:
-            impact_start = parse_utc(args.impact_start)
+            impact_start = parse_moment(args.impact_start, utc_now())
         except ValueError as error:
             raise UsageError(f"--impact-start: {error}") from None
     runbook = load_runbook(args.runbook)

@@ -28,7 +28,13 @@ from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import Runbook
 from drconsole.runner import Runner
 from drconsole.timefmt import format_duration, utc_now
-from drconsole.tui.modals import ChoiceModal, ErrorModal, ReasonModal, SnapshotPicker
+from drconsole.tui.modals import (
+    ChoiceModal,
+    ErrorModal,
+    ImpactModal,
+    ReasonModal,
+    SnapshotPicker,
+)
 
 
 @dataclass
@@ -221,10 +227,24 @@ class DrconsoleApp(App[None]):
                 f"run {self.runner.run_id} is still open", "finish it before starting another"
             )
             return
-        self.start_worker(runbook, mode, snapshot_id)
+        if mode != "incident":
+            self.start_worker(runbook, mode, snapshot_id)
+            return
+
+        def impact(moment: datetime | None) -> None:
+            if moment is not None:
+                self.start_worker(runbook, mode, snapshot_id, moment)
+
+        self.push_screen(ImpactModal(self.services.clock()), impact)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run", description="start a run")
-    def start_worker(self, runbook: Runbook, mode: str, snapshot_id: str | None) -> None:
+    def start_worker(
+        self,
+        runbook: Runbook,
+        mode: str,
+        snapshot_id: str | None,
+        impact_start: datetime | None = None,
+    ) -> None:
         """Runner.start may start a sandbox server: off the app thread, it never freezes."""
         runner = Runner.start(
             runbook,
@@ -233,6 +253,7 @@ class DrconsoleApp(App[None]):
             clock=self.services.clock,
             target=self.services.target or None,
             snapshot_id=snapshot_id,
+            impact_start=impact_start,
         )
         self.call_from_thread(self.open_run, runner)
 

@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from drconsole.runbook.model import MILESTONES
-from drconsole.timefmt import format_utc, parse_utc
+from drconsole.timefmt import MOMENT_FORMS, parse_moment
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -124,7 +124,8 @@ class ChoiceModal(ModalScreen[str | None]):
 
 
 class MilestoneModal(ModalScreen[tuple[str, datetime] | None]):
-    """A milestone and when it happened (UTC; empty means now; may be back-dated)."""
+    """A milestone and when it happened (now, a local time, a time ago or ISO 8601; it
+    may be back-dated, never in the future). A mistake is said inside the dialog."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -136,8 +137,11 @@ class MilestoneModal(ModalScreen[tuple[str, datetime] | None]):
         with Vertical(classes="dialog"):
             yield Label("Set a milestone", classes="question")
             yield OptionList(*[Option(name, id=name) for name in MILESTONES], id="names")
-            yield Label(f"When (UTC, ISO 8601; empty = now, {format_utc(self.now)}):", markup=False)
-            yield Input(placeholder=format_utc(self.now), id="when")
+            yield Label(
+                f"When? {MOMENT_FORMS}; empty = now. Enter sets it, Esc cancels.", markup=False
+            )
+            yield Input(placeholder="now", id="when")
+            yield Label("", id="when-problem", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#names", OptionList).focus()
@@ -152,11 +156,46 @@ class MilestoneModal(ModalScreen[tuple[str, datetime] | None]):
             return
         name = str(names.get_option_at_index(names.highlighted).id)
         try:
-            moment = parse_utc(event.value) if event.value.strip() else self.now
+            moment = parse_moment(event.value, self.now)
         except ValueError as error:
-            self.notify(str(error), severity="error")
+            self.query_one("#when-problem", Label).update(str(error))
             return
         self.dismiss((name, moment))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ImpactModal(ModalScreen[datetime | None]):
+    """An incident starts by saying when the impact began: the RTO clock starts there."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__()
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("When did the impact begin?", classes="question")
+            yield Label(
+                f"The RTO clock starts then. Write {MOMENT_FORMS}; empty = now. "
+                "Enter starts the incident run, Esc cancels.",
+                markup=False,
+            )
+            yield Input(placeholder="now", id="when")
+            yield Label("", id="when-problem", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#when", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            moment = parse_moment(event.value, self.now)
+        except ValueError as error:
+            self.query_one("#when-problem", Label).update(str(error))
+            return
+        self.dismiss(moment)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

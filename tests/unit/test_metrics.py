@@ -252,3 +252,22 @@ def test_rto_met_at_the_boundary(tmp_path: Path, rto: float, met: bool) -> None:
         .metrics()
     )
     assert metrics.rto_met is met
+
+
+def test_moments_as_people_say_them() -> None:
+    from datetime import UTC, datetime
+
+    from drconsole.timefmt import parse_moment
+
+    now = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    assert parse_moment("now", now) == now and parse_moment("", now) == now
+    assert parse_moment("10m ago", now) == datetime(2026, 11, 30, 15, 50, tzinfo=UTC)
+    assert parse_moment("1h30m ago", now) == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+    assert parse_moment("2026-11-30T15:55:00Z", now) == datetime(2026, 11, 30, 15, 55, tzinfo=UTC)
+    local = parse_moment("00:05", now)
+    assert local.astimezone().strftime("%H:%M") == "00:05"
+    for bad, why in (("tomorrow", "write now"), ("16:30Z", "write now"), ("25:00", "time of day")):
+        with pytest.raises(ValueError, match=why):
+            parse_moment(bad, now)
+    with pytest.raises(ValueError, match="in the future"):
+        parse_moment("2026-12-01T00:00:00Z", now)

@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import Label
+
 from drconsole.incident.record import read_record
-from drconsole.tui.modals import ChoiceModal, ConfirmModal, SnapshotPicker
+from drconsole.tui.modals import ChoiceModal, ConfirmModal, ImpactModal, SnapshotPicker
 from drconsole.tui.run_screen import RunScreen
 
 from test_tui_snapshots import NOW, _past_runs, world  # noqa: F401 - the fixture
@@ -28,13 +30,22 @@ async def test_starting_a_run_from_a_chosen_recovery_point(world: dict[str, Any]
         await pilot.pause()
         assert isinstance(app.screen, SnapshotPicker)
         await pilot.press("down", "enter")  # the second newest
+        await pilot.pause()
+        assert isinstance(app.screen, ImpactModal), "an incident asks when impact began"
+        await pilot.press(*"tomorrow", "enter")
+        await pilot.pause()
+        problem = str(app.screen.query_one("#when-problem", Label).render())
+        assert "now, a local time (15:55), a time ago (10m ago)" in problem, "said in place"
+        await pilot.press(*(["backspace"] * 8), *"10m ago", "enter")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, RunScreen)
         runner = app.runner
         assert runner is not None and runner.mode == "incident"
-        started = read_record(runner.record_path).events[0]
-        assert started.data["snapshot_request"] == "20261122T160000Z-kb-I"
+        events = read_record(runner.record_path).events
+        assert events[0].data["snapshot_request"] == "20261122T160000Z-kb-I"
+        impact = next(e for e in events if e.type == "milestone")
+        assert impact.data["name"] == "impact_start" and (NOW - impact.time).total_seconds() == 600
 
 
 async def test_typed_confirmation_refuses_anything_but_the_word(tmp_path: Path) -> None:
