@@ -48,7 +48,11 @@ def drive(
         stop = _walk(runner, options, progress_for)
     except KeyboardInterrupt:
         runner.pause("interrupted with Ctrl-C")
-        stop = (EXIT_INTERRUPTED, "interrupted with Ctrl-C; resume with `drconsole drill --resume`")
+        stop = (
+            EXIT_INTERRUPTED,
+            f"interrupted with Ctrl-C; the run is resumable: "
+            f"`drconsole drill --resume {runner.run_id}`",
+        )
     runner.release_sandbox()
     metrics = runner.store.metrics(runner.run_id)
     if stop is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from rich.markup import escape
 
+from drconsole.actions.base import Progress, ProgressCallback
 from drconsole.commands.output import print_json, stderr, write_output
 from drconsole.commands.runs_cmd import add_runs_dir, print_metrics, store_from
 from drconsole.drill import DrillOptions, drive
@@ -18,6 +20,8 @@ from drconsole.runbook.loader import load_runbook
 from drconsole.runbook.model import MODES
 from drconsole.runner import Runner
 from drconsole.timefmt import parse_moment, utc_now
+
+PROGRESS_EVERY_S = 5.0
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +79,7 @@ def drill_command(args: argparse.Namespace) -> int:
         stderr.print(f"run {runner.run_id} ({runner.mode}), record {runner.record_path}")
         runner.subscribe(_print_event)
     try:
-        result = drive(runner, options)
+        result = drive(runner, options, progress_lines)
         if args.report:
             write_output(
                 markdown_report(result.metrics, store.read(runner.run_id).events), args.report
@@ -88,6 +92,25 @@ def drill_command(args: argparse.Namespace) -> int:
         print_metrics(result.metrics)
         stderr.print(escape(result.message))
     return result.exit_code
+
+
+def progress_lines(step_id: str, every_s: float = PROGRESS_EVERY_S) -> ProgressCallback:
+    """A long step says how far it is, a line every few seconds on stderr (a terminal,
+    a cron mail or a CI log alike): done of total, rate and ETA."""
+    last = [0.0]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s or not progress.message:
+            return
+        last[0] = now
+        total = f" of {progress.total:.0f}" if progress.total else ""
+        stderr.print(
+            f"  {step_id}: {progress.done:.0f}{total} {progress.unit}; {escape(progress.message)}",
+            highlight=False,
+        )
+
+    return report
 
 
 def _open_runner(args: argparse.Namespace, store: RunStore) -> Runner:

@@ -66,7 +66,7 @@ def _start_drill(runbook: Path, runs: Path) -> tuple[subprocess.Popen[str], int]
     drill = subprocess.Popen(
         [sys.executable, "-m", "drconsole.cli", "drill", str(runbook), "--runs-dir", str(runs)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(runs.parent / "drill.err").open("w"),
         text=True,
     )
     marker = runbook.parent / "marker"
@@ -133,6 +133,9 @@ def test_ctrl_c_cancels_the_step_stops_its_program_and_pauses(tmp_path: Path) ->
     drill, child = _start_drill(_crash_runbook(tmp_path), runs)
     drill.send_signal(signal.SIGINT)
     assert drill.wait(30) == 130
+    run_id = next(runs.glob("*.jsonl")).stem
+    said = (tmp_path / "drill.err").read_text()
+    assert f"resumable: `drconsole drill --resume {run_id}`" in said
     deadline = time.monotonic() + 10
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -72,6 +72,7 @@ def test_fallback_true_names_what_it_passed_over_in_the_result_and_the_report(
         "drill", str(runbook), "--yes", "--runs-dir", str(runs), "--report", str(report)
     )
     assert drill.returncode == 4, drill.stderr
+    assert " records; " in drill.stderr and "  data: " in drill.stderr, "progress lines"
     verify = _verify_step(runs)
     assert verify["details"]["snapshot_id"] == full
     assert verify["details"]["skipped"][0]["snapshot_id"] == newest
