@@ -21,10 +21,10 @@ from drconsole.engines.chroma import ChromaEngine
 from drconsole.golden import capture, save_golden
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
+from drconsole.schema import CollectionSchema
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ from drconsole.drill import DrillOptions, drive
 from drconsole.engines.chroma import ChromaEngine
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
+from drconsole.schema import CollectionSchema
 
 BENCH_SOURCE = {"engine": "chroma", "namespace": {"tenant": "default_tenant", "database": "bench"}}
 

@@ -27,7 +27,7 @@ from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma import upsert_body
-from drconsole.records import CollectionSchema
+from drconsole.schema import CollectionSchema
 
 BATCH = 1000
 

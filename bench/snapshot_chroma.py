@@ -20,8 +20,8 @@ from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches
 from drconsole.engines.chroma import ChromaEngine
-from drconsole.records import CollectionSchema
 from drconsole.sandbox import ChromaServer
+from drconsole.schema import CollectionSchema
 
 PAGE = 1000
 

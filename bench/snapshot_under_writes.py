@@ -26,8 +26,9 @@ from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.chroma import ChromaEngine
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.sandbox import ChromaServer, start_server
+from drconsole.schema import CollectionSchema
 
 PER_ROUND = 200
 

@@ -20,7 +20,8 @@ from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
+from drconsole.schema import CollectionSchema
 
 DIMENSION = 384
 PART_ROWS = 40_000

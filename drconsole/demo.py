@@ -28,10 +28,10 @@ from drconsole.errors import DrconsoleError, UsageError
 from drconsole.golden import capture, save_golden
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer, serve_s3, start_server, stop_all
+from drconsole.schema import CollectionSchema
 
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
 BUCKET = "demo-backups"

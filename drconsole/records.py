@@ -1,5 +1,5 @@
-"""The neutral data that catalogs and engines exchange: collection schemas and batches
-of records. ``catalog/`` and ``engines/`` may not import each other; both speak these.
+"""The neutral data that catalogs and engines exchange: batches of records (their schema
+is in ``schema``). ``catalog/`` and ``engines/`` may not import each other; both speak these.
 Row *i* of ``vectors`` belongs to ``ids[i]``; vectors are float32, C-contiguous.
 """
 
@@ -88,25 +88,3 @@ class RecordBatch:
             tenants=[t for b in batches for t in b.tenants],
             uris=[u for b in batches for u in b.uris],
         )
-
-
-@dataclass(frozen=True)
-class CollectionSchema:
-    """A collection's neutral schema: dimension (0 when unknown: an empty collection),
-    distance (cosine, l2, ip), index settings, metadata field types, and engine-specific
-    settings that round-trip through ``engine_config``."""
-
-    dimension: int
-    distance: str
-    index: dict[str, Any] = field(default_factory=dict)
-    metadata_fields: dict[str, str] = field(default_factory=dict)
-    engine_config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dimension": self.dimension,
-            "distance": self.distance,
-            "index": self.index,
-            "metadata_fields": self.metadata_fields,
-            "engine_config": self.engine_config,
-        }

@@ -35,7 +35,8 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A short human duration: ``42s``, ``12m 05s``, ``2h 03m``; ``-`` when unknown."""
+    """A short human duration: ``42s``, ``12m 05s``, ``2h 03m``, ``3d 04h`` from two days
+    on (an age of "1982h" says nothing at a glance); ``-`` when unknown."""
     if seconds is None:
         return "-"
     sign = "-" if seconds < 0 else ""
@@ -44,6 +45,9 @@ def format_duration(seconds: float | None) -> str:
         return f"{sign}{abs(seconds):.1f}s"
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
+    if hours >= 48:
+        days, hours = divmod(hours, 24)
+        return f"{sign}{days}d {hours:02d}h"
     if hours:
         return f"{sign}{hours}h {minutes:02d}m"
     if minutes:

@@ -20,8 +20,8 @@ from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches, records
 from drconsole.engines.chroma import ChromaEngine
-from drconsole.records import CollectionSchema
 from drconsole.sandbox import ChromaServer
+from drconsole.schema import CollectionSchema
 from drconsole.tui.app import make_app
 from drconsole.tui.modals import ReasonModal
 from drconsole.tui.run_screen import RunScreen

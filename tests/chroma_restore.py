@@ -19,9 +19,9 @@ from drconsole.drill import DrillOptions, DrillResult, drive
 from drconsole.engines.chroma import ChromaEngine
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
+from drconsole.schema import CollectionSchema
 
 from helpers import KEY_FILE, catalog_key, write_runbook
 

@@ -29,6 +29,7 @@ from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.golden import GoldenSet
+from drconsole.wording import plural
 
 NAMED = 20
 
@@ -86,7 +87,7 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
         first = failed[0]
         return Outcome(
             FAILED,
-            f"{len(failed)} permission violation(s); first: {first.subject} {first.check}: "
+            f"{plural(len(failed), 'permission violation')}; first: {first.subject} {first.check}: "
             f"{_ids(first)}",
             {"violations": [f.__dict__ for f in failed]},
             [table],
@@ -243,4 +244,6 @@ def _query_vectors(
 
 def _ids(finding: Finding) -> str:
     ids = finding.details.get("ids") or []
-    return f"{finding.actual} id(s) " + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+    return (
+        f"{plural(finding.actual, 'id')} " + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+    )

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
-from drconsole.records import CollectionSchema
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import format_utc, parse_utc, utc_now
 
 PREFIX = "drconsole.lease."

@@ -32,6 +32,7 @@ from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.records import RecordBatch
 from drconsole.timefmt import format_duration
+from drconsole.wording import plural
 
 
 @dataclass
@@ -118,7 +119,8 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     table = ResultTable("records restored", ("collection", "written", "final state"), rows)
     return Outcome(
         SUCCEEDED,
-        f"restored {tally.records} records into {len(order)} collection(s) from {chain[-1].id} "
+        f"restored {plural(tally.records, 'record')} into {plural(len(order), 'collection')} "
+        f"from {chain[-1].id} "
         f"in {format_duration(meter.elapsed)} ({meter.rate:.0f} records/s)"
         + (f"; resumed after {resumed_at} records" if resumed_at else ""),
         {

@@ -31,7 +31,7 @@ from drconsole.actions.lease import release_leases, take_leases
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
 from drconsole.engines.base import CollectionInfo, Engine
 from drconsole.engines.placed import PlacedEngine
-from drconsole.records import CollectionSchema
+from drconsole.schema import CollectionSchema
 
 
 def staging_name(name: str, run_id: str) -> str:

@@ -33,7 +33,8 @@ from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
 from drconsole.engines.base import CollectionInfo, Engine, ScanWindow
 from drconsole.errors import DrconsoleError, IntegrityError
 from drconsole.hooks import run_hook
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc_ms, format_utc, utc_now
 
 PAGE_SIZE = 1000

@@ -26,6 +26,7 @@ from drconsole.catalog.source import describe_source
 from drconsole.catalog.verify import Depth
 from drconsole.errors import IntegrityError
 from drconsole.timefmt import format_duration, format_utc, parse_utc, utc_now
+from drconsole.wording import plural
 
 
 def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outcome:
@@ -105,7 +106,7 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
         else (" (within RPO)" if age <= rpo else f" (OVER the RPO of {format_duration(rpo)})")
     )
     fallback = (
-        f"; FELL BACK past {len(selection.skipped)} newer snapshot(s): "
+        f"; FELL BACK past {plural(len(selection.skipped), 'newer snapshot')}: "
         + "; ".join(f"{item['snapshot_id']}: {item['reason']}" for item in selection.skipped[:3])
         if selection.skipped
         else ""

@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from drconsole.catalog.auth import FORGED, SIGNED, UNSIGNED, CatalogKey, unchecked
 from drconsole.catalog.layout import SNAPSHOTS, mac_key, manifest_key, snapshot_prefix
 from drconsole.catalog.manifest import Manifest, ManifestError, parse_manifest
-from drconsole.catalog.store import MissingObject, ObjectStore
+from drconsole.catalog.store import MissingObject, ObjectStore, read_at_most
 from drconsole.errors import DrconsoleError
 from drconsole.timefmt import format_duration, format_utc
 
-FETCH_WORKERS = 16
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_TAG_BYTES = 4096
 CLOCK_SKEW = timedelta(minutes=5)
@@ -106,8 +106,8 @@ class CatalogView:
         status, why = self.authenticity.get(manifest.id, unchecked(None))
         if status == FORGED:
             return why
-        signed = [m.recovery_point for i, m in self.snapshots.items() if self.signed(i)]
-        if status == UNSIGNED and signed and manifest.recovery_point >= min(signed):
+        oldest_signed = self._oldest_signed
+        if status == UNSIGNED and oldest_signed and manifest.recovery_point >= oldest_signed:
             return f"{why}, yet newer than signed snapshots of this catalog: refused"
         if status == UNSIGNED and not allow_unsigned:
             return f"{why} (a runbook restores it only with catalog.allow_unsigned: true)"
@@ -115,6 +115,12 @@ class CatalogView:
             return f"{why} (give the catalog key)"
         future = future_finding(manifest, now)
         return future.message if future else None
+
+    @cached_property
+    def _oldest_signed(self) -> datetime | None:
+        """Computed once: a console asks for every snapshot of a large catalog."""
+        signed = [m.recovery_point for i, m in self.snapshots.items() if self.signed(i)]
+        return min(signed, default=None)
 
     def ordered(self) -> list[Manifest]:
         """Snapshots by recovery point, oldest first."""
@@ -183,6 +189,34 @@ class CatalogView:
             )
         return chain, findings
 
+    def broken(self) -> set[str]:
+        """Every snapshot whose chain has a finding, in one pass over the catalog (the
+        same verdict as ``chain`` gives, without walking each chain again)."""
+        verdict: dict[str, bool] = {}
+        for snapshot_id in self.snapshots:
+            path: list[str] = []
+            current: str | None = snapshot_id
+            outcome = False
+            while current is not None and current not in verdict:
+                if current in path:  # a loop: everything on it is broken
+                    outcome = True
+                    break
+                path.append(current)
+                manifest = self.snapshots.get(current)
+                if manifest is None or self.link_findings(current):
+                    outcome = True
+                    break
+                if manifest.parent is None:
+                    outcome = manifest.kind != "full"
+                    break
+                current = manifest.parent
+            else:
+                if current is not None:
+                    outcome = verdict[current]
+            for item in path:
+                verdict[item] = outcome
+        return {item for item, bad in verdict.items() if bad and item in self.snapshots}
+
     def trees(self) -> tuple[list[ChainNode], list[Manifest]]:
         """Chains as trees (full bases with incrementals as children), and the snapshots
         that hang from no full base (orphans: missing parent or a cycle)."""
@@ -237,8 +271,11 @@ def load_catalog(store: ObjectStore, key: CatalogKey | None = None) -> CatalogVi
     """List the catalog: every snapshot folder, its manifest (and its tag, checked with
     ``key`` when given) fetched concurrently."""
     folders = store.list_folders(SNAPSHOTS)
-    with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
-        results = list(pool.map(lambda folder: _fetch(store, folder), folders))
+    if store.read_concurrency > 1:
+        with ThreadPoolExecutor(max_workers=store.read_concurrency) as pool:
+            results = list(pool.map(lambda folder: _fetch(store, folder), folders))
+    else:
+        results = [_fetch(store, folder) for folder in folders]
     view = CatalogView(store.url, store.local, {}, {}, [], key_checked=key is not None)
     for folder, outcome in zip(folders, results, strict=True):
         if isinstance(outcome, tuple):
@@ -260,7 +297,7 @@ def _fetch(
     is invalid. A manifest is read up to MAX_MANIFEST_BYTES, never more."""
     try:
         with store.open(manifest_key(folder)) as stream:
-            data = stream.read(MAX_MANIFEST_BYTES + 1)
+            data = read_at_most(stream, MAX_MANIFEST_BYTES)
     except MissingObject:
         objects = list(store.list(snapshot_prefix(folder)))
         return Unfinished(folder, len(objects), sum(item.size for item in objects))
@@ -272,7 +309,7 @@ def _fetch(
         return error.message
     try:
         with store.open(mac_key(folder)) as stream:
-            tag: bytes | None = stream.read(MAX_TAG_BYTES)
+            tag: bytes | None = read_at_most(stream, MAX_TAG_BYTES)[:MAX_TAG_BYTES]
     except MissingObject:
         tag = None
     return manifest, data, tag

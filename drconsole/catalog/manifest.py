@@ -13,7 +13,7 @@ from typing import Any
 
 from drconsole.catalog.layout import KNOWN_FILES
 from drconsole.errors import IntegrityError
-from drconsole.records import CollectionSchema
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import format_duration, format_utc, parse_utc
 
 FORMAT = "drconsole-snapshot/1"
@@ -25,6 +25,9 @@ COUNT_KEYS = ("records", "deletes", "total_after_apply")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_NOT_A_STEP = frozenset(("..", ".", ""))
+_ENTRY_KINDS = (*FILE_KINDS, "golden")
 
 
 class ManifestError(IntegrityError):
@@ -160,14 +163,13 @@ def check_relative_path(path: Any, where: str) -> str:
     """A file path inside the snapshot folder; anything else is refused as tampering."""
     if not isinstance(path, str) or not path:
         raise ManifestError(f"{where}: path must be a non-empty string")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         raise ManifestError(f"{where}: absolute path {path!r} refused as tampering")
     if "\\" in path:
         raise ManifestError(f"{where}: path {path!r} with a backslash refused as tampering")
     if _CONTROL.search(path):
         raise ManifestError(f"{where}: path with control characters refused as tampering")
-    parts = path.split("/")
-    if any(part in ("..", ".", "") for part in parts):
+    if not _NOT_A_STEP.isdisjoint(path.split("/")):
         raise ManifestError(
             f"{where}: path {path!r} leaves or escapes the snapshot folder; refused as tampering"
         )
@@ -318,7 +320,7 @@ def _file(raw: Any, where: str) -> FileEntry:
         raise ManifestError(f"{where}.sha256 must be 64 lowercase hex digits")
     entry = FileEntry(
         path=check_relative_path(reader.text("path"), where),
-        kind=reader.choice("kind", (*FILE_KINDS, "golden")),
+        kind=reader.choice("kind", _ENTRY_KINDS),
         rows=reader.integer("rows") if "rows" in reader.raw else 0,
         bytes=reader.integer("bytes"),
         sha256=digest,

@@ -64,6 +64,7 @@ _DENIED = (
 
 class S3Store:
     local = False
+    read_concurrency = 16
 
     def __init__(
         self,

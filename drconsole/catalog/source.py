@@ -13,6 +13,7 @@ from typing import Any
 
 from drconsole.catalog.manifest import Manifest
 from drconsole.errors import IntegrityError
+from drconsole.wording import plural
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,6 @@ def _sources(snapshots: list[Manifest]) -> str:
     for manifest in snapshots:
         label = describe_source(manifest.source)
         counts[label] = counts.get(label, 0) + 1
-    return ", ".join(f"{label} ({count} snapshot(s))" for label, count in sorted(counts.items()))
+    return ", ".join(
+        f"{label} ({plural(count, 'snapshot')})" for label, count in sorted(counts.items())
+    )

@@ -48,6 +48,11 @@ class ObjectStore(Protocol):
 
     url: str
     local: bool
+    read_concurrency: int
+    """How many small reads are worth having in flight at once: many for a remote store
+    (each waits on the network), one for a local folder (parsing dominates, and threads
+    only contend for the interpreter: 2,000 local manifests list in 0.13 s serially,
+    0.21 s with 16 threads)."""
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under prefix (recursively), paginated underneath."""
@@ -100,6 +105,25 @@ class MissingObject(StoreError):
 
 class ObjectExists(StoreError):
     """A create-only write found the key taken."""
+
+
+READ_CHUNK = 64 * 1024
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the stream and one more when there are more, so that a
+    caller can tell an object over the limit apart. Read in small chunks: ``read(limit)``
+    allocates the whole limit up front (64 MiB per manifest, most of the time it took
+    to list a catalog)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def check_key(key: str) -> str:

@@ -21,7 +21,8 @@ from drconsole.catalog.layout import claim_key, file_key, mac_key, manifest_key,
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
 from drconsole.catalog.store import ObjectExists, ObjectStore
 from drconsole.errors import StoreError
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import format_utc, utc_now
 
 PART_ROWS = 10_000

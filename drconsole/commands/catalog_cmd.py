@@ -30,6 +30,7 @@ from drconsole.errors import UsageError
 from drconsole.runbook.loader import load_runbook
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc, parse_duration, utc_now
+from drconsole.wording import plural
 
 EXIT_FINDINGS = 1
 LOCAL_ONLY = (
@@ -88,7 +89,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     commands = catalog.add_subparsers(dest="catalog_command", required=True)
     listing = commands.add_parser("list", help="chains of snapshots, like `pgbackrest info`")
     add_store_options(listing)
-    listing.add_argument("--rpo", metavar="DURATION", help="colour ages against this RPO (e.g. 4h)")
+    listing.add_argument(
+        "--rpo", metavar="DURATION", help="say which ages are within or over this RPO (e.g. 4h)"
+    )
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=list_command)
     show = commands.add_parser("show", help="one snapshot's manifest, readable")
@@ -170,7 +173,7 @@ def list_command(args: argparse.Namespace) -> int:
         )
     if debris:
         stdout.print(
-            f"[yellow]debris[/yellow]: {len(debris)} leftover(s) of writes that never "
+            f"[yellow]debris[/yellow]: {plural(len(debris), 'leftover')} of writes that never "
             f"completed ({format_bytes(sum(item.size for item in debris))}), e.g. "
             f"{escape(debris[0].key)}; `catalog prune` removes them"
         )
@@ -185,8 +188,10 @@ def _row(
     _, findings = view.chain(manifest.id)
     age = (now - manifest.recovery_point).total_seconds()
     age_text = format_duration(age)
-    if rpo_s is not None:
-        age_text = f"[{'green' if age <= rpo_s else 'red'}]{age_text}[/]"
+    if rpo_s is not None:  # in words as well: colour does not survive a pipe
+        age_text = (
+            f"[green]{age_text} within RPO[/]" if age <= rpo_s else f"[red]{age_text} over RPO[/]"
+        )
     rejection = view.rejection(manifest, now, allow_unsigned=not view.key_checked)
     if findings:
         status = "[red]broken[/red]: " + escape(findings[0].message)
@@ -359,7 +364,7 @@ def verify_command(args: argparse.Namespace) -> int:
         seed = f", seed {result.seed}" if result.seed is not None else ""
         verdict = "intact" if result.intact and not invalid else "PROBLEMS FOUND"
         stdout.print(
-            f"{len(ids)} snapshot(s) at depth {result.depth}{seed}: {verdict} "
+            f"{plural(len(ids), 'snapshot')} at depth {result.depth}{seed}: {verdict} "
             f"({result.files_checked} files, {format_bytes(result.bytes_hashed)} hashed)"
         )
         stdout.print(_authenticity_summary(view, ids))
@@ -447,7 +452,8 @@ def prune_command(args: argparse.Namespace) -> int:
         )
     if not args.dry_run:
         stdout.print(
-            f"{len(plan.remove)} snapshot(s), {len(plan.abandoned)} abandoned upload(s) and "
-            f"{len(debris)} leftover(s) removed, {deleted} objects deleted"
+            f"{plural(len(plan.remove), 'snapshot')}, "
+            f"{plural(len(plan.abandoned), 'abandoned upload')} and "
+            f"{plural(len(debris), 'leftover')} removed, {plural(deleted, 'object')} deleted"
         )
     return 0

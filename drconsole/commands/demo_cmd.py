@@ -40,11 +40,11 @@ def demo_command(args: argparse.Namespace) -> int:
         stderr.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim]  {escape(text)}")
 
     def open_console(runbook: Path, runs: Path) -> None:
-        from drconsole.tui.app import make_app
+        from drconsole.tui.app import make_app, run_console
 
         app = make_app(runs_dir=runs, runbook=runbook)
         try:
-            app.run()
+            run_console(app)
         finally:
             app.close_run()
 

@@ -20,6 +20,7 @@ from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore, default_runs_dir
 from drconsole.runbook.loader import load_runbook
 from drconsole.timefmt import format_duration, format_utc
+from drconsole.wording import plural
 
 EXIT_BROKEN = 1
 
@@ -139,7 +140,7 @@ def print_metrics(metrics: RunMetrics) -> None:
     )
     stdout.print(
         f"waiting for people {format_duration(metrics.waiting_s)}, "
-        f"{len(metrics.overrides)} override(s), {len(metrics.skipped)} skip(s)"
+        f"{plural(len(metrics.overrides), 'override')}, {plural(len(metrics.skipped), 'skip')}"
     )
     table = Table()
     for column in ("step", "phase", "status", "attempts", "duration"):

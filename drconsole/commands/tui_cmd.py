@@ -56,7 +56,7 @@ def tui_command(args: argparse.Namespace) -> int:
         options = dict(remembered.get("catalog_options") or {})
     if runbook is not None and not runbook.is_file():
         raise UsageError(f"{runbook}: no such runbook")
-    from drconsole.tui.app import make_app
+    from drconsole.tui.app import make_app, run_console
 
     app = make_app(
         runs_dir=args.runs_dir or default_runs_dir(),
@@ -75,7 +75,7 @@ def tui_command(args: argparse.Namespace) -> int:
         }
     )
     try:
-        app.run()
+        run_console(app)
     finally:
         app.close_run()
     return 0

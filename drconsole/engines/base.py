@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import utc_now
 
 

@@ -25,8 +25,9 @@ import orjson
 
 from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
 from drconsole.errors import EngineError
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.retry import DEFAULT
+from drconsole.schema import CollectionSchema
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"

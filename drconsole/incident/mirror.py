@@ -15,6 +15,7 @@ from drconsole.durable import open_private, private_folder
 from drconsole.errors import RecordError
 from drconsole.incident.anchor import head_path
 from drconsole.incident.record import RecordRead
+from drconsole.wording import plural
 
 RUNS = "runs/"
 
@@ -63,7 +64,7 @@ def compare_with_copy(store: ObjectStore, read: RecordRead) -> str | None:
     if copy.startswith(local):
         lines = copy.count(b"\n") - local.count(b"\n")
         return (
-            f"the catalog's copy has {lines} line(s) more than this record: this record "
+            f"the catalog's copy has {plural(lines, 'line')} more than this record: this record "
             "was cut back (rolled back)"
         )
     return "this record and the catalog's copy differ: one of them was changed"

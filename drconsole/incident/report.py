@@ -7,6 +7,7 @@ from drconsole.incident.describe import describe
 from drconsole.incident.events import Event
 from drconsole.incident.metrics import RunMetrics
 from drconsole.timefmt import format_duration, format_utc
+from drconsole.wording import plural
 
 
 def markdown_report(metrics: RunMetrics, events: list[Event]) -> str:
@@ -60,7 +61,8 @@ def _summary(metrics: RunMetrics) -> str:
             f"({_verdict(metrics.rpo_met, metrics.rpo_target_s)})."
         )
     parts.append(
-        f"{len(metrics.overrides)} gate(s) overridden, {len(metrics.skipped)} step(s) skipped, "
+        f"{plural(len(metrics.overrides), 'gate')} overridden, "
+        f"{plural(len(metrics.skipped), 'step')} skipped, "
         f"{format_duration(metrics.waiting_s)} spent waiting for people."
     )
     return " ".join(parts)
@@ -98,7 +100,9 @@ def _snapshot(metrics: RunMetrics) -> str:
     ]
     skipped = chosen.get("skipped") or []
     if skipped:
-        lines.append(f"\n**Fell back** past {len(skipped)} newer snapshot(s), not restorable:\n")
+        lines.append(
+            f"\n**Fell back** past {plural(len(skipped), 'newer snapshot')}, not restorable:\n"
+        )
         lines += [f"- `{item['snapshot_id']}`: {_text(item['reason'])}" for item in skipped]
     return "\n".join(lines)
 

@@ -9,10 +9,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Header, Input, ProgressBar, Static, Tree
+from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker
 
-from drconsole.catalog.catalog import CatalogView
+from drconsole.catalog.catalog import CatalogView, ChainNode
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.source import describe_source
 from drconsole.catalog.verify import Depth, VerifyResult, verify
@@ -21,7 +21,9 @@ from drconsole.timefmt import format_duration, format_utc
 from drconsole.tui.messages import CatalogLoaded, VerifyFinished, VerifyProgress
 from drconsole.tui.modals import ChoiceModal, HelpModal
 from drconsole.tui.screen_base import ConsoleScreen
+from drconsole.tui.snapshot_list import Row, SnapshotList
 from drconsole.tui.widgets import help_keys
+from drconsole.wording import plural
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
@@ -35,11 +37,13 @@ DEPTHS = [
 
 
 class CatalogScreen(ConsoleScreen):
-    AUTO_FOCUS = "#tree"  # never the hidden filter input: it would swallow the keys
+    AUTO_FOCUS = "#snapshots"  # never the hidden filter input: it would swallow the keys
     BINDINGS = [
         Binding("v", "verify", "Verify", tooltip="verify the selected chain at a chosen depth"),
         Binding("r", "restore", "Restore", tooltip="start a run from the selected snapshot"),
-        Binding("slash", "filter", "Filter"),
+        # priority: the app routes each key before the one before it has been handled, so
+        # without it the keys typed right after / went to the list (k moved the cursor)
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("t", "timeline", "Timeline"),
         Binding("f5", "reload", "Reload"),
@@ -51,7 +55,7 @@ class CatalogScreen(ConsoleScreen):
         super().__init__()
         self.view: CatalogView | None = None
         self.verified: dict[str, VerifyResult] = {}
-        self.filter_text = ""
+        self.broken: set[str] = set()
 
     @property
     def console(self) -> DrconsoleApp:
@@ -64,7 +68,7 @@ class CatalogScreen(ConsoleScreen):
                 yield Input(
                     placeholder="filter snapshots (id, collection)", id="filter", classes="hidden"
                 )
-                yield Tree("catalog", id="tree")
+                yield SnapshotList(empty="no snapshots in this catalog yet", id="snapshots")
             with VerticalScroll(id="details"):
                 yield Static("loading the catalog…", id="details-text")
         yield ProgressBar(total=None, show_eta=False, id="verify-progress", classes="hidden")
@@ -99,7 +103,11 @@ class CatalogScreen(ConsoleScreen):
     @on(CatalogLoaded)
     def show_catalog(self, message: CatalogLoaded) -> None:
         self.view = message.view
-        self.rebuild_tree()
+        self.broken = message.view.broken()
+        newest = max(message.view.snapshots.values(), key=lambda m: m.recovery_point, default=None)
+        self.query_one("#snapshots", SnapshotList).set_rows(
+            self._rows(), select=newest.id if newest else None
+        )
         count = len(message.view.snapshots)
         warning = (
             "  ⚠ local only: a disk failure can take the database and its backups together"
@@ -107,81 +115,63 @@ class CatalogScreen(ConsoleScreen):
             else ""
         )
         extra = f", {len(message.view.unfinished)} unfinished" if message.view.unfinished else ""
-        self.query_one("#status-line", Static).update(f"{count} snapshots{extra}{warning}")
-
-    def rebuild_tree(self) -> None:
-        view = self.view
-        tree = self.query_one("#tree", Tree)
-        tree.clear()
-        if view is None:
-            return
-        tree.root.set_label(Text(self.console.services.catalog_label(), style="bold"))
-        roots, orphans = view.trees()
-        for root in roots:
-            parent_nodes = {}
-            for depth, node in root.walk():
-                if not self._shown(node.manifest):
-                    continue
-                anchor = parent_nodes.get(node.manifest.parent, tree.root) if depth else tree.root
-                parent_nodes[node.manifest.id] = anchor.add(
-                    self._label(node.manifest), data=node.manifest.id, expand=True
-                )
-        for manifest in orphans:
-            if self._shown(manifest):
-                tree.root.add_leaf(self._label(manifest), data=manifest.id)
-        for item in view.unfinished:
-            tree.root.add_leaf(
-                Text(f"… {item.id}  unfinished ({item.files} files), never restorable", style="dim")
-            )
-        tree.root.expand()
-        self._select_newest(tree)
-
-    def _select_newest(self, tree: Tree[str]) -> None:
-        """Start on the newest snapshot shown: the recovery point an operator usually wants."""
-        assert self.view is not None
-        shown = {m.id: m for m in self.view.snapshots.values() if self._shown(m)}
-        if not shown:
-            tree.cursor_line = 0
-            return
-        newest = max(shown.values(), key=lambda m: m.recovery_point).id
-        for line in range(tree.last_line + 1):
-            node = tree.get_node_at_line(line)
-            if node is not None and node.data == newest:
-                tree.move_cursor_to_line(line)
-                return
-
-    def _shown(self, manifest: Manifest) -> bool:
-        text = self.filter_text.lower()
-        return (
-            not text
-            or text in manifest.id.lower()
-            or any(text in c.name.lower() for c in manifest.collections)
+        self.query_one("#status-line", Static).update(
+            f"{plural(count, 'snapshot')}{extra}{warning}"
         )
 
-    def _label(self, manifest: Manifest) -> Text:
-        """Status first (it must never be cut off), then kind, id, age against the RPO, size."""
-        assert self.view is not None
+    def _rows(self) -> list[Row]:
+        """Chains in order, each full base followed by the incrementals built on it (a
+        straight chain at one indent, a branch one deeper); then what cannot be restored."""
+        view = self.view
+        assert view is not None
+        roots, orphans = view.trees()
+        rows = [self._row(manifest, indent) for root in roots for manifest, indent in _laid(root)]
+        if orphans:
+            rows.append(Row.fixed(None, Text("hanging from no full base:", style="dim"), ""))
+            rows.extend(self._row(manifest, 1) for manifest in orphans)
+        for snapshot_id, problem in sorted(view.invalid.items()):
+            text = Text(f"✗ {snapshot_id}  invalid manifest: {problem}", style="red")
+            rows.append(Row.fixed(None, text, snapshot_id.lower()))
+        for item in view.unfinished:
+            text = Text(
+                f"… {item.id}  unfinished ({plural(item.files, 'file')}), never restorable",
+                style="dim",
+            )
+            rows.append(Row.fixed(None, text, item.id.lower()))
+        return rows
+
+    def _row(self, manifest: Manifest, indent: int) -> Row:
+        search = " ".join(
+            [manifest.id, describe_source(manifest.source), *(c.name for c in manifest.collections)]
+        )
+        return Row(manifest.id, search.lower(), lambda: self._label(manifest, indent))
+
+    def _label(self, manifest: Manifest, indent: int) -> Text:
+        """Status first (it must never be cut off), then kind, id, age against the RPO in
+        words (colour alone does not survive a pipe or a colour-blind reader), size."""
         age = (self.console.services.clock() - manifest.recovery_point).total_seconds()
         rpo = self.console.services.rpo_s()
-        _, findings = self.view.chain(manifest.id)
         checked = self.verified.get(manifest.id)
-        if findings or (checked and not checked.intact) or self._refusal(manifest):
+        if (
+            manifest.id in self.broken
+            or (checked and not checked.intact)
+            or self._refusal(manifest)
+        ):
             label = Text("✗ ", style="red")
         elif checked:
             label = Text("✓ ", style="green")
         else:
             label = Text("· ", style="dim")
-        label.append(f"{'F' if manifest.kind == 'full' else 'I'} {manifest.id}  ")
-        label.append(
-            f"age {format_duration(age)}",
-            style="" if rpo is None else "green" if age <= rpo else "red",
-        )
+        label.append("  " * indent + f"{'F' if manifest.kind == 'full' else 'I'} {manifest.id}  ")
+        label.append(f"age {format_duration(age)}")
+        if rpo is not None and age > rpo:
+            label.append(" over RPO", style="red")
         label.append(f"  {format_bytes(manifest.size)}", style="dim")
         return label
 
-    @on(Tree.NodeHighlighted)
-    def show_details(self, event: Tree.NodeHighlighted) -> None:
-        snapshot_id = event.node.data
+    @on(SnapshotList.Highlighted)
+    def show_details(self, event: SnapshotList.Highlighted) -> None:
+        snapshot_id = event.key
         details = self.query_one("#details-text", Static)
         if self.view is None or snapshot_id not in self.view.snapshots:
             details.update(Text("select a snapshot", style="dim"))
@@ -250,10 +240,10 @@ class CatalogScreen(ConsoleScreen):
         )
 
     def selected(self) -> Manifest | None:
-        node = self.query_one("#tree", Tree).cursor_node
-        if self.view is None or node is None or node.data not in self.view.snapshots:
+        key = self.query_one("#snapshots", SnapshotList).cursor_key
+        if self.view is None or key not in self.view.snapshots:
             return None
-        return self.view.snapshots[node.data]
+        return self.view.snapshots[key]
 
     def action_verify(self) -> None:
         manifest = self.selected()
@@ -307,27 +297,33 @@ class CatalogScreen(ConsoleScreen):
         for snapshot_id in result.snapshot_ids:
             self.verified[snapshot_id] = result.only(snapshot_id)
         self.query_one("#verify-progress", ProgressBar).add_class("hidden")
-        verdict = "intact" if result.intact else f"{len(result.findings)} finding(s)"
+        verdict = "intact" if result.intact else plural(len(result.findings), "finding")
         self.query_one("#status-line", Static).update(
-            f"verified {len(result.snapshot_ids)} snapshot(s) at depth {result.depth}: {verdict}"
+            f"verified {plural(len(result.snapshot_ids), 'snapshot')} at depth {result.depth}: "
+            f"{verdict}"
         )
-        self.rebuild_tree()
+        self.query_one("#snapshots", SnapshotList).set_rows(self._rows())
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
         field.remove_class("hidden")
-        field.focus()
+        self.set_focus(field)
 
     @on(Input.Changed, "#filter")
     def apply_filter(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        self.rebuild_tree()
+        self.query_one("#snapshots", SnapshotList).set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def keep_filter(self) -> None:
+        """Enter keeps the filter and goes back to the list to choose among the matches."""
+        self.query_one("#snapshots", SnapshotList).focus()
 
     def action_clear_filter(self) -> None:
         field = self.query_one("#filter", Input)
         field.value = ""
         field.add_class("hidden")
-        self.query_one("#tree", Tree).focus()
+        self.query_one("#snapshots", SnapshotList).set_filter("")
+        self.query_one("#snapshots", SnapshotList).focus()
 
     def action_restore(self) -> None:
         manifest = self.selected()
@@ -361,3 +357,17 @@ class CatalogScreen(ConsoleScreen):
                 "below), their age against the RPO and their integrity.",
             )
         )
+
+
+def _laid(root: ChainNode) -> list[tuple[Manifest, int]]:
+    """A chain's snapshots in order with their indent: the base at 0, a straight run of
+    incrementals at 1 (nesting each under the last would push ids off an 80-column
+    screen), a branch one deeper than the snapshot it branches from."""
+    laid: list[tuple[Manifest, int]] = []
+    stack = [(root, 0)]
+    while stack:
+        node, indent = stack.pop()
+        laid.append((node.manifest, indent))
+        step = 1 if indent == 0 or len(node.children) > 1 else 0
+        stack.extend((child, indent + step) for child in reversed(node.children))
+    return laid

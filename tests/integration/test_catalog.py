@@ -31,9 +31,10 @@ from drconsole.catalog.store import ObjectExists, ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.retry import RetryPolicy
 from drconsole.sandbox import SeaweedS3, free_ports
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc
 
 from catalog_spec import digest, write_spec_snapshot
@@ -201,6 +202,8 @@ def test_chain_findings(store: ObjectStore, tamper: str) -> None:
             recovery_point="2026-11-24T10:00:00Z",
         )
     view = load_catalog(store)
+    assert view.broken() == {i for i in view.snapshots if view.chain(i)[1]}, "one-pass verdict"
+    assert view.broken() >= ({"loop-a", "loop-b"} if tamper == "cycle" else {"inc"})
     if tamper == "cycle":
         assert findings.CYCLE in _kinds(view.chain("loop-a")[1])
         assert view.trees()[1], "snapshots in a cycle hang from no full base"

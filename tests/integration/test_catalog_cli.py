@@ -19,8 +19,9 @@ from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.sandbox import SeaweedS3
+from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc
 
 from chroma_restore import seed
@@ -64,8 +65,10 @@ def test_list_show_verify_prune_on_a_local_catalog(tmp_path: Path) -> None:
     root = tmp_path / "catalog"
     store = LocalStore(root)
     _three(store)
-    listed = run_cli("catalog", "list", str(root), "--rpo", "4h")
+    listed = run_cli("catalog", "list", str(root), "--rpo", "5h")
     assert listed.returncode == 0
+    rows = {name: line for line in listed.stdout.splitlines() for name in line.split()}
+    assert "within RPO" in rows["s3-inc"] and "over RPO" in rows["s1-full"], listed.stdout
     assert "local disk only" in listed.stderr
     assert (
         listed.stdout.index("s1-full")
@@ -160,7 +163,7 @@ def test_prune_removes_abandoned_uploads_only_when_asked(tmp_path: Path) -> None
     assert f"would remove {abandoned}  (unfinished upload, abandoned)" in dry.stdout
     assert (root / "snapshots" / abandoned).exists(), "a dry run deletes nothing"
     done = prune("--yes", "--unfinished-older-than", "1d")
-    assert "0 snapshot(s), 1 abandoned upload(s) and 0 leftover(s) removed" in done.stdout
+    assert "0 snapshots, 1 abandoned upload and 0 leftovers removed" in done.stdout
     listed = json.loads(run_cli("catalog", "list", str(root), "--json").stdout)
     assert listed["unfinished"] == [] and len(listed["snapshots"]) == 3
 
@@ -304,7 +307,7 @@ def test_leftovers_of_killed_writes_are_listed_and_pruned(
     for url, extra in ((str(root), ()), (f"s3://drconsole-tests/{prefix}", common)):
         listing = json.loads(run_cli("catalog", "list", url, *extra, "--json").stdout)
         assert len(listing["debris"]) == 1, url
-        assert "1 leftover(s) of writes that never completed" in (
+        assert "1 leftover of writes that never completed" in (
             run_cli("catalog", "list", url, *extra).stdout
         )
         pruned = run_cli("catalog", "prune", url, *extra, "--keep-last", "3", "--yes")

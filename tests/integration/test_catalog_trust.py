@@ -30,7 +30,8 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import IntegrityError
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
+from drconsole.schema import CollectionSchema
 
 pytestmark = pytest.mark.integration
 

@@ -100,7 +100,7 @@ def test_walking_the_demo_in_the_console(
     )
     try:
         screen = terminal.wait_for("kb-I", 180)
-        label = "s3://demo-backups/kb (sandbox S3 in s3)" if catalog == "s3" else "▼ catalog"
+        label = "s3://demo-backups/kb (sandbox S3 in s3)" if catalog == "s3" else "— catalog"
         assert label in screen
         newest = max(re.findall(r"\d{8}T\d{9}Z-kb-[FI]", screen))  # a narrow tree cuts the rest
         terminal.keys("r")

@@ -13,7 +13,8 @@ import pytest
 
 from drconsole.engines.chroma import ChromaEngine
 from drconsole.filters import check_filter, matches
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
+from drconsole.schema import CollectionSchema
 
 pytestmark = pytest.mark.integration
 

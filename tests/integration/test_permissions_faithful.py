@@ -13,9 +13,9 @@ from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma import ChromaEngine
 from drconsole.golden import capture, save_golden
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
+from drconsole.schema import CollectionSchema
 
 from chroma_restore import snapshot
 from helpers import KEY_FILE, write_runbook

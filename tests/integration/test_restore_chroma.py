@@ -12,7 +12,7 @@ import pytest
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma import ChromaEngine
 from drconsole.incident.record import read_record
-from drconsole.records import CollectionSchema
+from drconsole.schema import CollectionSchema
 
 from chroma_restore import dump, restore_runbook, run_drill, seed, snapshot
 

@@ -76,9 +76,9 @@ def test_fallback_true_names_what_it_passed_over_in_the_result_and_the_report(
     verify = _verify_step(runs)
     assert verify["details"]["snapshot_id"] == full
     assert verify["details"]["skipped"][0]["snapshot_id"] == newest
-    assert "FELL BACK past 1 newer snapshot(s)" in verify["summary"]
+    assert "FELL BACK past 1 newer snapshot:" in verify["summary"]
     text = report.read_text()
-    assert "**Fell back** past 1 newer snapshot(s)" in text
+    assert "**Fell back** past 1 newer snapshot," in text
     assert f"`{newest}`: invalid manifest" in text
     assert "signed with the catalog key" in text
 
@@ -195,7 +195,7 @@ def test_a_shared_catalog_restores_only_the_runbooks_source(
     refused = run_drill(nosuch, tmp_path / "runs-nosuch")
     assert refused.exit_code != 0
     assert "no snapshot in" in refused.message and "is of this runbook's source" in refused.message
-    assert f"chroma acme/{acme.database} (1 snapshot(s))" in refused.message
+    assert f"chroma acme/{acme.database} (1 snapshot)" in refused.message
     listing = json.loads(run_cli("catalog", "list", str(ours), "--json").stdout)
     assert {s["source"]["namespace"]["tenant"] for s in listing["snapshots"]} == {
         "acme",

@@ -24,8 +24,9 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.verify import Depth, verify
 from drconsole.engines.chroma import ChromaEngine
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.sandbox import ChromaServer
+from drconsole.schema import CollectionSchema
 
 from helpers import run_cli
 

@@ -18,10 +18,11 @@ from drconsole.engines.chroma import ChromaEngine
 from drconsole.golden import capture, save_golden
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import ChromaServer
+from drconsole.schema import CollectionSchema
 
 from chroma_restore import seed
 from helpers import KEY_FILE, catalog_key, write_runbook

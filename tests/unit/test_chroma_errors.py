@@ -16,7 +16,7 @@ from drconsole.engines.chroma import (
     to_schema,
     unrestorable,
 )
-from drconsole.records import CollectionSchema
+from drconsole.schema import CollectionSchema
 
 URL = "http://chroma.test:8000"
 

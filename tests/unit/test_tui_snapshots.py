@@ -16,9 +16,10 @@ from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.incident import store as store_module
 from drconsole.incident.store import RunStore
-from drconsole.records import CollectionSchema, RecordBatch
+from drconsole.records import RecordBatch
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
+from drconsole.schema import CollectionSchema
 from drconsole.tui.app import make_app
 from drconsole.tui.catalog_screen import CatalogScreen
 from drconsole.tui.modals import (
