@@ -76,12 +76,12 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
     for finding in findings:
         context.report_finding(finding)
     failed = [finding for finding in findings if not finding.passed]
-    rows = tuple(
-        (f.subject, f.check, _short(f.expected), _short(f.actual), "ok" if f.passed else "MISMATCH")
-        for f in findings
+    rows = tuple(  # failures first, the verdict first: what a reader looks for
+        ("ok" if f.passed else "MISMATCH", f.subject, f.check, _short(f.expected), _short(f.actual))
+        for f in sorted(findings, key=lambda f: f.passed)
     )
     table = ResultTable(
-        "counts and schema", ("collection", "check", "expected", "actual", "result"), rows
+        "counts and schema", ("result", "collection", "check", "expected", "actual"), rows
     )
     if failed:
         first = failed[0]

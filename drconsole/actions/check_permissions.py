@@ -79,10 +79,11 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
     for finding in findings:
         context.report_finding(finding)
     failed = [f for f in findings if not f.passed]
-    rows = tuple(
-        (f.subject, f.check, "ok" if f.passed else f"VIOLATION: {_ids(f)}") for f in findings
+    rows = tuple(  # failures first, the verdict first: what a reader looks for
+        ("ok" if f.passed else f"VIOLATION: {_ids(f)}", f.subject, f.check)
+        for f in sorted(findings, key=lambda f: f.passed)
     )
-    table = ResultTable("permissions and isolation", ("subject", "check", "result"), rows)
+    table = ResultTable("permissions and isolation", ("result", "subject", "check"), rows)
     if failed:
         first = failed[0]
         return Outcome(

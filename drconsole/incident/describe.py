@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from drconsole.incident import events as ev
 from drconsole.incident.events import Event
 from drconsole.timefmt import format_duration, format_utc
@@ -57,3 +60,26 @@ def describe(event: Event) -> str | None:
             reason = f": {data['reason']}" if data.get("reason") else ""
             return f"Run finished, {data.get('status')}{reason}"
     return None
+
+
+def describe_finding(finding: dict[str, Any]) -> list[str]:
+    """A check in full, for the report and the console: what was checked, expected and
+    actual, then every detail it carries (the ids behind a failure, one list per line)."""
+    lines = [
+        f"{finding.get('check')} on {finding.get('subject')}: expected "
+        f"{_value(finding.get('expected'))}, got {_value(finding.get('actual'))}"
+    ]
+    for key, value in (finding.get("details") or {}).items():
+        label = str(key).replace("_", " ")
+        if isinstance(value, list | tuple):
+            lines.append(f"{label} ({len(value)}): {', '.join(_value(item) for item in value)}")
+        else:
+            lines.append(f"{label}: {_value(value)}")
+    return lines
+
+
+def _value(value: Any) -> str:
+    """JSON for structures (never Python's repr: {'a': 1} is not what a reader expects)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

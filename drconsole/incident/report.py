@@ -3,7 +3,8 @@ objectives vs actuals, timeline (UTC), phases, overrides and skips, notes."""
 
 from __future__ import annotations
 
-from drconsole.incident.describe import describe
+from drconsole.incident import events as ev
+from drconsole.incident.describe import describe, describe_finding
 from drconsole.incident.events import Event
 from drconsole.incident.metrics import RunMetrics
 from drconsole.timefmt import format_duration, format_utc
@@ -20,6 +21,7 @@ def markdown_report(metrics: RunMetrics, events: list[Event]) -> str:
         "## Timeline (UTC)\n\n" + _timeline(events),
         "## Phases\n\n" + _phases(metrics),
         "## Steps\n\n" + _steps(metrics),
+        "## Failed checks\n\n" + _failed_checks(events),
         "## Overrides and skips\n\n" + _decisions(metrics),
         "## Notes\n\n" + _notes(metrics),
     ]
@@ -108,12 +110,48 @@ def _snapshot(metrics: RunMetrics) -> str:
 
 
 def _timeline(events: list[Event]) -> str:
-    rows = [
-        (format_utc(event.time), _text(line))
-        for event in sorted(events, key=lambda e: (e.time, e.seq))
-        if (line := describe(event)) is not None
-    ]
+    """One row per event, except that the checks a step passed in a row are one row
+    ("148 checks passed: count, content, ..."): the failures stand out, each on its own."""
+    rows: list[tuple[str, str]] = []
+    passed: list[Event] = []
+
+    def flush() -> None:
+        if passed:
+            kinds = list(dict.fromkeys(str(event.data.get("check")) for event in passed))
+            rows.append(
+                (
+                    format_utc(passed[0].time),
+                    f"{plural(len(passed), 'check')} of step {passed[0].step_id} passed: "
+                    + ", ".join(kinds),
+                )
+            )
+            passed.clear()
+
+    for event in sorted(events, key=lambda e: (e.time, e.seq)):
+        if event.type == ev.CHECK_RESULT and event.data.get("passed"):
+            if passed and (passed[0].step_id, passed[0].attempt) != (event.step_id, event.attempt):
+                flush()
+            passed.append(event)
+            continue
+        if (line := describe(event)) is not None:
+            flush()
+            rows.append((format_utc(event.time), _text(line)))
+    flush()
     return _table(("Time (UTC)", "Event"), rows)
+
+
+def _failed_checks(events: list[Event]) -> str:
+    """Every check that failed, in full: expected, actual and the ids behind it."""
+    blocks = []
+    for event in events:
+        if event.type != ev.CHECK_RESULT or event.data.get("passed"):
+            continue
+        first, *rest = describe_finding(event.data)
+        blocks.append(
+            f"- Step `{event.step_id}` (attempt {event.attempt}): {_text(first)}"
+            + "".join(f"\n  - {_text(line)}" for line in rest)
+        )
+    return "\n".join(blocks) if blocks else "None."
 
 
 def _phases(metrics: RunMetrics) -> str:

@@ -122,11 +122,8 @@ class DrconsoleCommands(Provider):
         commands = [
             ("Open the catalog", app.show_catalog),
             ("Open the timeline of past runs", app.show_timeline),
-            ("Start a drill (choose the recovery point)", lambda: app.pick_and_start("drill")),
-            (
-                "Start an incident run (choose the recovery point)",
-                lambda: app.pick_and_start("incident"),
-            ),
+            ("Start a drill of the runbook", lambda: app.begin("drill")),
+            ("Start an incident run of the runbook", lambda: app.begin("incident")),
         ]
         matcher = self.matcher(query)
         for label, action in commands:
@@ -264,10 +261,16 @@ class DrconsoleApp(App[None]):
         runner = Runner.resume(self.services.runs, reference, clock=self.services.clock)
         self.call_from_thread(self.open_run, runner)
 
-    def pick_and_start(self, mode: str) -> None:
-        """Choose the recovery point in a picker, then start the run."""
-        self._pending_mode = mode
-        self.pick_snapshot()
+    def begin(self, mode: str) -> None:
+        """Start a run of the runbook: from a recovery point chosen in a picker when it
+        has a catalog, at once when it has none (a runbook of commands and manual steps)."""
+        if self.services.runbook() is None:
+            self.show_error("no runbook to run", "start the console with --runbook FILE")
+        elif self.services.has_catalog():
+            self._pending_mode = mode
+            self.pick_snapshot()
+        else:
+            self.start_run(mode, None)
 
     @work(
         thread=True,

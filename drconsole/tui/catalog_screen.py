@@ -207,12 +207,7 @@ class CatalogScreen(ConsoleScreen):
                 or "-"
             )
             text.append(f"  tenants {tenants}\n")
-            embedding = entry.embedding
-            if embedding:
-                text.append(
-                    f"  embedding {embedding.get('model', '?')} {embedding.get('version', '')} "
-                    f"normalized={embedding.get('normalized', '?')}\n"
-                )
+            text.append(f"  embedding {_embedding(entry.embedding)}\n")
             text.append(
                 f"  files {len(entry.files)} ({format_bytes(sum(f.bytes for f in entry.files))})\n"
             )
@@ -371,3 +366,15 @@ def _laid(root: ChainNode) -> list[tuple[Manifest, int]]:
         step = 1 if indent == 0 or len(node.children) > 1 else 0
         stack.extend((child, indent + step) for child in reversed(node.children))
     return laid
+
+
+def _embedding(embedding: dict[str, object]) -> str:
+    """The model that made the vectors, in words; what was not recorded is said so."""
+    if not embedding.get("model"):
+        return "model not recorded (golden queries must use the same model)"
+    parts = [str(embedding["model"])]
+    if embedding.get("version"):
+        parts.append(f"version {embedding['version']}")
+    if "normalized" in embedding:
+        parts.append("normalized" if embedding["normalized"] else "not normalized")
+    return ", ".join(parts)

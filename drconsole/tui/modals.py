@@ -1,5 +1,6 @@
 """Modal screens: confirmation (plain or typed), reason input, choices, milestone, help,
-and the one error modal (escaped, copyable text)."""
+text to read (the error modal is one: escaped, copyable text). Each says which keys
+answer it."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ class ConfirmModal(ModalScreen[bool]):
             if self.typed:
                 yield Label(f"Type {self.typed!r} to confirm, then Enter:", markup=False)
                 yield Input(placeholder=self.typed, id="typed")
+            yield Label(
+                "Enter confirms once typed, Esc cancels"
+                if self.typed
+                else "y confirms, n or Esc cancels",
+                classes="hint",
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Confirm", variant="error", id="yes")
                 yield Button("Cancel", variant="primary", id="no")
@@ -83,7 +90,7 @@ class ReasonModal(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="question", markup=False)
             yield Input(placeholder=self.placeholder, id="reason")
-            yield Label("Enter to save, Escape to cancel", classes="hint")
+            yield Label("Enter saves, Esc cancels", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#reason", Input).focus()
@@ -112,6 +119,7 @@ class ChoiceModal(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(self.question, classes="question", markup=False)
             yield OptionList(*[Option(label, id=key) for key, label in self.choices], id="choices")
+            yield Label("↑↓ choose, Enter takes it, Esc cancels", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#choices", OptionList).focus()
@@ -201,21 +209,22 @@ class ImpactModal(ModalScreen[datetime | None]):
         self.dismiss(None)
 
 
-class ErrorModal(ModalScreen[None]):
-    """An error as plain, selectable text (never markup, never a traceback)."""
+class TextModal(ModalScreen[None]):
+    """Text to read and copy (plain and selectable: never markup), closed with Enter or Esc."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close", show=False)]
+    LOOK = "dialog"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, title: str, text: str) -> None:
         super().__init__()
-        self.message = message
-        self.hint = hint
+        self.title_text = title
+        self.text = text
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog error"):
-            yield Label("Error", classes="question")
-            text = self.message + (f"\n\nWhat to do: {self.hint}" if self.hint else "")
-            yield TextArea(text, read_only=True, soft_wrap=True, id="error-text")
+        with Vertical(classes=self.LOOK):
+            yield Label(self.title_text, classes="question", markup=False)
+            yield TextArea(self.text, read_only=True, soft_wrap=True, id="modal-text")
+            yield Label("Enter or Esc closes; the text can be selected and copied", classes="hint")
             yield Button("Close", variant="primary", id="close")
 
     def on_mount(self) -> None:
@@ -226,6 +235,17 @@ class ErrorModal(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class ErrorModal(TextModal):
+    """An error with what to do (never a traceback)."""
+
+    LOOK = "dialog error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__("Error", message + (f"\n\nWhat to do: {hint}" if hint else ""))
+        self.message = message
+        self.hint = hint
 
 
 class HelpModal(ModalScreen[None]):
@@ -247,7 +267,7 @@ class HelpModal(ModalScreen[None]):
             yield Label("Help", classes="question")
             yield Static(self.about, markup=False)
             yield Static(lines, markup=False, classes="keys")
-            yield Label("Escape to close", classes="hint")
+            yield Label("Esc or ? closes", classes="hint")
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -276,7 +296,11 @@ class SnapshotPicker(ModalScreen[str | None]):
                 for snapshot_id, about, intact in self.choices
             ]
             yield OptionList(*options, id="snapshots")
-            yield Label("✗: its chain is broken; it cannot be restored", classes="hint")
+            yield Label(
+                "✗: its chain is broken or it is refused; it cannot be restored. "
+                "Enter takes the selected one, Esc cancels",
+                classes="hint",
+            )
 
     def on_mount(self) -> None:
         self.query_one("#snapshots", OptionList).focus()

@@ -3,6 +3,7 @@ panel, the latest events. Every action goes to the runner; long steps run on a w
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,15 +16,23 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, RichLog, Static
 
 from drconsole.errors import DrconsoleError
-from drconsole.incident.describe import describe
+from drconsole.incident.describe import describe, describe_finding
 from drconsole.incident.replay import StepState
 from drconsole.runbook.model import Step
 from drconsole.runner import Pending, Runner
 from drconsole.timefmt import format_duration, format_utc, parse_utc
 from drconsole.tui.messages import RecordEvent, StepProgress
-from drconsole.tui.modals import ChoiceModal, ConfirmModal, HelpModal, MilestoneModal, ReasonModal
+from drconsole.tui.modals import (
+    ChoiceModal,
+    ConfirmModal,
+    HelpModal,
+    MilestoneModal,
+    ReasonModal,
+    TextModal,
+)
 from drconsole.tui.screen_base import ConsoleScreen
 from drconsole.tui.widgets import ResultTables, RtoClock, help_keys, status_text
+from drconsole.wording import plural
 
 if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
@@ -41,6 +50,7 @@ _STATEFUL = (
     "cancel_step",
     "finish",
     "export",
+    "failures",
 )
 
 
@@ -65,6 +75,12 @@ class RunScreen(ConsoleScreen):
             "Cancel step",
             priority=True,
             tooltip="cancel the running step (asks first; the run stays resumable)",
+        ),
+        Binding(
+            "i",
+            "failures",
+            "Failures",
+            tooltip="the failed checks of the step in view, in full, with the ids behind them",
         ),
         Binding("n", "note", "Note", show=False),
         Binding(
@@ -277,7 +293,7 @@ class RunScreen(ConsoleScreen):
         if instructions != self._shown_instructions:
             self._shown_instructions = instructions
             self.query_one("#instructions", Markdown).update(instructions)
-        params = ", ".join(f"{k}={v}" for k, v in step.params.items())
+        params = ", ".join(f"{k}={_plain(v)}" for k, v in step.params.items())
         self.query_one("#step-params", Static).update(
             Text(f"with: {params}" if params else "", style="dim")
         )
@@ -448,8 +464,27 @@ class RunScreen(ConsoleScreen):
             "cancel_step": running,
             "finish": pending.kind == "complete",
             "export": self.runner.state.finished is not None,
+            "failures": bool(self._failures()),
         }[action]
         return relevant
+
+    def _failures(self) -> list[dict[str, Any]]:
+        """The failed checks of the step in view, from its latest attempt."""
+        step_id = self.viewed or self._current_id()
+        if step_id is None:
+            return []
+        return [f for f in self.runner.state.steps[step_id].findings if not f.get("passed")]
+
+    def action_failures(self) -> None:
+        failures = self._failures()
+        if not failures:
+            self.notify("no failed check in this step", severity="information")
+            return
+        step_id = self.viewed or self._current_id()
+        text = "\n\n".join("\n".join(describe_finding(finding)) for finding in failures)
+        self.app.push_screen(
+            TextModal(f"{plural(len(failures), 'failed check')} in step {step_id}", text)
+        )
 
     def action_abandon(self) -> None:
         if self.running_step is not None:
@@ -645,3 +680,9 @@ def _duration(state: StepState) -> str:
     if state.finished_at is None:
         return "…"
     return format_duration((state.finished_at - state.started_at).total_seconds())
+
+
+def _plain(value: Any) -> str:
+    """A parameter as a reader writes it: text as is, anything else as JSON (never
+    Python's {'tenant': ...})."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

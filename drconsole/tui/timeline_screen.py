@@ -39,6 +39,13 @@ RUN_COLUMNS = (
 class TimelineScreen(ConsoleScreen):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
+        Binding("d", "begin('drill')", "Start drill", tooltip="start a drill of the runbook"),
+        Binding(
+            "i",
+            "begin('incident')",
+            "Start incident",
+            tooltip="start an incident run of the runbook (it asks when impact began)",
+        ),
         Binding("enter", "resume", "Resume", tooltip="reopen the selected unfinished run"),
         Binding(
             "A", "abandon", "Abandon", tooltip="end the selected unfinished run, with a reason"
@@ -123,7 +130,22 @@ class TimelineScreen(ConsoleScreen):
             table.move_cursor(row=len(self.runs) - 1)
             self.show_run(self.runs[-1])
         else:
-            self.query_one("#run-summary", Static).update(Text("no runs yet", style="dim"))
+            self.query_one("#run-summary", Static).update(Text(self._no_runs(), style="dim"))
+
+    def _no_runs(self) -> str:
+        runbook = self.console.services.runbook()
+        if runbook is None:
+            return "no runs yet; start the console with --runbook FILE to run one"
+        return f"no runs yet; d starts a drill of “{runbook.title}”, i an incident run"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Starting a run needs a runbook: without one the keys are not offered."""
+        if action == "begin":
+            return self.console.services.runbook_path is not None
+        return True
+
+    def action_begin(self, mode: str) -> None:
+        self.console.begin(mode)
 
     @on(DataTable.RowHighlighted, "#runs")
     def select_run(self, event: DataTable.RowHighlighted) -> None:

@@ -179,13 +179,23 @@ class GanttChart(Widget):
 
 
 class ResultTables(Vertical):
-    """An action's result tables (title, columns, rows) as DataTables."""
+    """An action's result tables (title, columns, rows) as DataTables. The core puts the
+    verdict first and the failures on top; a cell is cut at CELL_WIDTH so every column
+    stays on screen (the failed checks in full are one key away)."""
 
     DEFAULT_CSS = (
         "ResultTables { height: auto; } ResultTables DataTable { height: auto; max-height: 12; }"
     )
+    CELL_WIDTH = 40
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.shown: list[dict[str, object]] | None = None
 
     def show(self, tables: list[dict[str, object]]) -> None:
+        if tables == self.shown:  # the view refreshes often: remount only what changed
+            return
+        self.shown = tables
         self.remove_children()
         for table in tables:
             widget: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
@@ -193,4 +203,8 @@ class ResultTables(Vertical):
             self.mount(widget)
             widget.add_columns(*[str(c) for c in table.get("columns", [])])  # type: ignore[union-attr]
             for row in table.get("rows", []):  # type: ignore[union-attr]
-                widget.add_row(*[str(cell) for cell in row])
+                widget.add_row(*[_cut(str(cell), self.CELL_WIDTH) for cell in row])
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -243,6 +243,37 @@ def test_report_lists_reasons_and_objectives(tmp_path: Path) -> None:
     assert "| RTO | 1h 00m | 20s | yes |" in report
 
 
+def test_report_groups_passing_checks_and_lists_each_failure_with_its_ids(
+    tmp_path: Path,
+) -> None:
+    timeline = Timeline(tmp_path, "drill").at(0, "run.started", _started())
+    timeline.at(1, "step.started", {"title": "counts"}, "counts", 1)
+    for n in range(150):
+        check = {"check": "count" if n % 2 else "content", "passed": True, "subject": f"c{n}"}
+        timeline.at(2, "check.result", {**check, "expected": 1, "actual": 1}, "counts", 1)
+    failure = {
+        "check": "tenant count",
+        "passed": False,
+        "subject": "kb_articles",
+        "expected": {"acme": 3},
+        "actual": {"acme": 1},
+        "details": {"missing_ids": ["kb-7", "kb-9"], "tenant": "acme"},
+    }
+    timeline.at(3, "check.result", failure, "counts", 1)
+    timeline.at(4, "step.finished", {"status": "failed", "summary": "1 of 151 failed"}, "counts", 1)
+    report = markdown_report(timeline.metrics(), read_record(timeline.path).events)
+    section = report.split("## Timeline (UTC)")[1].split("## Phases")[0]
+    assert "150 checks of step counts passed: content, count" in section
+    assert section.count("passed") == 1, "150 passing checks are one row, not 150"
+    assert "Check tenant count on kb_articles FAILED" in section
+    failed = report.split("## Failed checks")[1].split("## Overrides")[0]
+    assert (
+        '- Step `counts` (attempt 1): tenant count on kb_articles: expected {"acme": 3}, '
+        'got {"acme": 1}' in failed
+    )
+    assert "  - missing ids (2): kb-7, kb-9" in failed and "  - tenant: acme" in failed
+
+
 @pytest.mark.parametrize(("rto", "met"), [(1059.999, False), (1060, True), (1061, True)])
 def test_rto_met_at_the_boundary(tmp_path: Path, rto: float, met: bool) -> None:
     metrics = (

@@ -20,7 +20,7 @@ SIZE = (80, 24)
 
 def _error_text(app) -> str:
     assert isinstance(app.screen, ErrorModal), type(app.screen).__name__
-    return app.screen.query_one("#error-text", TextArea).text
+    return app.screen.query_one("#modal-text", TextArea).text
 
 
 async def test_a_missing_catalog_folder_is_an_error_not_a_forever_spinner(tmp_path: Path) -> None:

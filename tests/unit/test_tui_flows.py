@@ -25,7 +25,7 @@ async def test_starting_a_run_from_a_chosen_recovery_point(world: dict[str, Any]
     )
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
-        app.pick_and_start("incident")
+        app.begin("incident")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, SnapshotPicker)
@@ -132,3 +132,26 @@ async def test_the_rto_trend_waits_for_two_runs_that_restored_service(
             label = str(app.screen.query_one("#trend-label", Static).render())
         assert "shown once two runs have restored service" in label
         assert not app.screen.query_one("#trend", Sparkline).display
+
+
+async def test_a_runbook_without_a_catalog_is_started_from_the_console(tmp_path: Path) -> None:
+    """walkthrough.yaml has no catalog: the console opens on the timeline, which says how
+    to start it, and d starts a drill at once (there is no recovery point to choose)."""
+    from drconsole.tui.app import make_app
+    from drconsole.tui.timeline_screen import TimelineScreen
+
+    runbook = Path(__file__).parents[2] / "runbooks" / "walkthrough.yaml"
+    app = make_app(runs_dir=tmp_path / "runs", runbook=runbook)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TimelineScreen)
+        summary = str(screen.query_one("#run-summary").render())
+        assert "d starts a drill of “Walkthrough of a restore run”" in summary
+        await pilot.press("d")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        assert app.runner is not None and app.runner.mode == "drill"
+        assert read_record(app.runner.record_path).events[0].data["snapshot_request"] is None

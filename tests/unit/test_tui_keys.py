@@ -201,3 +201,51 @@ def test_runs_abandon_ends_a_run_from_the_command_line(tmp_path: Path) -> None:
     assert again.returncode == 2 and "already finished (abandoned)" in again.stderr
     shown = run_cli("runs", "show", run_id, "--json", "--runs-dir", runs)
     assert '"status": "abandoned"' in shown.stdout
+
+
+async def test_i_shows_a_failed_checks_reason_in_full(tmp_path: Path) -> None:
+    """A failed gate's checks are one key away: i opens them in full (what was expected,
+    what was found), as selectable text; the key is offered only when there are some."""
+    from drconsole.catalog.local import LocalStore
+    from drconsole.tui.modals import TextModal
+
+    from test_tui_snapshots import _snapshot
+
+    store = LocalStore(tmp_path / "catalog")
+    _snapshot(store, "20261122T160000Z-kb-I", 6, _snapshot(store, "20261122T100000Z-kb-F", 0))
+    newest = tmp_path / "catalog" / "snapshots" / "20261122T160000Z-kb-I"
+    part = next(newest.rglob("vectors-*.npy"))
+    part.write_bytes(part.read_bytes()[:-1] + b"\x07")
+    runbook = write_runbook(
+        tmp_path,
+        """
+        schema: drconsole/runbook/v1
+        id: failures
+        title: Failures one key away
+        objectives: {rto: 1h}
+        catalog: {url: catalog, key: "file:catalog.key"}
+        steps:
+          - {id: verify, action: verify_chain, with: {depth: full, fallback: false}}
+          - {id: back, kind: manual, instructions: "Say so.", marks: service_restored}
+        """,
+    )
+    app = make_app(runs_dir=tmp_path / "runs", runbook=runbook, start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open(pilot, app)
+        assert "i" not in _footer_keys(screen), "nothing failed yet: the key is not offered"
+        await pilot.press("x")
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.runner is not None and app.runner.state.steps["verify"].status == "failed":
+                break
+        await pilot.pause()
+        assert "i" in _footer_keys(screen)
+        await pilot.press("i")
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, TextModal)
+        assert modal.title_text == "1 failed check in step verify"
+        assert modal.text.startswith("chain_intact on 20261122T160000Z-kb-I: expected intact, got")
+        assert "vectors-00000.npy" in modal.text and "sha256" in modal.text
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunScreen)
