@@ -28,7 +28,7 @@ RUN_COLUMNS = (
     ("started (UTC)", 19),
     ("runbook", 18),
     ("mode", 8),
-    ("status", 14),
+    ("status", 17),
     ("RTO", 8),
     ("target", 8),
     ("met", 4),
@@ -123,7 +123,6 @@ class TimelineScreen(ConsoleScreen):
                 run.run_id,
                 key=run.run_id,
             )
-        self._show_trend([run.rto_s for run in self.runs if run.rto_s is not None])
         for problem in message.unreadable:
             self.notify(problem, severity="warning")
         if self.runs:
@@ -156,20 +155,35 @@ class TimelineScreen(ConsoleScreen):
         if run is not None:
             self.show_run(run)
 
-    def _show_trend(self, rtos: list[float]) -> None:
-        """The RTO of every run that has one, oldest first; a trend needs two."""
+    def _show_trend(self, selected: RunMetrics) -> None:
+        """The RTO of the runs of the selected run's runbook in its mode, oldest first: a
+        drill of one runbook says nothing about an incident run of another. A trend
+        needs two."""
+        rtos = [
+            run.rto_s
+            for run in self.runs
+            if run.rto_s is not None
+            and (run.runbook_id, run.mode) == (selected.runbook_id, selected.mode)
+        ]
         trend = self.query_one("#trend", Sparkline)
         trend.data = rtos
         trend.display = len(rtos) >= 2
+        what = f"{selected.runbook_id} {selected.mode}s"
         label = (
-            f"RTO across {len(rtos)} runs (oldest → newest), "
+            f"RTO of {len(rtos)} {what} (oldest → newest): "
             f"{format_duration(min(rtos))} to {format_duration(max(rtos))}"
+            + (
+                f", target {format_duration(selected.rto_target_s)}"
+                if selected.rto_target_s
+                else ""
+            )
             if len(rtos) >= 2
-            else "RTO trend: shown once two runs have restored service"
+            else f"RTO trend of {what}: shown once two of them have restored service"
         )
         self.query_one("#trend-label", Static).update(label)
 
     def show_run(self, run: RunMetrics) -> None:
+        self._show_trend(run)
         summary = Text(f"{run.runbook_title} — {run.mode}, {run.status_label}\n", style="bold")
         if run.rpo_warning:
             summary.append(f"{run.rpo_warning}\n", style="bold red")

@@ -34,6 +34,8 @@ STATUS_GLYPHS = {
     "waiting": ("…", "yellow"),
     "interrupted": ("⚡", "red"),
     "pending": ("·", "grey50"),
+    "needs_operator": ("…", "yellow"),
+    "abandoned": ("■", "grey62"),
 }
 
 
@@ -64,7 +66,7 @@ def help_keys(bindings: list) -> list[tuple[str, str]]:  # type: ignore[type-arg
 
 def status_text(status: str) -> Text:
     glyph, colour = STATUS_GLYPHS.get(status, ("?", "white"))
-    return Text(f"{glyph} {status}", style=colour)
+    return Text(f"{glyph} {status.replace('_', ' ')}", style=colour)
 
 
 def run_status_text(status: str, label: str, decisions: int | None = None) -> Text:
@@ -127,9 +129,6 @@ class GanttChart(Widget):
         self.metrics = metrics
         self.refresh(layout=True)
 
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        return 3 if self.metrics is None else len(self.metrics.steps) + 4
-
     def render(self) -> Text:
         metrics = self.metrics
         if metrics is None or metrics.started_at is None:
@@ -171,11 +170,46 @@ class GanttChart(Widget):
             marks[column(moment)] = name[0].upper()
         text.append(f"{'milestones':<{label_width}}")
         text.append("".join(marks), style="bold")
-        text.append(
-            f"\n{'':<{label_width}}0{'':<{max(0, width - 12)}}{format_duration(total):>10}",
-            style="dim",
-        )
+        text.append(f"\n{'':<{label_width}}{_axis(total, width)}", style="dim")
+        if metrics.milestones:
+            legend = "  ".join(f"{name[0].upper()} {name}" for name in metrics.milestones)
+            text.append(f"\n{'':<{label_width}}{legend}", style="dim")
         return text
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        if self.metrics is None:
+            return 3
+        return len(self.metrics.steps) + 4 + (1 if self.metrics.milestones else 0)
+
+
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
+def _axis(total: float, width: int) -> str:
+    """Time since the start under the chart: a label every round interval (1m, 5m, 15m...)
+    that leaves room between labels, each at its column."""
+    step = next((s for s in TICK_STEPS if total / s <= max(width // 10, 1)), TICK_STEPS[-1])
+    line = [" "] * width
+    free = 0
+    for tick in range(0, int(total) + 1, step):
+        label = _tick_label(tick)
+        at = min(width - len(label), round(tick / total * (width - 1)))
+        if at >= free:
+            line[at : at + len(label)] = label
+            free = at + len(label) + 2
+    return "".join(line)
+
+
+def _tick_label(seconds: int) -> str:
+    """A round time as short as it goes: 0, 30s, 5m, 1h30m, 2d."""
+    if seconds == 0:
+        return "0"
+    label = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            label += f"{count}{unit}"
+    return label
 
 
 class ResultTables(Vertical):

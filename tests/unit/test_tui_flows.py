@@ -130,7 +130,7 @@ async def test_the_rto_trend_waits_for_two_runs_that_restored_service(
         while "RTO" not in label and time.monotonic() < deadline:
             await pilot.pause(0.05)
             label = str(app.screen.query_one("#trend-label", Static).render())
-        assert "shown once two runs have restored service" in label
+        assert "RTO trend of kb-restore drills: shown once two of them have restored" in label
         assert not app.screen.query_one("#trend", Sparkline).display
 
 
@@ -155,3 +155,66 @@ async def test_a_runbook_without_a_catalog_is_started_from_the_console(tmp_path:
         assert isinstance(app.screen, RunScreen)
         assert app.runner is not None and app.runner.mode == "drill"
         assert read_record(app.runner.record_path).events[0].data["snapshot_request"] is None
+
+
+async def test_the_rto_trend_is_of_the_selected_runs_runbook_and_mode(
+    world: dict[str, Any],
+) -> None:  # noqa: F811
+    from datetime import timedelta
+
+    from drconsole.incident.store import RunStore
+    from drconsole.runbook.loader import load_runbook
+    from drconsole.runner import Runner
+    from drconsole.tui.app import make_app
+
+    from helpers import T0, FakeClock
+
+    _past_runs(world)  # two drills of kb-restore
+    clock = FakeClock(T0 + timedelta(hours=28))
+    runner = Runner.start(
+        load_runbook(world["runbook"]),
+        "incident",
+        RunStore(world["runs"]),
+        clock=clock,
+        actor="bob",
+        impact_start=clock(),
+    )
+    clock.advance(60)
+    runner.confirm("declare")
+    runner.skip("smoke", "not in an incident")
+    runner.confirm("reconnect")
+    runner.finish()
+    runner.close()
+    app = make_app(
+        runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW, start="timeline"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        label = app.screen.query_one("#trend-label")
+        assert "RTO trend of kb-restore incidents: shown once two" in str(label.render())
+        await pilot.press("up")
+        await pilot.pause()
+        assert str(label.render()) == (
+            "RTO of 2 kb-restore drills (oldest → newest): 3m 30s to 1h 26m, target 1h 00m"
+        )
+
+
+async def test_the_gantt_axis_has_round_labels_and_its_milestones_a_legend(
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    from drconsole.tui.app import make_app
+    from drconsole.tui.widgets import GanttChart
+
+    _past_runs(world)
+    app = make_app(
+        runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW, start="timeline"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        lines = app.screen.query_one("#gantt", GanttChart).render().plain.splitlines()
+    axis, legend = lines[-2].split(), lines[-1].split()
+    assert axis[0] == "0" and {"30m", "1h"} <= set(axis), lines  # the run took 1h 26m
+    assert legend == ["S", "service_restored"], lines
+    assert "S" in lines[-3], "the mark itself, on the milestones row"
