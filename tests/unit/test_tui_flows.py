@@ -158,8 +158,8 @@ async def test_a_runbook_without_a_catalog_is_started_from_the_console(tmp_path:
 
 
 async def test_the_rto_trend_is_of_the_selected_runs_runbook_and_mode(
-    world: dict[str, Any],
-) -> None:  # noqa: F811
+    world: dict[str, Any],  # noqa: F811
+) -> None:
     from datetime import timedelta
 
     from drconsole.incident.store import RunStore
