@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 SNAPSHOTS = "snapshots"
+VERIFICATIONS = "verifications"
 MANIFEST = "manifest.json"
 CLAIM = "claim.json"
 MAC = "manifest.mac"
@@ -28,6 +29,11 @@ def mac_key(snapshot_id: str) -> str:
 def claim_key(snapshot_id: str) -> str:
     """Written first, create-only: who took the snapshot id (see SnapshotWriter.claim)."""
     return f"{SNAPSHOTS}/{snapshot_id}/{CLAIM}"
+
+
+def verification_prefix(snapshot_id: str) -> str:
+    """Where the records of a snapshot's verifications are kept (``catalog.verifications``)."""
+    return f"{VERIFICATIONS}/{snapshot_id}/"
 
 
 def file_key(snapshot_id: str, relative_path: str) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from drconsole.catalog.catalog import CatalogView
-from drconsole.catalog.layout import manifest_key, snapshot_prefix
+from drconsole.catalog.layout import manifest_key, snapshot_prefix, verification_prefix
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.store import ObjectStore
 from drconsole.timefmt import parse_compact_utc
@@ -89,16 +89,18 @@ def abandoned_uploads(view: CatalogView, older_than_s: float, now: datetime) -> 
 
 def apply_retention(store: ObjectStore, plan: RetentionPlan) -> int:
     """Delete removed snapshots, manifest first (a half-deleted snapshot then shows as
-    unfinished, never as restorable), and abandoned uploads. Returns the number of
+    unfinished, never as restorable), with the records of their verifications, and
+    abandoned uploads. Returns the number of
     objects deleted."""
     deleted = 0
     for snapshot_id in plan.remove:
         store.delete([manifest_key(snapshot_id)])
         deleted += 1
     for snapshot_id in plan.remove + plan.abandoned:
-        keys = [info.key for info in store.list(snapshot_prefix(snapshot_id))]
-        store.delete(keys)
-        deleted += len(keys)
+        for prefix in (snapshot_prefix(snapshot_id), verification_prefix(snapshot_id)):
+            keys = [info.key for info in store.list(prefix)]
+            store.delete(keys)
+            deleted += len(keys)
     return deleted
 
 

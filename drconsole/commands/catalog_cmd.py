@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from drconsole.catalog.auth import FORGED, SIGNED, UNCHECKED, UNSIGNED, CatalogKey
-from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.catalog import CatalogView, Finding, load_catalog
 from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
@@ -24,6 +24,7 @@ from drconsole.catalog.retention import (
 )
 from drconsole.catalog.source import describe_source
 from drconsole.catalog.store import ObjectStore
+from drconsole.catalog.verifications import Verification, keep_verification, last_verifications
 from drconsole.catalog.verify import Depth, verify
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.errors import UsageError
@@ -131,13 +132,15 @@ def list_command(args: argparse.Namespace) -> int:
         rpo_s = parse_duration(args.rpo) if args.rpo else None
     except ValueError as error:
         raise UsageError(f"--rpo: {error}") from None
-    store, view = open_view(args)
+    store, key = open_catalog_args(args)
+    view = load_catalog(store, key)
+    checked = last_verifications(store, view, key)
     debris = store.debris()
     now = utc_now()
     if args.json:
         print_json(
             {
-                **_listing_json(view, now),
+                **_listing_json(view, now, checked),
                 "debris": [{"key": item.key, "bytes": item.size} for item in debris],
             }
         )
@@ -160,9 +163,9 @@ def list_command(args: argparse.Namespace) -> int:
         table.add_column(column)
     for root in roots:
         for depth, node in root.walk():
-            table.add_row(*_row(view, node.manifest, depth, now, rpo_s))
+            table.add_row(*_row(view, node.manifest, depth, now=now, rpo_s=rpo_s, checked=checked))
     for manifest in orphans:
-        table.add_row(*_row(view, manifest, 0, now, rpo_s))
+        table.add_row(*_row(view, manifest, 0, now=now, rpo_s=rpo_s, checked=checked))
     stdout.print(table)
     for snapshot_id, problem in sorted(view.invalid.items()):
         stdout.print(f"[red]invalid[/red] {snapshot_id}: {escape(problem)}")
@@ -183,7 +186,13 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def _row(
-    view: CatalogView, manifest: Manifest, depth: int, now: datetime, rpo_s: float | None
+    view: CatalogView,
+    manifest: Manifest,
+    depth: int,
+    *,
+    now: datetime,
+    rpo_s: float | None,
+    checked: dict[str, Verification],
 ) -> list[str]:
     _, findings = view.chain(manifest.id)
     age = (now - manifest.recovery_point).total_seconds()
@@ -197,6 +206,13 @@ def _row(
         status = "[red]broken[/red]: " + escape(findings[0].message)
     elif rejection:
         status = "[red]refused[/red]: " + escape(rejection)
+    elif manifest.id in checked:
+        last = checked[manifest.id]
+        colour = "green" if last.intact and last.authenticated else "yellow"
+        colour = colour if last.intact else "red"
+        status = (
+            f"[{colour}]{escape(last.describe(now))}[/], {authenticity_label(view, manifest.id)}"
+        )
     else:
         status = f"unverified, {authenticity_label(view, manifest.id)}"
     return [
@@ -212,6 +228,14 @@ def _row(
     ]
 
 
+def _status(findings: list[Finding], last: Verification | None) -> str:
+    """broken (its chain), verified (its last verification found it intact and its record
+    is signed with the catalog key), else unverified."""
+    if findings:
+        return "broken"
+    return "verified" if last is not None and last.intact and last.authenticated else "unverified"
+
+
 def authenticity_label(view: CatalogView, snapshot_id: str) -> str:
     """signed, unsigned, FORGED, or signed (not checked) when no key was given."""
     status, _ = view.authenticity.get(snapshot_id, (UNSIGNED, ""))
@@ -220,7 +244,9 @@ def authenticity_label(view: CatalogView, snapshot_id: str) -> str:
     )
 
 
-def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
+def _listing_json(
+    view: CatalogView, now: datetime, checked: dict[str, Verification]
+) -> dict[str, object]:
     snapshots = []
     for manifest in view.ordered():
         chain, findings = view.chain(manifest.id)
@@ -239,7 +265,10 @@ def _listing_json(view: CatalogView, now: datetime) -> dict[str, object]:
                 "point_in_time": manifest.point_in_time,
                 "authenticity": view.authenticity.get(manifest.id, (UNSIGNED, ""))[0],
                 "refused": view.rejection(manifest, now, allow_unsigned=not view.key_checked),
-                "status": "broken" if findings else "unverified",
+                "status": _status(findings, checked.get(manifest.id)),
+                "last_verification": (
+                    checked[manifest.id].to_json() if manifest.id in checked else None
+                ),
                 "findings": [finding.to_json() for finding in findings],
             }
         )
@@ -346,13 +375,17 @@ def show_command(args: argparse.Namespace) -> int:
 def verify_command(args: argparse.Namespace) -> int:
     """Exit 0 when everything checked is intact, 1 when anything is wrong."""
     depth = Depth.parse(args.depth)
-    store, view = open_view(args)
+    store, key = open_catalog_args(args)
+    view = load_catalog(store, key)
     if args.snapshot_id:
         chain, _ = view.chain(view.require(args.snapshot_id).id)
         ids = [m.id for m in chain]
     else:
         ids = [m.id for m in view.ordered()]
     result = verify(view, store, ids, depth, seed=args.seed)
+    not_kept = keep_verification(store, view, result, key, utc_now())
+    if not_kept:
+        stderr.print(f"warning: {escape(not_kept)}")
     invalid = [] if args.snapshot_id else sorted(view.invalid.items())
     if args.json:
         print_json({**result.to_json(), "invalid": [{"id": i, "problem": p} for i, p in invalid]})

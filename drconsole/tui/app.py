@@ -71,13 +71,15 @@ class Services:
             )
         return open_runbook_catalog(runbook)
 
-    def load_catalog(self) -> CatalogView:
-        """The catalog listed, its manifests checked with the runbook's catalog key when
-        the catalog is the runbook's and it names one."""
-        store = self.open_store()
+    def catalog_key(self) -> CatalogKey | None:
+        """The runbook's catalog key when the catalog is the runbook's and it names one."""
         runbook = self.runbook()
         reference = None if self.catalog_url or runbook is None else runbook.catalog_key()
-        return load_catalog(store, CatalogKey.from_reference(reference) if reference else None)
+        return CatalogKey.from_reference(reference) if reference else None
+
+    def load_catalog(self) -> CatalogView:
+        """The catalog listed, its manifests checked with the catalog key if there is one."""
+        return load_catalog(self.open_store(), self.catalog_key())
 
     def all_runs(self) -> tuple[list[RunMetrics], list[str]]:
         """This machine's runs, and those other machines copied into the catalog."""

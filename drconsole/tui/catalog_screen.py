@@ -15,10 +15,16 @@ from textual.worker import Worker
 from drconsole.catalog.catalog import CatalogView, ChainNode
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.source import describe_source
+from drconsole.catalog.verifications import Verification, keep_verification, last_verifications
 from drconsole.catalog.verify import Depth, VerifyResult, verify
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc
-from drconsole.tui.messages import CatalogLoaded, VerifyFinished, VerifyProgress
+from drconsole.tui.messages import (
+    CatalogLoaded,
+    VerificationsLoaded,
+    VerifyFinished,
+    VerifyProgress,
+)
 from drconsole.tui.modals import ChoiceModal, HelpModal
 from drconsole.tui.screen_base import ConsoleScreen
 from drconsole.tui.snapshot_list import Row, SnapshotList
@@ -55,6 +61,7 @@ class CatalogScreen(ConsoleScreen):
         super().__init__()
         self.view: CatalogView | None = None
         self.verified: dict[str, VerifyResult] = {}
+        self.kept: dict[str, Verification] = {}
         self.broken: set[str] = set()
 
     @property
@@ -98,7 +105,20 @@ class CatalogScreen(ConsoleScreen):
         description="list the catalog",
     )
     def load(self) -> None:
-        self.post_message(CatalogLoaded(self.console.services.load_catalog()))
+        """The listing first (the screen fills at once), then the verifications the
+        catalog keeps (one more read per snapshot)."""
+        services = self.console.services
+        view = services.load_catalog()
+        self.post_message(CatalogLoaded(view))
+        kept = last_verifications(services.open_store(), view, services.catalog_key())
+        self.post_message(VerificationsLoaded(kept))
+
+    @on(VerificationsLoaded)
+    def show_verifications(self, message: VerificationsLoaded) -> None:
+        self.kept = message.verifications
+        self.query_one("#snapshots", SnapshotList).set_rows(self._rows())
+        if (manifest := self.selected()) is not None:
+            self.query_one("#details-text", Static).update(self._details(manifest))
 
     @on(CatalogLoaded)
     def show_catalog(self, message: CatalogLoaded) -> None:
@@ -152,13 +172,15 @@ class CatalogScreen(ConsoleScreen):
         age = (self.console.services.clock() - manifest.recovery_point).total_seconds()
         rpo = self.console.services.rpo_s()
         checked = self.verified.get(manifest.id)
+        kept = self.kept.get(manifest.id)
         if (
             manifest.id in self.broken
             or (checked and not checked.intact)
+            or (checked is None and kept is not None and not kept.intact)
             or self._refusal(manifest)
         ):
             label = Text("✗ ", style="red")
-        elif checked:
+        elif checked or (kept is not None and kept.authenticated):
             label = Text("✓ ", style="green")
         else:
             label = Text("· ", style="dim")
@@ -213,6 +235,13 @@ class CatalogScreen(ConsoleScreen):
             )
             if entry.not_restorable:
                 text.append(f"  not restorable {', '.join(entry.not_restorable)}\n", style="yellow")
+        kept = self.kept.get(manifest.id)
+        if kept is not None:
+            style = "red" if not kept.intact else "green" if kept.authenticated else ""
+            text.append(
+                f"\nlast {kept.describe(self.console.services.clock())} on {kept.host}\n",
+                style=style,
+            )
         checked = self.verified.get(manifest.id)
         problems = findings + (checked.findings if checked else [])
         if problems:
@@ -270,15 +299,20 @@ class CatalogScreen(ConsoleScreen):
     )
     def verify_worker(self, snapshot_id: str, depth: Depth) -> None:
         assert self.view is not None
+        services = self.console.services
         chain, _ = self.view.chain(snapshot_id)
+        store = services.open_store()
         result = verify(
             self.view,
-            self.console.services.open_store(),
+            store,
             [m.id for m in chain],
             depth,
             progress=lambda done, total: self.post_message(VerifyProgress(done, total)),
         )
-        self.post_message(VerifyFinished(result))
+        not_kept = keep_verification(
+            store, self.view, result, services.catalog_key(), services.clock()
+        )
+        self.post_message(VerifyFinished(result, not_kept))
 
     @on(VerifyProgress)
     def show_verify_progress(self, message: VerifyProgress) -> None:
@@ -298,6 +332,8 @@ class CatalogScreen(ConsoleScreen):
             f"{verdict}"
         )
         self.query_one("#snapshots", SnapshotList).set_rows(self._rows())
+        if message.not_kept:
+            self.notify(message.not_kept, severity="warning")
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)

@@ -6,6 +6,7 @@ from textual.message import Message
 
 from drconsole.actions.base import Progress
 from drconsole.catalog.catalog import CatalogView
+from drconsole.catalog.verifications import Verification
 from drconsole.catalog.verify import VerifyResult
 from drconsole.incident.events import Event
 from drconsole.incident.metrics import RunMetrics
@@ -15,6 +16,14 @@ class CatalogLoaded(Message):
     def __init__(self, view: CatalogView) -> None:
         super().__init__()
         self.view = view
+
+
+class VerificationsLoaded(Message):
+    """The last verification of each snapshot, as the catalog keeps them."""
+
+    def __init__(self, verifications: dict[str, Verification]) -> None:
+        super().__init__()
+        self.verifications = verifications
 
 
 class VerifyProgress(Message):
@@ -30,9 +39,12 @@ class VerifyProgress(Message):
 
 
 class VerifyFinished(Message):
-    def __init__(self, result: VerifyResult) -> None:
+    """A verification's result, and why it could not be kept in the catalog (if so)."""
+
+    def __init__(self, result: VerifyResult, not_kept: str | None = None) -> None:
         super().__init__()
         self.result = result
+        self.not_kept = not_kept
 
 
 class StepProgress(Message):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
@@ -25,7 +26,7 @@ from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc
 
 from chroma_restore import seed
-from helpers import run_cli, write_runbook
+from helpers import catalog_key, run_cli, write_runbook
 
 T0 = datetime.now(UTC) - timedelta(hours=30)
 
@@ -314,3 +315,119 @@ def test_leftovers_of_killed_writes_are_listed_and_pruned(
         assert pruned.returncode == 0 and "left by a write that never completed" in pruned.stdout
         after = json.loads(run_cli("catalog", "list", url, *extra, "--json").stdout)
         assert after["debris"] == [] and len(after["snapshots"]) == 3, url
+
+
+def test_the_last_verification_is_kept_in_the_catalog_and_listed(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """catalog list no longer says "unverified" right after a full verify: it shows the
+    last verification (depth, when, verdict); a record stops applying when its manifest
+    changes, one that is not signed is said so, and prune takes the records along."""
+    key = catalog_key(tmp_path)
+    first = _signed(store, key, "s1-full", 0)
+    _signed(store, key, "s2-inc", 1, first)
+    where = [store.url]
+    if isinstance(store, S3Store):
+        where += ["--endpoint", store.endpoint or "", "--credentials", "env:DRCONSOLE_TEST_S3"]
+    where += ["--catalog-key", f"file:{tmp_path / 'catalog.key'}"]
+
+    def table() -> dict[str, str]:
+        return _statuses(run_cli("catalog", "list", *where).stdout)
+
+    def listing() -> dict[str, dict]:
+        listed = run_cli("catalog", "list", *where, "--json")
+        assert listed.returncode == 0, listed.stderr
+        return {item["id"]: item for item in json.loads(listed.stdout)["snapshots"]}
+
+    assert {i: s["status"] for i, s in listing().items()} == {
+        "s1-full": "unverified",
+        "s2-inc": "unverified",
+    }
+    assert run_cli("catalog", "verify", *where, "--depth", "full").returncode == 0
+    listed = listing()
+    assert {i: s["status"] for i, s in listed.items()} == {
+        "s1-full": "verified",
+        "s2-inc": "verified",
+    }
+    last = listed["s2-inc"]["last_verification"]
+    assert last["depth"] == "full" and last["intact"] is True and last["authenticated"] is True
+    for status in table().values():
+        assert status.startswith("verified full ") and status.endswith("ago: intact, signed")
+
+    vectors = next(iter(f for f in _names(store) if "s2-inc" in f and f.endswith(".npy")))
+    _overwrite(store, vectors, b"\x93NUMPY broken")
+    assert (
+        run_cli("catalog", "verify", where[0], "s2-inc", *where[1:], "--depth", "full").returncode
+        == 1
+    )
+    damaged = listing()["s2-inc"]
+    assert damaged["status"] == "unverified"
+    assert damaged["last_verification"]["intact"] is False
+    assert damaged["last_verification"]["problems"] == ["size_mismatch"]
+    assert "ago: FOUND size_mismatch, signed" in table()["s2-inc"]
+
+    planted = json.loads(store.read(_records(store, "s1-full")[0]))
+    planted["verified_at"] = "2099-01-01T00:00:00.000Z"
+    _overwrite(
+        store, "verifications/s1-full/29990101T000000000Z-forged.json", json.dumps(planted).encode()
+    )
+    forged = listing()["s1-full"]
+    assert forged["status"] == "unverified", "an unsigned record is never proof"
+    assert forged["last_verification"]["authenticated"] is False
+    assert "ago: intact (record not authenticated), signed" in table()["s1-full"]
+
+    _signed(store, key, "s3-full", 2)
+    pruned = run_cli("catalog", "prune", *where, "--keep-last", "1", "--yes", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    assert json.loads(pruned.stdout)["remove"] == ["s2-inc", "s1-full"]
+    assert not [name for name in _names(store) if name.startswith("verifications/")]
+
+
+def _signed(
+    store: ObjectStore, key: CatalogKey, name: str, hours: float, parent: Manifest | None = None
+) -> Manifest:
+    writer = SnapshotWriter(store, name, key=key)
+    collection = writer.collection("tickets", CollectionSchema(4, "l2"))
+    collection.add(RecordBatch([f"{name}-a"], np.ones((1, 4), np.float32), ["x"], [None], [None]))
+    collection.close(total_after_apply=2 if parent else 1)
+    moment = T0 + timedelta(hours=hours)
+    return writer.finish(
+        kind="incremental" if parent else "full",
+        parent=parent,
+        created_at=moment,
+        recovery_point=moment,
+        source={"engine": "chroma", "url": "http://x"},
+    )
+
+
+def _statuses(table: str) -> dict[str, str]:
+    """The status column of `catalog list`, each cell joined back from its wrapped lines."""
+    statuses: dict[str, str] = {}
+    current = None
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if not cells:
+            continue
+        if cells[0]:
+            current = cells[0].lstrip("└ ")
+            statuses[current] = cells[-1]
+        elif current is not None:
+            statuses[current] += " " + cells[-1]
+    return statuses
+
+
+def _names(store: ObjectStore) -> list[str]:
+    return [info.key for info in store.list("")]
+
+
+def _records(store: ObjectStore, snapshot_id: str) -> list[str]:
+    return [
+        n
+        for n in _names(store)
+        if n.startswith(f"verifications/{snapshot_id}/") and n.endswith(".json")
+    ]
+
+
+def _overwrite(store: ObjectStore, name: str, data: bytes) -> None:
+    with store.writer(name) as stream:
+        stream.write(data)

@@ -99,3 +99,25 @@ async def test_keys_typed_right_after_slash_all_reach_the_filter(world: dict[str
 
 def store_view_manifest(store: LocalStore, snapshot_id: str) -> Manifest:
     return load_catalog(store).snapshots[snapshot_id]
+
+
+async def test_a_verification_in_the_console_is_kept_and_shown_next_time(
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    from textual.widgets import Static
+
+    app = make_app(runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW)
+    async with app.run_test(size=SMALL) as pilot:
+        rows = await _listed(pilot)
+        assert all(line.startswith("·") for line in _lines(rows)), "nothing verified yet"
+        await pilot.press("v", "down", "down", "enter")  # depth full
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    again = make_app(runs_dir=world["runs"], runbook=world["runbook"], clock=lambda: NOW)
+    async with again.run_test(size=SMALL) as pilot:
+        rows = await _listed(pilot)
+        await again.workers.wait_for_complete()
+        await pilot.pause()
+        assert all(line.startswith("✓") for line in _lines(rows)), _lines(rows)
+        details = str(again.screen.query_one("#details-text", Static).render())
+        assert "last verified full 0s ago: intact on" in details
