@@ -419,7 +419,14 @@ def serves(pid: int, folder: Path) -> bool:
 def stop_pid(pid: int, folder: Path) -> bool:
     """Stop a sandbox server started earlier (perhaps by another process) by its pid,
     after checking the pid still belongs to a server working in ``folder``; False when
-    it was already gone."""
+    it was already gone. A server this process started is stopped as its owner stops
+    it: reaped (no zombie left until the console quits) and its watchdog released."""
+    with _running_lock:
+        own = next((server for server in _running if server.pid == pid), None)
+    if own is not None and own.workdir == folder:
+        alive = own.process is not None and own.process.poll() is None
+        own.stop()
+        return alive
     if not serves(pid, folder):
         return False
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -64,3 +64,21 @@ def test_the_guard_leaves_when_its_server_exits_on_its_own(tmp_path: Path) -> No
     server.process.wait(10)  # type: ignore[union-attr]
     assert process_gone_within(server._guard.pid, 30), "a guard must not outlive its server"
     server.stop()
+
+
+def test_dropping_a_sandbox_this_process_started_leaves_no_zombie_or_watchdog(
+    tmp_path: Path,
+) -> None:
+    """drop_sandbox stops the server by pid; when the console itself started it, the
+    server must be reaped and its watchdog released then, not when the console quits
+    (a walk of the console found a <defunct> chroma until q)."""
+    from drconsole.sandbox import stop_pid
+
+    server = ServerProcess("sleeper", ["sleep", "600"], tmp_path, lambda: True)
+    server.start()
+    assert server._guard is not None and server.pid is not None
+    guard_pid, server_pid = server._guard.pid, server.pid
+    assert stop_pid(server_pid, tmp_path) is True
+    assert not Path(f"/proc/{server_pid}").exists(), "reaped: not even a zombie is left"
+    assert not Path(f"/proc/{guard_pid}").exists(), "the watchdog was released and reaped"
+    assert stop_pid(server_pid, tmp_path) is False, "a second drop finds it gone"
