@@ -25,7 +25,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--headless", action="store_true", help="walk the runbook as a drill, print the report"
     )
-    demo.add_argument("--size", choices=sorted(SIZES), default="small")
+    demo.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="small",
+        help="records seeded: "
+        + "; ".join(f"{name} {a:,} articles and {b:,} tickets" for name, (a, b) in SIZES.items()),
+    )
     demo.add_argument("--s3", action="store_true", help="keep the catalog in a sandbox S3 bucket")
     demo.set_defaults(handler=demo_command)
 

@@ -52,7 +52,7 @@ class CatalogScreen(ConsoleScreen):
         Binding("slash", "filter", "Filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("t", "timeline", "Timeline"),
-        Binding("f5", "reload", "Reload"),
+        Binding("f5", "reload", "Reload", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -70,7 +70,7 @@ class CatalogScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="catalog-body"):
             with Vertical(id="chains"):
                 yield Input(
                     placeholder="filter snapshots (id, collection)", id="filter", classes="hidden"

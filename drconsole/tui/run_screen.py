@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, RichLog, Static
 
 from drconsole.errors import DrconsoleError
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
 
 RECENT_EVENTS = 200
-WIDE = 160
 STATUS_WIDTH = 13
 TIME_WIDTH = 6
 _STATEFUL = (
@@ -56,6 +55,7 @@ _STATEFUL = (
 
 class RunScreen(ConsoleScreen):
     AUTO_FOCUS = "#steps"
+    STACK_BELOW = 160  # below it, side by side would cut the step titles
     BINDINGS = [
         Binding(
             "x",
@@ -124,10 +124,12 @@ class RunScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="run-header"):
-            yield Static(id="run-title")
-            yield Static(id="mode-badge")
-            yield RtoClock(self.console.services.clock, id="rto")
+        with Vertical(id="run-header"):
+            with Horizontal(id="run-where-line"):
+                yield Static(id="run-where")
+                yield Static(id="mode-badge")
+                yield RtoClock(self.console.services.clock, id="rto")
+            yield Static(id="run-point")
         with Horizontal(id="run-body"):
             yield DataTable(id="steps", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="step-panel"):
@@ -166,9 +168,7 @@ class RunScreen(ConsoleScreen):
         """Narrow terminals (an 80x24 jump host) stack the steps above the step panel so
         titles get the whole width; wide ones put them side by side. The step column takes
         whatever room the status and time columns leave."""
-        narrow = width < WIDE
-        self.set_class(narrow, "narrow")
-        table_width = width if narrow else int(width * 0.45)
+        table_width = width if width < self.STACK_BELOW else int(width * 0.45)
         title_width = max(20, table_width - STATUS_WIDTH - TIME_WIDTH - 8)
         if self._title_width == title_width:
             return
@@ -191,7 +191,8 @@ class RunScreen(ConsoleScreen):
                 style="bold white on red" if mode == "INCIDENT" else "bold black on cyan",
             )
         )
-        self.query_one("#run-title", Static).update(self._where_and_when())
+        self.query_one("#run-where", Static).update(self._where())
+        self.query_one("#run-point", Static).update(self._recovery_point())
         start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
         self.query_one("#rto", RtoClock).set_times(
             start or state.started_at,
@@ -203,40 +204,39 @@ class RunScreen(ConsoleScreen):
         self._show_outcome()
         self.refresh_bindings()
 
-    def _where_and_when(self) -> Text:
-        """Where the run writes (engine, url, namespace; a sandbox in its own colour), the
-        recovery point and the actual RPO against its target."""
+    def _where(self) -> Text:
+        """Where the run writes: engine, url, namespace; a sandbox in its own colour."""
         target = self.runner.target
         line = Text("→ ")
         if not target:
-            line.append("no target: this runbook restores nothing", style="dim")
-        elif target.get("sandbox_pid") or target.get("sandbox"):
+            return line.append("no target: this runbook restores nothing", style="dim")
+        if target.get("sandbox_pid") or target.get("sandbox"):
             line.append("SANDBOX ", style="bold black on green")
-        if target:
-            namespace = "/".join(
-                str(target[key]) for key in ("tenant", "database") if target.get(key)
-            )
-            line.append(f"{target.get('engine', '?')} {target.get('url', '(starting)')}")
-            line.append(f" {namespace}" if namespace else "", style="bold")
+        namespace = "/".join(str(target[key]) for key in ("tenant", "database") if target.get(key))
+        line.append(f"{target.get('engine', '?')} {target.get('url', '(starting)')}")
+        return line.append(f" {namespace}" if namespace else "", style="bold")
+
+    def _recovery_point(self) -> Text:
+        """The recovery point and the actual RPO against its target, on a line of its
+        own so the RTO clock beside the target never pushes it out of view."""
         state = self.runner.state
         snapshot = state.snapshot or {}
-        rpo_target = format_duration(self.runner.runbook.rpo_s)
         if not snapshot.get("recovery_point"):
             chosen = state.facts.get("snapshot_request")
-            line.append(
-                f"\nrecovery point {chosen} (chosen; verify checks it)"
+            return Text(
+                f"recovery point {chosen} (chosen; verify checks it)"
                 if chosen
-                else "\nrecovery point: the verify step selects it",
+                else "recovery point: the verify step selects it",
                 style="dim",
             )
-            return line
         point = parse_utc(str(snapshot["recovery_point"]))
         start = state.milestones.get("impact_start") if self.runner.mode == "incident" else None
         start = start or state.started_at
-        line.append(f"\nrecovery point {format_utc(point)[:19].replace('T', ' ')}")
+        line = Text(f"recovery point {format_utc(point)[:19].replace('T', ' ')}")
         if start is not None:
             rpo = (start - point).total_seconds()
             style = "bold red" if rpo < 0 else ""
+            rpo_target = format_duration(self.runner.runbook.rpo_s)
             line.append(f", RPO {format_duration(rpo)} of {rpo_target}", style=style)
             if rpo < 0:
                 line.append(" NEGATIVE: it may hold the damage", style="bold red")
@@ -288,6 +288,13 @@ class RunScreen(ConsoleScreen):
             + (f" · {', '.join(flags)}" if flags else ""),
             style="dim",
         )
+        if state.blocked:  # what to press, right under the title: it never scrolls away
+            what = "o override, " if step.gate else ""
+            title.append(f"\nblocked: x retry, {what}s skip (with a reason)", style="bold yellow")
+        elif step_id == self.running_step:
+            title.append("\nrunning: ctrl+c cancels it (asks first; the run stays resumable)")
+        elif step_id == self._current_id() and self.running_step is None:
+            title.append(f"\n{_next_key(step)}", style="bold cyan")
         self.query_one("#step-title", Static).update(title)
         instructions = self.runner.instructions(step) or ""
         if instructions != self._shown_instructions:
@@ -301,11 +308,6 @@ class RunScreen(ConsoleScreen):
         for key in ("hint", "diagnosis", "output_tail"):
             if state.details.get(key):
                 summary.append(f"\n{key.replace('_', ' ')}: {state.details[key]}", style="dim")
-        if state.blocked:
-            what = "o override, " if step.gate else ""
-            summary.append(f"\nblocked: x retry, {what}s skip (with a reason)", style="bold yellow")
-        elif step_id == self._current_id() and self.running_step is None:
-            summary.append(f"\n{_next_key(step)}", style="bold cyan")
         if state.override_reason:
             summary.append(f"\noverridden: {state.override_reason}", style="yellow")
         if state.skip_reason:

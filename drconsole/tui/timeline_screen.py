@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from drconsole.tui.app import DrconsoleApp
 
 
-# What a reader scans for first; the long run id last, where a narrow terminal may cut it.
-RUN_COLUMNS = (
+# What a reader scans for first; the long run id last. Fixed widths: columns never jump
+# as rows arrive. A narrow terminal (80x24) keeps the columns that hold the verdict, with
+# a shorter date, so none of them is cut off.
+WIDE_COLUMNS = (
     ("started (UTC)", 19),
     ("runbook", 18),
     ("mode", 8),
@@ -32,26 +34,37 @@ RUN_COLUMNS = (
     ("RTO", 8),
     ("target", 8),
     ("met", 4),
-    ("run", 40),
+    ("run", 48),
 )
+NARROW_COLUMNS = (
+    ("started UTC", 11),
+    ("runbook", 15),
+    ("mode", 8),
+    ("status", 17),
+    ("RTO", 8),
+    ("met", 4),
+)
+FINISHED = ("succeeded", "failed", "abandoned")
 
 
 class TimelineScreen(ConsoleScreen):
     AUTO_FOCUS = "#runs"
     BINDINGS = [
-        Binding("d", "begin('drill')", "Start drill", tooltip="start a drill of the runbook"),
+        Binding("d", "begin('drill')", "Drill", tooltip="start a drill of the runbook"),
         Binding(
             "i",
             "begin('incident')",
-            "Start incident",
+            "Incident",
             tooltip="start an incident run of the runbook (it asks when impact began)",
         ),
-        Binding("enter", "resume", "Resume", tooltip="reopen the selected unfinished run"),
+        Binding(
+            "enter", "resume", "Resume", priority=True, tooltip="reopen the selected unfinished run"
+        ),
         Binding(
             "A", "abandon", "Abandon", tooltip="end the selected unfinished run, with a reason"
         ),
-        Binding("e", "export", "Export report", tooltip="write the selected run's Markdown report"),
-        Binding("f5", "reload", "Reload"),
+        Binding("e", "export", "Report", tooltip="write the selected run's Markdown report"),
+        Binding("f5", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
@@ -61,6 +74,7 @@ class TimelineScreen(ConsoleScreen):
         super().__init__()
         self.runs: list[RunMetrics] = []
         self.loaded = False
+        self.columns = WIDE_COLUMNS
 
     @property
     def console(self) -> DrconsoleApp:
@@ -81,9 +95,6 @@ class TimelineScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "timeline of drills and incidents"
-        table = self.query_one("#runs", DataTable)
-        for label, width in RUN_COLUMNS:  # fixed widths: columns never jump as rows arrive
-            table.add_column(label, width=width)
         legend = Text("phases: ")
         for phase, colour in PHASE_COLOURS.items():
             legend.append("██ ", style=colour)
@@ -91,6 +102,12 @@ class TimelineScreen(ConsoleScreen):
         legend.append("░░ waiting for people", style="yellow")
         self.query_one("#legend", Static).update(legend)
         self.action_reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        columns = NARROW_COLUMNS if event.size.width < self.STACK_BELOW else WIDE_COLUMNS
+        if columns is not self.columns:
+            self.columns = columns
+            self._fill_table()
 
     def action_reload(self) -> None:
         self.load()
@@ -106,30 +123,27 @@ class TimelineScreen(ConsoleScreen):
     def show_runs(self, message: RunsLoaded) -> None:
         self.runs = message.runs
         self.loaded = True
-        table = self.query_one("#runs", DataTable)
-        table.clear()
-        for run in self.runs:
-            met = "-" if run.rto_met is None else ("yes" if run.rto_met else "NO")
-            table.add_row(
-                format_utc(run.started_at)[:19] if run.started_at else "-",
-                run.runbook_id,
-                run.mode,
-                run_status_text(run.status, run.status_label, sum(run.decisions.values())),
-                format_duration(run.rto_s),
-                format_duration(run.rto_target_s),
-                Text(
-                    met, style="green" if run.rto_met else "red" if run.rto_met is False else "dim"
-                ),
-                run.run_id,
-                key=run.run_id,
-            )
+        self._fill_table()
         for problem in message.unreadable:
             self.notify(problem, severity="warning")
         if self.runs:
-            table.move_cursor(row=len(self.runs) - 1)
+            self.query_one("#runs", DataTable).move_cursor(row=len(self.runs) - 1)
             self.show_run(self.runs[-1])
         else:
             self.query_one("#run-summary", Static).update(Text(self._no_runs(), style="dim"))
+
+    def _fill_table(self) -> None:
+        """The runs in the columns the terminal has room for; the cursor stays put."""
+        table = self.query_one("#runs", DataTable)
+        row = table.cursor_row
+        table.clear(columns=True)
+        for label, width in self.columns:
+            table.add_column(label, width=width)
+        for run in self.runs:
+            cells = _cells(run)
+            table.add_row(*(cells[label] for label, _ in self.columns), key=run.run_id)
+        if self.runs:
+            table.move_cursor(row=min(row, len(self.runs) - 1))
 
     def _no_runs(self) -> str:
         runbook = self.console.services.runbook()
@@ -138,9 +152,15 @@ class TimelineScreen(ConsoleScreen):
         return f"no runs yet; d starts a drill of “{runbook.title}”, i an incident run"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Starting a run needs a runbook: without one the keys are not offered."""
+        """Keys that would do nothing are not offered: starting a run needs a runbook,
+        resuming or abandoning one an unfinished run selected, going back a screen behind."""
         if action == "begin":
             return self.console.services.runbook_path is not None
+        if action == "back":  # the first screen has nothing behind it
+            return len(self.app.screen_stack) > 2
+        if action in ("resume", "abandon"):
+            run = self.selected()
+            return run is not None and run.status not in FINISHED
         return True
 
     def action_begin(self, mode: str) -> None:
@@ -154,6 +174,7 @@ class TimelineScreen(ConsoleScreen):
         )
         if run is not None:
             self.show_run(run)
+        self.refresh_bindings()
 
     def _show_trend(self, selected: RunMetrics) -> None:
         """The RTO of the runs of the selected run's runbook in its mode, oldest first: a
@@ -224,7 +245,7 @@ class TimelineScreen(ConsoleScreen):
 
     def _unfinished(self) -> RunMetrics | None:
         run = self.selected()
-        if run is None or run.status in ("succeeded", "failed", "abandoned"):
+        if run is None or run.status in FINISHED:
             self.notify("select an unfinished run (interrupted or waiting)", severity="warning")
             return None
         return run
@@ -248,11 +269,7 @@ class TimelineScreen(ConsoleScreen):
         )
 
     def action_back(self) -> None:
-        """Back one screen; the first screen has nothing behind it, so it stays."""
-        if len(self.app.screen_stack) > 2:
-            self.app.pop_screen()
-        else:
-            self.notify("this is the first screen: q quits", severity="information")
+        self.app.pop_screen()
 
     def action_help(self) -> None:
         self.app.push_screen(
@@ -262,3 +279,20 @@ class TimelineScreen(ConsoleScreen):
                 "steps on one time axis, with waiting time apart.",
             )
         )
+
+
+def _cells(run: RunMetrics) -> dict[str, str | Text]:
+    """Every column's cell for one run, by column label."""
+    met = "-" if run.rto_met is None else ("yes" if run.rto_met else "NO")
+    started = format_utc(run.started_at) if run.started_at else "-"
+    return {
+        "started (UTC)": started[:19],
+        "started UTC": started[5:16].replace("T", " ") if run.started_at else "-",
+        "runbook": run.runbook_id,
+        "mode": run.mode,
+        "status": run_status_text(run.status, run.status_label, sum(run.decisions.values())),
+        "RTO": format_duration(run.rto_s),
+        "target": format_duration(run.rto_target_s),
+        "met": Text(met, style={True: "green", False: "red", None: "dim"}[run.rto_met]),
+        "run": run.run_id,
+    }

@@ -59,7 +59,7 @@ def _footer_keys(screen: RunScreen) -> set[str]:
 
 
 def _panel(screen: RunScreen) -> str:
-    return str(screen.query_one("#step-summary", Static).render())
+    return str(screen.query_one("#step-title", Static).render())
 
 
 async def test_reject_is_r_and_j_k_only_move(tmp_path: Path) -> None:

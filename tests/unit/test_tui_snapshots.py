@@ -1,5 +1,6 @@
 """SVG snapshots of every screen and modal, with fixed data, a fixed clock and a fixed
-terminal size (regenerate with `pytest --snapshot-update` and look at them)."""
+terminal size (regenerate with `pytest --snapshot-update` and look at them), and what must
+stay visible on an 80x24 terminal."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from textual.widgets import Static
+from textual.widgets._footer import FooterKey
 
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
@@ -30,7 +33,8 @@ from drconsole.tui.modals import (
     ReasonModal,
     SnapshotPicker,
 )
-from drconsole.tui.timeline_screen import TimelineScreen
+from drconsole.tui.run_screen import RunScreen
+from drconsole.tui.timeline_screen import FINISHED, TimelineScreen
 
 from helpers import T0, FakeClock, catalog_key, write_runbook
 
@@ -150,16 +154,21 @@ def _loaded(screen: Any) -> bool:
     return True
 
 
-def test_catalog_screen(snap_compare, world: dict[str, Any]) -> None:
-    assert snap_compare(_app(world), terminal_size=SIZE, run_before=_wait)
+SIZES = pytest.mark.parametrize("size", [SIZE, SMALL, LARGE], ids=["120x36", "80x24", "200x50"])
 
 
-def test_timeline_screen(snap_compare, world: dict[str, Any]) -> None:
+@SIZES
+def test_catalog_screen(snap_compare, world: dict[str, Any], size: tuple[int, int]) -> None:
+    assert snap_compare(_app(world), terminal_size=size, run_before=_wait)
+
+
+@SIZES
+def test_timeline_screen(snap_compare, world: dict[str, Any], size: tuple[int, int]) -> None:
     _past_runs(world)
-    assert snap_compare(_app(world, start="timeline"), terminal_size=SIZE, run_before=_wait)
+    assert snap_compare(_app(world, start="timeline"), terminal_size=size, run_before=_wait)
 
 
-@pytest.mark.parametrize("size", [SIZE, SMALL, LARGE], ids=["120x36", "80x24", "200x50"])
+@SIZES
 def test_run_screen_with_a_failed_gate(
     snap_compare, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
 ) -> None:
@@ -223,3 +232,64 @@ def test_modals(snap_compare, world: dict[str, Any], name: str, modal: Any) -> N
 
 def test_help_modal(snap_compare, world: dict[str, Any]) -> None:
     assert snap_compare(_app(world), terminal_size=SIZE, press=["question_mark"], run_before=_wait)
+
+
+def _footer(app: Any) -> tuple[list[str], list[str]]:
+    """The keys the footer shows in full, and those it cuts (past the screen's edge or
+    under the command palette's key)."""
+    keys = list(app.screen.query(FooterKey))
+    edge = min(
+        [app.size.width] + [key.region.x for key in keys if key.has_class("-command-palette")]
+    )
+    shown = [key for key in keys if not key.has_class("-command-palette")]
+    return (
+        [key.key for key in shown if key.region.right <= edge],
+        [key.key for key in shown if key.region.right > edge],
+    )
+
+
+def _fits(app: Any) -> None:
+    whole, cut = _footer(app)
+    assert not cut, f"{type(app.screen).__name__}: footer cuts {cut} (shows {whole})"
+    assert {"question_mark", "q"} <= set(whole), f"? and q always show: {whole}"
+
+
+async def test_every_screen_fits_80x24(world: dict[str, Any]) -> None:
+    """At 80x24 each screen, in each state, shows every key its footer offers in full,
+    ? and q among them, and the run header's recovery point line in full."""
+    _past_runs(world)
+    runbook = load_runbook(world["runbook"])
+    waiting = Runner.start(runbook, "drill", RunStore(world["runs"]), actor="bob")
+    waiting.advance()
+    waiting.pause("shift change")
+    waiting.close()
+    app = _app(world)
+    async with app.run_test(size=SMALL) as pilot:
+        await _wait(pilot)
+        await pilot.press("escape")  # not now, to the offer of the unfinished run
+        await _wait(pilot)
+        assert isinstance(app.screen, CatalogScreen)
+        _fits(app)
+        await pilot.press("t")
+        await _wait(pilot)
+        assert isinstance(app.screen, TimelineScreen)
+        assert app.screen.selected().status not in FINISHED
+        _fits(app)
+        assert {"enter", "A", "escape"} <= set(_footer(app)[0]), "resume, abandon, back"
+        header = [str(column.label) for column in app.screen.query_one("#runs").columns.values()]
+        assert header[-2:] == ["RTO", "met"], "the verdict columns stay in view"
+        await pilot.press("enter")  # resumes the unfinished run the cursor is on
+        await _wait(pilot)
+        assert isinstance(app.screen, RunScreen), getattr(app.screen, "question", app.screen)
+        assert app.runner is not None and app.runner.run_id == waiting.run_id
+        for key in ("c", "x", "o"):  # waiting for a person; a failed gate; the override
+            _fits(app)
+            await pilot.press(key)
+            await _wait(pilot)
+        await pilot.press(*"flaky", "enter", "c")
+        await _wait(pilot)
+        _fits(app)
+        assert set(_footer(app)[0]) >= {"f"}, "every step settled: f finishes"
+        point = app.screen.query_one("#run-point", Static)
+        assert "recovery point" in str(point.render())
+        assert len(str(point.render())) <= point.region.width
