@@ -56,12 +56,13 @@ def key_label(key: str) -> str:
 
 
 def help_keys(bindings: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
-    """(key, what it does) for a help screen, from a screen's bindings."""
+    """(key, what it does) for a help screen, from a screen's bindings, and the command
+    palette's key, which a narrow footer leaves out."""
     return [
         (key_label(binding.key), binding.tooltip or binding.description)
         for binding in bindings
         if binding.description
-    ]
+    ] + [("Ctrl-P", "command palette: every action by name")]
 
 
 def status_text(status: str) -> Text:

@@ -138,7 +138,7 @@ async def test_help_names_keys_as_people_write_them(tmp_path: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpModal)
         keys = [key for key, _ in app.screen.keys]
-        assert "?" in keys and "Ctrl-C" in keys
+        assert "?" in keys and "Ctrl-C" in keys and "Ctrl-P" in keys, "the palette too"
         assert not {"question_mark", "slash", "escape", "ctrl+c"} & set(keys)
 
 
