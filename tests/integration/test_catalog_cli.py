@@ -32,9 +32,13 @@ T0 = datetime.now(UTC) - timedelta(hours=30)
 
 
 def _snapshot(
-    store: ObjectStore, name: str, hours: float, parent: Manifest | None = None
+    store: ObjectStore,
+    name: str,
+    hours: float,
+    parent: Manifest | None = None,
+    key: CatalogKey | None = None,
 ) -> Manifest:
-    writer = SnapshotWriter(store, name)
+    writer = SnapshotWriter(store, name, key=key)
     collection = writer.collection("tickets", CollectionSchema(4, "l2"))
     collection.add(
         RecordBatch(
@@ -324,8 +328,8 @@ def test_the_last_verification_is_kept_in_the_catalog_and_listed(
     last verification (depth, when, verdict); a record stops applying when its manifest
     changes, one that is not signed is said so, and prune takes the records along."""
     key = catalog_key(tmp_path)
-    first = _signed(store, key, "s1-full", 0)
-    _signed(store, key, "s2-inc", 1, first)
+    first = _snapshot(store, "s1-full", 0, key=key)
+    _snapshot(store, "s2-inc", 1, first, key=key)
     where = [store.url]
     if isinstance(store, S3Store):
         where += ["--endpoint", store.endpoint or "", "--credentials", "env:DRCONSOLE_TEST_S3"]
@@ -376,28 +380,11 @@ def test_the_last_verification_is_kept_in_the_catalog_and_listed(
     assert forged["last_verification"]["authenticated"] is False
     assert "ago: intact (record not authenticated), signed" in table()["s1-full"]
 
-    _signed(store, key, "s3-full", 2)
+    _snapshot(store, "s3-full", 2, key=key)
     pruned = run_cli("catalog", "prune", *where, "--keep-last", "1", "--yes", "--json")
     assert pruned.returncode == 0, pruned.stderr
     assert json.loads(pruned.stdout)["remove"] == ["s2-inc", "s1-full"]
     assert not [name for name in _names(store) if name.startswith("verifications/")]
-
-
-def _signed(
-    store: ObjectStore, key: CatalogKey, name: str, hours: float, parent: Manifest | None = None
-) -> Manifest:
-    writer = SnapshotWriter(store, name, key=key)
-    collection = writer.collection("tickets", CollectionSchema(4, "l2"))
-    collection.add(RecordBatch([f"{name}-a"], np.ones((1, 4), np.float32), ["x"], [None], [None]))
-    collection.close(total_after_apply=2 if parent else 1)
-    moment = T0 + timedelta(hours=hours)
-    return writer.finish(
-        kind="incremental" if parent else "full",
-        parent=parent,
-        created_at=moment,
-        recovery_point=moment,
-        source={"engine": "chroma", "url": "http://x"},
-    )
 
 
 def _statuses(table: str) -> dict[str, str]:
