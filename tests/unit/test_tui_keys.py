@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Static
 
+from drconsole.actions.base import Progress
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.tui.app import make_app
+from drconsole.tui.messages import StepProgress
 from drconsole.tui.modals import ChoiceModal, ConfirmModal, HelpModal, ReasonModal
 from drconsole.tui.run_screen import RunScreen
 from drconsole.tui.timeline_screen import TimelineScreen
@@ -249,3 +252,23 @@ async def test_i_shows_a_failed_checks_reason_in_full(tmp_path: Path) -> None:
         assert "vectors-00000.npy" in modal.text and "sha256" in modal.text
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
+
+
+@pytest.mark.parametrize(
+    ("eta_s", "verdict"), [(60, "on track"), (2 * 3600, "WILL MISS")], ids=["fits", "misses"]
+)
+async def test_the_rto_forecast_says_will_miss_only_when_it_will(
+    tmp_path: Path, eta_s: float, verdict: str
+) -> None:
+    """Elapsed on the RTO clock plus what the restoring step still needs, against the
+    runbook's 1h target: an ETA that fits is on track, one past the target will miss."""
+    app = make_app(runs_dir=tmp_path / "runs", runbook=_runbook(tmp_path), start="timeline")
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open(pilot, app)
+        screen.post_message(
+            StepProgress("slow", Progress(1, 10, message="tickets", data={"eta_s": eta_s}))
+        )
+        await pilot.pause()
+        text = str(screen.query_one("#progress-text", Static).render())
+        assert f": {verdict}" in text and "of 1h" in text
+        assert ("WILL MISS" in text) == (verdict == "WILL MISS")
