@@ -151,6 +151,8 @@ def _loaded(screen: Any) -> bool:
         return screen.view is not None
     if isinstance(screen, TimelineScreen):
         return screen.loaded
+    if isinstance(screen, RunScreen):
+        return screen.running_step is None
     return True
 
 
