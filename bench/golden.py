@@ -17,13 +17,13 @@ from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches
 from drconsole.drill import DrillOptions, drive
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.golden import capture, save_golden
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import ChromaServer
 from drconsole.schema import CollectionSchema
 
 

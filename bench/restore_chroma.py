@@ -23,12 +23,12 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec, records
 from drconsole.drill import DrillOptions, drive
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import ChromaServer
 from drconsole.schema import CollectionSchema
 
 BENCH_SOURCE = {"engine": "chroma", "namespace": {"tenant": "default_tenant", "database": "bench"}}

@@ -26,7 +26,7 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import upsert_body
+from drconsole.engines.chroma.engine import upsert_body
 from drconsole.schema import CollectionSchema
 
 BATCH = 1000

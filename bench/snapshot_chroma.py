@@ -19,8 +19,8 @@ import chromadb
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches
-from drconsole.engines.chroma import ChromaEngine
-from drconsole.sandbox import ChromaServer
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.schema import CollectionSchema
 
 PAGE = 1000

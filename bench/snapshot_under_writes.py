@@ -25,9 +25,10 @@ import numpy as np
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.records import RecordBatch
-from drconsole.sandbox import ChromaServer, start_server
+from drconsole.sandbox import start_server
 from drconsole.schema import CollectionSchema
 
 PER_ROUND = 200

@@ -17,6 +17,7 @@ from drconsole.commands import (
     catalog_cmd,
     demo_cmd,
     drill_cmd,
+    engines_cmd,
     golden_cmd,
     runbook_cmd,
     runs_cmd,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     secrets_cmd.add_parsers(subparsers)
     snapshot_cmd.add_parsers(subparsers)
     golden_cmd.add_parsers(subparsers)
+    engines_cmd.add_parsers(subparsers)
     tui_cmd.add_parsers(subparsers)
     demo_cmd.add_parsers(subparsers)
     return parser

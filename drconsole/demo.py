@@ -23,14 +23,15 @@ from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.corpus import CorpusSpec, batches, records
 from drconsole.drill import DrillOptions, DrillResult, drive
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.errors import DrconsoleError, UsageError
 from drconsole.golden import capture, save_golden
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import ChromaServer, serve_s3, start_server, stop_all
+from drconsole.sandbox import serve_s3, start_server, stop_all
 from drconsole.schema import CollectionSchema
 
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}

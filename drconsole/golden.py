@@ -24,7 +24,7 @@ import numpy as np
 
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
-from drconsole.filters import check_filter
+from drconsole.model.filters import Compare, Filter, check_filter, parse_where
 from drconsole.timefmt import format_utc, utc_now
 
 FORMAT = "drconsole-golden/1"
@@ -42,7 +42,12 @@ class GoldenQuery:
     k: int
     expected: list[str]
     filter: dict[str, Any] | None = None
+    """In the ``where`` syntax, as the golden file keeps it."""
     tenant: str | None = None
+
+    @property
+    def filter_tree(self) -> Filter | None:
+        return None if self.filter is None else parse_where(self.filter)
 
 
 @dataclass
@@ -232,7 +237,8 @@ def capture(
         plan += [(v, {filter_field: value}, str(value)) for v in query_vectors[:FILTERED_PER_VALUE]]
     found: list[GoldenQuery] = []
     for number, (vector, where, tenant) in enumerate(plan, start=1):
-        result = engine.query(collection, vector[None, :], k, where)[0]
+        tree = None if where is None else Compare(str(filter_field), "eq", where[filter_field])
+        result = engine.query(collection, vector[None, :], k, tree)[0]
         found.append(
             GoldenQuery(f"q{number:04d}", collection, vector, k, result.ids, where, tenant)
         )

@@ -34,6 +34,7 @@ from drconsole.actions.base import (
 )
 from drconsole.actions.registry import BUILTIN, ActionSpec
 from drconsole.durable import open_private
+from drconsole.engines.registry import engine_adapter
 from drconsole.errors import DrconsoleError, RunStateError, SecretError
 from drconsole.incident import events as ev
 from drconsole.incident.events import Event
@@ -883,18 +884,19 @@ class _ProgressRecorder:
 
 
 def _with_sandbox(runbook: Runbook, target: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """A target with ``sandbox: chroma`` (and no url given for this run) gets a throwaway
-    server now; its url, pid and folder go into the run's target so the cleanup step can
-    stop it by pid, even from a resumed run."""
+    """A target with ``sandbox: ENGINE`` (and no url given for this run) gets a throwaway
+    server of that engine now; its url, pid and folder go into the run's target so the
+    cleanup step can stop it by pid, even from a resumed run."""
     wanted = {**runbook.target, **target}
     if not wanted.get("sandbox") or target.get("url"):
         return target
-    from drconsole.sandbox import ChromaServer, start_server
+    from drconsole.sandbox import start_server
 
-    server = start_server(lambda: ChromaServer(folder))
+    adapter = engine_adapter(wanted["sandbox"])
+    server = start_server(lambda: adapter.sandbox(folder))
     return {
         **target,
-        "engine": "chroma",
+        "engine": adapter.name,
         "url": server.url,
         "sandbox_pid": server.pid,
         "sandbox_dir": str(folder),
@@ -908,17 +910,18 @@ def _revived_sandbox(run_id: str, target: dict[str, Any]) -> dict[str, Any] | No
     folder = target.get("sandbox_dir")
     if not folder:
         return None
-    from drconsole.sandbox import ChromaServer, serves, start_server
+    from drconsole.sandbox import serves, start_server
 
     if serves(int(target.get("sandbox_pid") or 0), Path(folder)):
         return None
-    if not (Path(folder) / "data").is_dir():
+    adapter = engine_adapter(target.get("engine") or target.get("sandbox") or "")
+    if not adapter.sandbox(Path(folder)).data_dir.is_dir():
         raise RunStateError(
             f"the sandbox target of run {run_id} is gone ({folder} was deleted), and with "
             "it the data restored so far",
             "start a new drill; this run cannot go on without its target",
         )
-    server = start_server(lambda: ChromaServer(Path(folder)))
+    server = start_server(lambda: adapter.sandbox(Path(folder)))
     return {"url": server.url, "sandbox_pid": server.pid}
 
 

@@ -1,4 +1,5 @@
-"""Throwaway local servers for drills, the demo and tests: Chroma and SeaweedFS S3.
+"""Throwaway local servers for drills, the demo and tests: the engines' sandbox servers
+(each adapter's own, e.g. ``engines.chroma.server``) and SeaweedFS S3.
 
 Each server runs on 127.0.0.1 on free ports, in its own work folder and process group,
 logs to a file there, is waited for with a bounded timeout, and is stopped by pid
@@ -207,6 +208,14 @@ class ServerProcess:
         return " | ".join(text[-lines:]) or "(empty log)"
 
 
+class EngineServer(ServerProcess):
+    """A database server an engine adapter starts as a sandbox target: where clients
+    reach it and the folder its data lives in (a resumed drill serves it again)."""
+
+    url: str
+    data_dir: Path
+
+
 class PortTaken(SandboxError):
     """Another process bound a port between our choosing it and the server binding it."""
 
@@ -227,7 +236,7 @@ def start_server(make: Callable[[], Server], attempts: int = 3) -> Server:
     return server
 
 
-def _http_ok(url: str) -> Callable[[], bool]:
+def http_ok(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
             return httpx.get(url, timeout=1.0).status_code == 200
@@ -235,25 +244,6 @@ def _http_ok(url: str) -> Callable[[], bool]:
             return False
 
     return check
-
-
-class ChromaServer(ServerProcess):
-    """``chroma run`` on a free port with its data in ``workdir/data``."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.port = port or free_ports(1)[0]
-        self.url = f"http://127.0.0.1:{self.port}"
-        argv = [
-            find_executable("chroma"),
-            "run",
-            "--path",
-            str(workdir / "data"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        super().__init__("chroma", argv, workdir, _http_ok(f"{self.url}/api/v2/heartbeat"))
 
 
 class SeaweedS3(ServerProcess):
@@ -333,7 +323,7 @@ class SeaweedS3(ServerProcess):
         """``/healthz`` answers, then one signed call proves the credentials work."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if not _http_ok(f"{self.endpoint}/healthz")():
+        if not http_ok(f"{self.endpoint}/healthz")():
             return False
         try:
             self.client().list_buckets()

@@ -1,5 +1,5 @@
-"""Shared steps of the Chroma restore tests: seed, snapshot, write a restore runbook, run
-it, and dump a collection for comparison."""
+"""Shared steps of the restore tests (on Chroma, or on the reference engine): seed,
+snapshot, write a restore runbook, run it, and dump a collection for comparison."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
 from drconsole.corpus import CorpusSpec, batches
 from drconsole.drill import DrillOptions, DrillResult, drive
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.base import Engine
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
@@ -26,7 +26,7 @@ from drconsole.schema import CollectionSchema
 from helpers import KEY_FILE, catalog_key, write_runbook
 
 
-def seed(engine: ChromaEngine, name: str, spec: CorpusSpec, distance: str = "l2") -> None:
+def seed(engine: Engine, name: str, spec: CorpusSpec, distance: str = "l2") -> None:
     engine.create_collection(
         name, CollectionSchema(spec.dimension, distance), {"embedding_model": "test-model"}
     )
@@ -35,7 +35,7 @@ def seed(engine: ChromaEngine, name: str, spec: CorpusSpec, distance: str = "l2"
 
 
 def snapshot(
-    engine: ChromaEngine,
+    engine: Engine,
     catalog: Path,
     collections: list[str],
     *,
@@ -91,7 +91,8 @@ def restore_runbook(
     }
     assert len(namespaces) == 1, f"one source per test catalog, not {namespaces}"
     source = ", ".join(f"{key}: {value}" for key, value in namespaces.pop())
-    where = f'url: "{target["url"]}", tenant: {target["tenant"]}, database: {target["database"]}'
+    engine = target["engine"]
+    where = ", ".join(f'{key}: "{value}"' for key, value in target.items() if key != "engine")
     return write_runbook(
         folder,
         f"""
@@ -100,8 +101,8 @@ def restore_runbook(
         title: Restore the knowledge base
         objectives: {{rto: 1h, rpo: 1d}}
         catalog: {{url: {catalog}, {catalog_options or f'key: "file:{catalog.parent / KEY_FILE}"'}}}
-        target: {{engine: chroma, {where}}}
-        source: {{engine: chroma, {source}}}
+        target: {{engine: {engine}, {where}}}
+        source: {{engine: {engine}, {source}}}
         collections: [{", ".join(collections)}]
         steps:
           - id: verify
@@ -132,7 +133,7 @@ def run_drill(runbook: Path, runs: Path, *, yes: bool = True) -> DrillResult:
         runner.close()
 
 
-def dump(engine: ChromaEngine, name: str) -> dict[str, tuple[Any, Any, bytes, str | None]]:
+def dump(engine: Engine, name: str) -> dict[str, tuple[Any, Any, bytes, str | None]]:
     """id -> (document, metadata, vector bytes, uri) of a whole collection."""
     rows: dict[str, tuple[Any, Any, bytes, str | None]] = {}
     for batch in engine.scan(name, 1000):

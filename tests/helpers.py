@@ -16,6 +16,7 @@ from drconsole.actions.base import FAILED, SUCCEEDED, ActionContext, Finding, Ou
 from drconsole.actions.params import Param
 from drconsole.actions.registry import BUILTIN, ActionSpec
 from drconsole.catalog.auth import CatalogKey
+from drconsole.engines.adapter import EngineAdapter
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 KEY_FILE = "catalog.key"
@@ -148,3 +149,14 @@ TEST_REGISTRY: dict[str, ActionSpec] = {
     ),
     "crash": ActionSpec("crash", "prep", "raises", (), "helpers:crash"),
 }
+
+
+LIMITED_ADAPTER = EngineAdapter(
+    name="limited",
+    title="Limited",
+    engine_entry="drconsole.engines.memory.engine:open_memory",
+    filter_operators=frozenset({"and", "eq"}),
+    distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
+    tested_against="nothing: a test's third-party adapter",
+)
+"""A third party's adapter that cannot rename and runs only ``and`` and ``eq``."""

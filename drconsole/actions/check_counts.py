@@ -27,6 +27,7 @@ from drconsole.actions.truth import Truth, final_state_truth
 from drconsole.catalog.manifest import CollectionEntry
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
+from drconsole.model.filters import Compare, parse_where
 
 NAMED = 20
 INDEX_KEYS = ("ef_construction", "max_neighbors")
@@ -46,7 +47,7 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
             entry = chain[-1].collection(name)
             assert entry is not None
             filters = [
-                f
+                {**f, "tree": parse_where(f["where"])}
                 for f in context.runbook.filters
                 if not f["collections"] or name in f["collections"]
             ]
@@ -144,7 +145,9 @@ def _collection_findings(
             )
         )
     for tenant, ids in sorted(truth.tenant_ids.items()):
-        tenant_count = engine.count(name, {tenant_field: tenant}) if tenant_field else 0
+        tenant_count = (
+            engine.count(name, Compare(tenant_field, "eq", tenant)) if tenant_field else 0
+        )
         found.append(
             Finding(
                 "tenant_count",
@@ -173,7 +176,7 @@ def _collection_findings(
     found.append(Finding("index", want_index == have_index, name, want_index, have_index))
     found.append(_sample_finding(engine, name, truth))
     for item in filters:
-        matched = engine.count(name, item["where"])
+        matched = engine.count(name, item["tree"])
         expected = truth.filter_counts[item["name"]]
         found.append(
             Finding(

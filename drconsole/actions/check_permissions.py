@@ -9,8 +9,6 @@ records that belong there. Every violation names the ids, the tenant or group, a
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from drconsole.actions.base import (
@@ -29,6 +27,7 @@ from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.golden import GoldenSet
+from drconsole.model.filters import Compare, Filter, to_where
 from drconsole.wording import plural
 
 NAMED = 20
@@ -66,7 +65,7 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
                 tenant_field, acl_field, groups, required=bool(permissions.get("require_fields"))
             )
             findings += [
-                check.queries("tenant", tenant, {tenant_field: tenant}, ids)
+                check.queries("tenant", tenant, Compare(tenant_field, "eq", tenant), ids)
                 for tenant, ids in sorted(truth.tenant_ids.items())
             ]
             acl_type = entry.schema.metadata_fields.get(acl_field or "", "string[]")
@@ -202,14 +201,14 @@ class _Checker:
             )
         return found
 
-    def queries(self, kind: str, value: str, where: dict[str, Any], allowed: set[str]) -> Finding:
+    def queries(self, kind: str, value: str, where: Filter, allowed: set[str]) -> Finding:
         """Filtered similarity queries for one tenant or group return only its records."""
         leaks: dict[str, str] = {}
         for number, vector in enumerate(self.vectors, start=1):
             result = self.engine.query(self.name, vector[None, :], self.k, where)[0]
             for record_id in result.ids:
                 if record_id not in allowed:
-                    leaks.setdefault(record_id, f"query #{number} where {where}")
+                    leaks.setdefault(record_id, f"query #{number} where {to_where(where)}")
         return Finding(
             "filtered_queries",
             not leaks,
@@ -225,9 +224,9 @@ class _Checker:
         )
 
 
-def _group_filter(acl_field: str, field_type: str, group: str) -> dict[str, Any]:
-    """ACL groups held in an array match with $contains, a single value with equality."""
-    return {acl_field: {"$contains": group}} if field_type.endswith("[]") else {acl_field: group}
+def _group_filter(acl_field: str, field_type: str, group: str) -> Filter:
+    """ACL groups held in an array match with contains, a single value with equality."""
+    return Compare(acl_field, "contains" if field_type.endswith("[]") else "eq", group)
 
 
 def _query_vectors(

@@ -29,8 +29,8 @@ from drconsole.actions.golden_source import load_run_golden
 from drconsole.actions.sources import open_catalog, open_target
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
-from drconsole.filters import matches
 from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
+from drconsole.model.filters import evaluate, parse_where
 
 EXACT_PAGE = 2000  # records per page of the brute-force scan
 EPSILON = 1e-9  # recall is an average of fractions: 10 x 0.9 averages to 0.8999999999999998
@@ -86,7 +86,9 @@ def run_golden_queries(context: ActionContext, progress: ProgressCallback) -> Ou
 
 def _run(engine: Engine, query: GoldenQuery, k: int, clock: _Clock) -> QueryReport:
     begun = time.perf_counter()
-    result = clock.call(engine.query, query.collection, query.vector[None, :], k, query.filter)[0]
+    result = clock.call(
+        engine.query, query.collection, query.vector[None, :], k, query.filter_tree
+    )[0]
     latency = (time.perf_counter() - begun) * 1000
     return QueryReport(
         query,
@@ -118,9 +120,9 @@ def _exact(engine: Engine, golden: GoldenSet, reports: list[QueryReport], clock:
         while (page := clock.call(next, pages, None)) is not None:
             scores = _distances(page.vectors, queries, distance)
             for key, columns in by_filter.items():
-                where = json.loads(key)
+                where = parse_where(json.loads(key))
                 allowed = np.fromiter(
-                    (matches(where, m) for m in page.metadatas), dtype=bool, count=len(page.ids)
+                    (evaluate(where, m) for m in page.metadatas), dtype=bool, count=len(page.ids)
                 )
                 scores[np.ix_(~allowed, columns)] = np.inf
             best.offer(scores, page.ids)

@@ -6,12 +6,13 @@ start-up); an action's code is imported only when a step runs it.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
 from drconsole.actions.base import ActionFunction
 from drconsole.actions.params import Param
+from drconsole.engines.adapter import Capability
+from drconsole.entries import load_entry
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,17 @@ class ActionSpec:
     destructive_when: tuple[tuple[str, Any], ...] = ()
     requires: tuple[str, ...] = ()
     default_timeout_s: float = 3600.0
+    needs: tuple[Capability, ...] = ()
+    needs_when: tuple[tuple[str, Any, Capability], ...] = ()
+
+    def capabilities_needed(self, params: dict[str, Any]) -> list[Capability]:
+        """What the target engine must be able to do for a step with these parameters
+        (checked when the runbook loads: a step the engine cannot perform is refused)."""
+        return [*self.needs] + [
+            capability
+            for key, value, capability in self.needs_when
+            if params.get(key) == value and capability not in self.needs
+        ]
 
     def is_destructive(self, params: dict[str, Any]) -> bool:
         """Destructive always, or with a parameter value that deletes data."""
@@ -45,8 +57,7 @@ class ActionSpec:
 
     def load(self) -> ActionFunction:
         """The action's function, imported from ``entry`` (``module:function``)."""
-        module_name, _, function_name = self.entry.partition(":")
-        return getattr(importlib.import_module(module_name), function_name)
+        return load_entry(self.entry)
 
 
 COMMAND = ActionSpec(
@@ -120,6 +131,7 @@ RESTORE_SCHEMA = ActionSpec(
     ),
     entry="drconsole.actions.restore_schema:run_restore_schema",
     destructive_when=(("on_exists", "replace"),),
+    needs_when=(("into", "staging", Capability.RENAME),),
     requires=("catalog", "target"),
     default_timeout_s=600.0,
 )
@@ -236,6 +248,7 @@ CUTOVER = ActionSpec(
     params=(),
     entry="drconsole.actions.cutover:run_cutover",
     destructive=True,
+    needs=(Capability.RENAME,),
     requires=("target",),
     default_timeout_s=600.0,
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drconsole.catalog.plan import RestorePlan
-from drconsole.filters import matches
+from drconsole.model.filters import evaluate
 
 
 @dataclass
@@ -69,7 +69,7 @@ def final_state_truth(
                 if label and (metadata is None or metadata.get(label) is None):
                     truth.lacking.setdefault(label, set()).add(record_id)
             for item in filters:
-                if matches(item["where"], metadata):
+                if evaluate(item["tree"], metadata):
                     truth.filter_counts[item["name"]] += 1
             if want is not None and record_id in want:
                 truth.wanted[record_id] = metadata

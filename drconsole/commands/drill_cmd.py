@@ -11,13 +11,14 @@ from drconsole.actions.base import Progress, ProgressCallback
 from drconsole.commands.output import print_json, stderr, write_output
 from drconsole.commands.runs_cmd import add_runs_dir, print_metrics, store_from
 from drconsole.drill import DrillOptions, drive
+from drconsole.engines.registry import adapters
 from drconsole.errors import UsageError
 from drconsole.incident.describe import describe
 from drconsole.incident.events import Event
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
-from drconsole.runbook.model import MODES
+from drconsole.runbook.model import MODES, Runbook
 from drconsole.runner import Runner
 from drconsole.timefmt import parse_moment, utc_now
 
@@ -49,7 +50,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     drill.add_argument(
         "--sandbox",
         action="store_true",
-        help="restore into a throwaway local Chroma instead of the runbook's target",
+        help="restore into a throwaway local server of the runbook's engine instead of its target",
     )
     drill.add_argument("--report", metavar="FILE.md", help="also write the Markdown report here")
     choice = drill.add_mutually_exclusive_group()
@@ -134,8 +135,22 @@ def _open_runner(args: argparse.Namespace, store: RunStore) -> Runner:
         except ValueError as error:
             raise UsageError(f"--impact-start: {error}") from None
     runbook = load_runbook(args.runbook)
-    target = {"sandbox": "chroma"} if args.sandbox else None
+    target = {"sandbox": sandbox_engine(runbook)} if args.sandbox else None
     return Runner.start(runbook, args.mode, store, impact_start=impact_start, target=target)
+
+
+def sandbox_engine(runbook: Runbook) -> str:
+    """The engine whose sandbox server a drill restores into: the runbook's target or
+    source engine, else the only installed engine that has one."""
+    if engine := runbook.target.get("engine") or runbook.source.get("engine"):
+        return str(engine)
+    servers = [adapter.name for adapter in adapters().values() if adapter.sandbox_entry]
+    if len(servers) == 1:
+        return servers[0]
+    raise UsageError(
+        "--sandbox: the runbook names no engine to start a sandbox of",
+        "set target.engine or source.engine in the runbook",
+    )
 
 
 def _print_event(event: Event) -> None:

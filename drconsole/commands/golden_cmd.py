@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from drconsole.commands.output import print_json, stdout
-from drconsole.engines import ENGINES, open_engine
+from drconsole.commands.target_args import add_target_arguments, target_from_args
+from drconsole.engines import open_engine
 from drconsole.errors import UsageError
 from drconsole.golden import capture, save_golden
 
@@ -17,13 +18,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     golden = subparsers.add_parser("golden", help="golden query sets")
     commands = golden.add_subparsers(dest="golden_command", required=True)
     grab = commands.add_parser("capture", help="record the answers of the healthy system")
-    grab.add_argument("--engine", choices=ENGINES, default="chroma")
-    grab.add_argument("--url", required=True)
-    grab.add_argument("--tenant")
-    grab.add_argument("--database")
-    grab.add_argument(
-        "--token", metavar="REF", help="keyring:SERVICE/NAME or env:VAR of the API token"
-    )
+    add_target_arguments(grab)
     grab.add_argument("--collection", required=True)
     grab.add_argument("--queries", type=int, default=100, help="query vectors (default 100)")
     grab.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
@@ -53,15 +48,7 @@ def capture_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.query_vectors}: not a .npy array ({error})") from None
         if vectors.ndim != 2:
             raise UsageError(f"{args.query_vectors}: expected a [queries, dimension] array")
-    engine = open_engine(
-        {
-            "engine": args.engine,
-            "url": args.url,
-            "tenant": args.tenant,
-            "database": args.database,
-            "token": args.token,
-        }
-    )
+    engine = open_engine(target_from_args(args))
     try:
         golden = capture(
             engine,

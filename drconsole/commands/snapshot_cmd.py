@@ -13,7 +13,8 @@ from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_store
 from drconsole.catalog.s3 import S3Store
 from drconsole.commands.output import print_json, stderr, stdout
-from drconsole.engines import ENGINES, open_engine
+from drconsole.commands.target_args import add_target_arguments, snapshot_name, target_from_args
+from drconsole.engines import open_engine
 from drconsole.errors import UsageError
 from drconsole.golden import load_golden
 from drconsole.hooks import hook_argv
@@ -24,15 +25,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     snapshot = subparsers.add_parser("snapshot", help="take snapshots of a live database")
     commands = snapshot.add_subparsers(dest="snapshot_command", required=True)
     create = commands.add_parser("create", help="a full or incremental snapshot into a catalog")
-    create.add_argument("--engine", choices=ENGINES, default="chroma")
-    create.add_argument(
-        "--url", required=True, help="the database, e.g. http://chroma.internal:8000"
-    )
-    create.add_argument("--tenant", help="Chroma tenant (default: default_tenant)")
-    create.add_argument("--database", help="Chroma database (default: default_database)")
-    create.add_argument(
-        "--token", metavar="REF", help="keyring:SERVICE/NAME or env:VAR of the API token"
-    )
+    add_target_arguments(create)
     create.add_argument("--collections", required=True, help="comma-separated collection names")
     create.add_argument("--catalog", required=True, help="s3://BUCKET/PREFIX or a folder")
     create.add_argument("--endpoint", help="S3-compatible endpoint URL")
@@ -108,13 +101,7 @@ def create_command(args: argparse.Namespace) -> int:
     collections = [name.strip() for name in args.collections.split(",") if name.strip()]
     if not collections:
         raise UsageError("--collections names no collection")
-    target = {
-        "engine": args.engine,
-        "url": args.url,
-        "tenant": args.tenant,
-        "database": args.database,
-        "token": args.token,
-    }
+    target = target_from_args(args)
     if (args.object_lock_mode is None) != (args.object_lock_days is None):
         raise UsageError("--object-lock-mode and --object-lock-days go together")
     if args.object_lock_days is not None and args.object_lock_days <= 0:
@@ -135,8 +122,7 @@ def create_command(args: argparse.Namespace) -> int:
         engine=engine,
         store=store,
         collections=collections,
-        name=args.name
-        or (args.database if args.database and args.database != "default_database" else "chroma"),
+        name=args.name or snapshot_name(target),
         incremental=args.incremental or bool(args.parent),
         parent_id=args.parent,
         ingest_checkpoint=checkpoint,

@@ -1,30 +1,32 @@
-"""Vector-database adapters behind one neutral interface (``engines.base.Engine``)."""
+"""Vector-database adapters behind one neutral interface (``engines.base.Engine``), each
+declared by an ``EngineAdapter`` (``engines.adapter``) and found by ``engines.registry``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drconsole.engines.base import Engine
+from drconsole.engines.registry import engine_adapter
 from drconsole.errors import UsageError
 from drconsole.secrets import resolve
-
-ENGINES = ("chroma",)
 
 
 def default_namespace(engine: str) -> dict[str, str]:
     """The namespace an engine uses when a target names none (Chroma: its default
-    tenant and database)."""
-    from drconsole.engines.chroma import DEFAULT_DATABASE, DEFAULT_TENANT
-
-    return {"tenant": DEFAULT_TENANT, "database": DEFAULT_DATABASE} if engine == "chroma" else {}
+    tenant and database); empty for an engine that is not installed."""
+    try:
+        return engine_adapter(engine).default_namespace()
+    except UsageError:
+        return {}
 
 
 def open_engine(target: dict[str, Any], add_secret: Any = None) -> Engine:
     """The engine a runbook target (or CLI flags) describes; the token is resolved from
     its reference here and handed to ``add_secret`` so it is masked everywhere."""
-    engine = target.get("engine") or "chroma"
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}", f"use one of {', '.join(ENGINES)}")
+    engine = target.get("engine") or target.get("sandbox")
+    if not engine:
+        raise UsageError("the target names no engine", "set target.engine in the runbook")
+    adapter = engine_adapter(engine)
     url = target.get("url")
     if not url:
         raise UsageError(
@@ -36,8 +38,5 @@ def open_engine(target: dict[str, Any], add_secret: Any = None) -> Engine:
     )
     if token and add_secret is not None:
         add_secret(token)
-    from drconsole.engines.chroma import ChromaEngine
-
-    return ChromaEngine(
-        url, tenant=target.get("tenant"), database=target.get("database"), token=token
-    )
+    options = {option.name: target.get(option.name) for option in adapter.options}
+    return adapter.open(url, options, token)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from drconsole.model.filters import Filter
 from drconsole.records import RecordBatch
 from drconsole.schema import CollectionSchema
 from drconsole.timefmt import utc_now
@@ -147,10 +148,13 @@ class Engine(Protocol):
         """Metadata of the given ids; ids the collection lacks are absent."""
         ...
 
-    def count(self, name: str, where: dict[str, Any] | None = None) -> int: ...
+    def count(self, name: str, where: Filter | None = None) -> int:
+        """How many records the collection holds (that pass ``where``: the adapter
+        compiles the neutral filter into its own dialect)."""
+        ...
 
     def query(
-        self, name: str, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None
+        self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
     ) -> list[QueryResult]: ...
 
     def delete(self, name: str, ids: list[str]) -> None: ...

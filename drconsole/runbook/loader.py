@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from drconsole.actions.registry import BUILTIN, ActionSpec
+from drconsole.engines.adapter import EngineAdapter
+from drconsole.engines.registry import adapters
 from drconsole.errors import RunbookError
-from drconsole.filters import check_filter
+from drconsole.model.filters import FilterError, operators, parse_where
 from drconsole.runbook.checks import (
     Problems,
     boolean,
@@ -43,7 +45,6 @@ TOP_KEYS = (
     "steps",
 )
 RUNBOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ENGINES = ("chroma",)
 SANDBOX_CATALOGS = ("s3",)
 CATALOG_KEYS = (
     "url",
@@ -55,8 +56,6 @@ CATALOG_KEYS = (
     "key",
     "allow_unsigned",
 )
-SOURCE_KEYS = ("engine", "tenant", "database")
-SANDBOX_TARGETS = ("chroma",)
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
 
 
@@ -99,6 +98,7 @@ class _Reader:
         self.problems = problems
         self.registry = registry
         self.text = text
+        self.engine: EngineAdapter | None = None
 
     def read(self, root: YNode, path: Path, data: bytes) -> Runbook | None:
         fields = mapping(root, "the runbook", self.problems)
@@ -119,6 +119,7 @@ class _Reader:
         collections = self._collections(fields.get("collections"))
         permissions = self._permissions(fields.get("permissions"))
         golden = string(fields.get("golden"), "golden", self.problems)
+        self.engine = adapters().get(target.get("engine") or "")
         filters = self._filters(fields.get("filters"))
         owner = string(fields.get("owner"), "owner", self.problems)
         description = string(fields.get("description"), "description", self.problems)
@@ -231,24 +232,35 @@ class _Reader:
         values = mapping(node, "target", self.problems)
         if values is None or node is None:
             return {}
-        check_keys(
-            node,
-            ("engine", "url", "tenant", "database", "token", "sandbox"),
-            "target",
-            self.problems,
-        )
+        engines = adapters()
+        sandboxes = tuple(name for name, adapter in engines.items() if adapter.sandbox_entry)
         result: dict[str, Any] = {}
-        self._source(node, values, result, "target", SANDBOX_TARGETS)
-        engine = choice(values.get("engine"), "target.engine", ENGINES, self.problems)
+        self._source(node, values, result, "target", sandboxes)
+        engine = choice(values.get("engine"), "target.engine", tuple(engines), self.problems)
         if "url" in result and "engine" not in values:
-            self.problems.add(node, f"target needs `engine` ({', '.join(ENGINES)})")
+            self.problems.add(node, f"target needs `engine` ({', '.join(engines)})")
         result["engine"] = engine or result.get("sandbox") or None
-        for key in ("tenant", "database"):
+        options = self._options(result["engine"])
+        check_keys(node, ("engine", "url", "token", "sandbox", *options), "target", self.problems)
+        for key in options:
             if (text := string(values.get(key), f"target.{key}", self.problems)) is not None:
                 result[key] = text
         if (ref := reference(values.get("token"), "target.token", self.problems)) is not None:
             result["token"] = ref
         return result
+
+    def _options(self, engine: str | None, namespace_only: bool = False) -> tuple[str, ...]:
+        """The target (or source) keys of an engine: its adapter's options; every
+        installed adapter's when the engine is not known."""
+        engines = adapters()
+        chosen = [engines[engine]] if engine in engines else list(engines.values())
+        names = [
+            option.name
+            for adapter in chosen
+            for option in adapter.options
+            if option.namespace or not namespace_only
+        ]
+        return tuple(dict.fromkeys(names))
 
     def _source_section(self, node: YNode | None) -> dict[str, str]:
         """Whose snapshots this runbook restores: engine and namespace (default: the
@@ -256,11 +268,13 @@ class _Reader:
         values = mapping(node, "source", self.problems)
         if values is None or node is None:
             return {}
-        check_keys(node, SOURCE_KEYS, "source", self.problems)
+        engines = tuple(adapters())
         result: dict[str, str] = {}
-        if engine := choice(values.get("engine"), "source.engine", ENGINES, self.problems):
+        if engine := choice(values.get("engine"), "source.engine", engines, self.problems):
             result["engine"] = engine
-        for key in ("tenant", "database"):
+        options = self._options(engine, namespace_only=True)
+        check_keys(node, ("engine", *options), "source", self.problems)
+        for key in options:
             if (text := string(values.get(key), f"source.{key}", self.problems)) is not None:
                 result[key] = text
         return result
@@ -345,7 +359,7 @@ class _Reader:
                 self.problems.add(item, "a filter needs `where`, e.g. where: {lang: en}")
                 continue
             where = where_node.plain()
-            for problem in check_filter(where):
+            for problem in self._filter_problems(where):
                 self.problems.add(where_node, f"filter {name or '?'}: {problem}")
             collections = string_list(
                 values.get("collections"), "filter collections", self.problems
@@ -354,6 +368,21 @@ class _Reader:
                 chosen = [collection for collection, _ in collections] if collections else []
                 found.append({"name": name, "where": where, "collections": chosen})
         return found
+
+    def _filter_problems(self, where: Any) -> list[str]:
+        """What is wrong with a filter, or what of it the target engine cannot run."""
+        try:
+            tree = parse_where(where)
+        except FilterError as error:
+            return error.problems
+        if self.engine is None:
+            return []
+        if missing := self.engine.unsupported_operators(operators(tree)):
+            return [
+                f"the {self.engine.title} engine cannot run "
+                f"{', '.join(missing)} (it runs {', '.join(sorted(self.engine.filter_operators))})"
+            ]
+        return []
 
     def _steps(
         self, fields: dict[str, YNode], root: YNode, sections: dict[str, dict[str, Any]]
@@ -451,4 +480,13 @@ class _Reader:
                     self.problems.add(
                         step.position,
                         f"action {step.action} needs the runbook's `{section}` section",
+                    )
+            if spec is None or self.engine is None:
+                continue
+            for capability in spec.capabilities_needed(step.params):
+                if not self.engine.can(capability):
+                    self.problems.add(
+                        step.position,
+                        f"step {step.id!r} ({step.action}) needs {capability.describe()}, "
+                        f"which the {self.engine.title} engine cannot do",
                     )

@@ -11,8 +11,9 @@ import pytest
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
-from drconsole.engines.chroma import ChromaEngine
-from drconsole.sandbox import ChromaServer, SeaweedS3, start_server
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
+from drconsole.sandbox import SeaweedS3, start_server
 
 BUCKET = "drconsole-tests"
 _prefixes = itertools.count()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.incident.record import read_record
 
 from chroma_restore import restore_runbook, seed, snapshot

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.golden import capture, save_golden
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook

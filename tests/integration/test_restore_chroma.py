@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.incident.record import read_record
 from drconsole.schema import CollectionSchema
 

@@ -13,12 +13,12 @@ import pytest
 from drconsole.actions.base import Progress
 from drconsole.corpus import CorpusSpec
 from drconsole.drill import DrillOptions, drive
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import ChromaServer
 
 from chroma_restore import dump, kill_drill_mid_restore, restore_runbook, seed, snapshot
 from helpers import process_alive, process_gone_within, run_cli
@@ -81,7 +81,12 @@ def test_server_restarted_mid_restore(tmp_path: Path) -> None:
         seed(source, "kb_articles", CorpusSpec("kb", 5000, seed=12))
         expected = dump(source, "kb_articles")
         snapshot(source, tmp_path / "catalog", ["kb_articles"])
-        target = {"url": server.url, "tenant": "default_tenant", "database": "restored"}
+        target = {
+            "engine": "chroma",
+            "url": server.url,
+            "tenant": "default_tenant",
+            "database": "restored",
+        }
         runbook = restore_runbook(
             tmp_path, tmp_path / "catalog", target, ["kb_articles"], batch=250, in_flight=2
         )

@@ -16,9 +16,10 @@ from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.s3 import S3Store
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.incident.record import read_record
-from drconsole.sandbox import ChromaServer, SeaweedS3
+from drconsole.sandbox import SeaweedS3
 from drconsole.timefmt import format_utc
 
 from chroma_restore import restore_runbook, run_drill, seed, snapshot

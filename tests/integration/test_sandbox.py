@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from drconsole.catalog.open import open_runbook_catalog
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.errors import SandboxError
 from drconsole.runbook.loader import load_runbook
-from drconsole.sandbox import ChromaServer, PortTaken, serve_s3, start_server
+from drconsole.sandbox import PortTaken, serve_s3, start_server
 
 from helpers import write_runbook
 

@@ -18,7 +18,8 @@ from conftest import BUCKET
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.s3 import S3Store
 from drconsole.corpus import CorpusSpec
-from drconsole.sandbox import ChromaServer, SeaweedS3, start_server
+from drconsole.engines.chroma.server import ChromaServer
+from drconsole.sandbox import SeaweedS3, start_server
 
 from chroma_restore import seed
 from helpers import catalog_key, run_cli, write_runbook

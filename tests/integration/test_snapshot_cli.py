@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.sandbox import free_ports
 
 from chroma_restore import seed

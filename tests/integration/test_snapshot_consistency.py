@@ -23,9 +23,9 @@ from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.verify import Depth, verify
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.chroma.server import ChromaServer
 from drconsole.records import RecordBatch
-from drconsole.sandbox import ChromaServer
 from drconsole.schema import CollectionSchema
 
 from helpers import run_cli

@@ -11,7 +11,7 @@ import pytest
 
 from drconsole.actions import restore_schema as restore_schema_module
 from drconsole.corpus import CorpusSpec, records
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.errors import DrconsoleError
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drconsole.corpus import CorpusSpec
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.incident.store import RunStore
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner

@@ -13,7 +13,7 @@ import pytest
 from textual.widgets import Static
 
 from drconsole.corpus import CorpusSpec
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.incident.record import read_record
 from drconsole.tui.app import make_app
 from drconsole.tui.modals import ChoiceModal, HelpModal, ReasonModal

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from drconsole.actions.restore_schema import differences
-from drconsole.engines.chroma import (
+from drconsole.engines.chroma.engine import (
     ChromaEngine,
     ChromaError,
     creation_settings,

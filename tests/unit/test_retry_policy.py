@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from drconsole.catalog.s3 import S3Store
-from drconsole.engines.chroma import ChromaEngine
+from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.retry import DEFAULT, RetryPolicy
 
 

@@ -23,8 +23,10 @@ import httpx
 import numpy as np
 import orjson
 
+from drconsole.engines.adapter import ErrorKind
 from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
 from drconsole.errors import EngineError
+from drconsole.model.filters import Filter, to_where
 from drconsole.records import RecordBatch
 from drconsole.retry import DEFAULT
 from drconsole.schema import CollectionSchema
@@ -45,6 +47,27 @@ class ChromaError(EngineError):
     def __init__(self, message: str, hint: str | None = None, status: int = 0) -> None:
         super().__init__(message, hint)
         self.status = status
+
+
+def open_chroma(url: str, options: dict[str, Any], token: str | None) -> ChromaEngine:
+    """The adapter's entry: a client of the server at ``url`` in the options' namespace."""
+    return ChromaEngine(
+        url, tenant=options.get("tenant"), database=options.get("database"), token=token
+    )
+
+
+def classify(error: BaseException) -> ErrorKind:
+    """No answer or a 5xx is transient (retried); the rest by the HTTP status."""
+    if not isinstance(error, ChromaError):
+        return ErrorKind.UNKNOWN
+    if error.status == 0 or error.status >= 500:
+        return ErrorKind.TRANSIENT
+    return {
+        401: ErrorKind.AUTH,
+        403: ErrorKind.AUTH,
+        404: ErrorKind.NOT_FOUND,
+        409: ErrorKind.CONFLICT,
+    }.get(error.status, ErrorKind.INVALID)
 
 
 class ChromaEngine:
@@ -327,10 +350,11 @@ class ChromaEngine:
                 return
             offset += len(page["ids"])
 
-    def count(self, name: str, where: dict[str, Any] | None = None) -> int:
+    def count(self, name: str, where: Filter | None = None) -> int:
         if where is None:
             return int(self._on_collection(name, "GET", "count"))
-        return len(self._on_collection(name, "POST", "get", {"where": where, "include": []})["ids"])
+        body = {"where": compile_filter(where), "include": []}
+        return len(self._on_collection(name, "POST", "get", body)["ids"])
 
     def get_records(self, name: str, ids: list[str]) -> RecordBatch:
         return RecordBatch.join(list(self._fetch(name, ids, self.max_batch_size(), set())), 0)
@@ -346,7 +370,7 @@ class ChromaEngine:
         return dict(zip(page["ids"], page["metadatas"], strict=True))
 
     def query(
-        self, name: str, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None
+        self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
     ) -> list[QueryResult]:
         body: dict[str, Any] = {
             "query_embeddings": np.asarray(vectors, dtype=np.float32).tolist(),
@@ -354,7 +378,7 @@ class ChromaEngine:
             "include": ["distances", "metadatas"],
         }
         if where is not None:
-            body["where"] = where
+            body["where"] = compile_filter(where)
         answer = self._on_collection(name, "POST", "query", body)
         return [
             QueryResult(list(ids), list(distances), list(metadatas))
@@ -370,6 +394,12 @@ class ChromaEngine:
 
     def close(self) -> None:
         self._client.close()
+
+
+def compile_filter(node: Filter) -> dict[str, Any]:
+    """Chroma's ``where`` of a neutral filter: the neutral syntax is Chroma's own, with
+    every comparison written out (``{field: {$op: value}}``)."""
+    return to_where(node)
 
 
 def _batch(page: dict[str, Any]) -> RecordBatch:

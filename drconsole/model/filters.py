@@ -1,20 +1,23 @@
-"""Metadata filters: one neutral language (Chroma's ``where`` operators) that engines run
-natively and drconsole evaluates in Python over a snapshot's records, so the number of
-matches in the target can be compared with the number in the backup.
+"""Metadata filters in the neutral model: a tree (``Compare``, ``AllOf``, ``AnyOf``) parsed
+from the runbook's ``where`` syntax (Chroma's operators, so runbooks written for it keep
+working), evaluated here over a snapshot's records and compiled by each engine adapter
+into its own dialect. An adapter names the operators it can run; the loader refuses a
+filter that uses another, with its file and line.
 
-Semantics follow Chroma exactly (a property test compares both on a real server): several
-keys at one level need ``$and``; a record without the key never matches a positive
-operator but does match ``$ne``/``$nin``/``$not_contains``; strings, booleans and numbers
-never equal one another; an int field compared with a float operand compares with the
-operand truncated toward zero (``{year: 2001.5}`` matches 2001, ``{n: {$gte: 299.5}}``
-matches 299), a float field with an int operand compares as floats; ``$contains`` tests
-membership in an array value with the operand's exact type (2.0 is not in [1, 2]);
-ordering operators take numbers only; an ``$in`` list holds values of one type.
+The reference semantics (a contract test compares every adapter with them on hundreds of
+generated filters): several keys at one level need ``$and``; a record without the key
+never matches a positive operator but does match ``ne``/``nin``/``not_contains``; strings,
+booleans and numbers never equal one another; an int field compared with a float operand
+compares with the operand truncated toward zero (``{year: 2001.5}`` matches 2001,
+``{n: {$gte: 299.5}}`` matches 299), a float field with an int operand compares as floats;
+``contains`` tests membership in an array value with the operand's exact type (2.0 is not
+in [1, 2]); ordering operators take numbers only; an ``in`` list holds values of one type.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 COMPARISONS = (
@@ -96,29 +99,92 @@ def _kinds(values: list[Any]) -> list[str]:
     return sorted({names[type(value)] for value in values})
 
 
-def matches(where: dict[str, Any], metadata: dict[str, Any] | None) -> bool:
-    """Whether a record's metadata passes a (valid) filter, as Chroma decides it."""
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``field OP value``; ``op`` is one of ``COMPARISONS`` without its ``$``, ``value`` a
+    tuple for ``in``/``nin``."""
+
+    field: str
+    op: str
+    value: Scalar | tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Filter, ...]
+
+
+Filter = Compare | AllOf | AnyOf
+
+
+def parse_where(where: Any, path: str = "where") -> Filter:
+    """The tree of a ``where`` filter; FilterError lists every problem if it is invalid."""
+    if problems := check_filter(where, path):
+        raise FilterError(problems)
+    return _tree(where)
+
+
+class FilterError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _tree(where: dict[str, Any]) -> Filter:
     key, value = next(iter(where.items()))
-    if key == "$and":
-        return all(matches(item, metadata) for item in value)
-    if key == "$or":
-        return any(matches(item, metadata) for item in value)
+    if key in LOGICAL:
+        items = tuple(_tree(item) for item in value)
+        return AllOf(items) if key == "$and" else AnyOf(items)
     operator, operand = next(iter(value.items())) if isinstance(value, dict) else ("$eq", value)
-    present = metadata is not None and key in metadata
-    actual = metadata.get(key) if metadata is not None else None
-    if operator == "$ne":
-        return not present or not _compare(actual, "$eq", operand)
-    if operator == "$nin":
-        return not present or not any(_compare(actual, "$eq", item) for item in operand)
-    if operator == "$not_contains":
+    return Compare(key, operator[1:], tuple(operand) if isinstance(operand, list) else operand)
+
+
+def to_where(node: Filter) -> dict[str, Any]:
+    """The ``where`` syntax of a tree (what golden files and records keep)."""
+    if isinstance(node, Compare):
+        value = list(node.value) if isinstance(node.value, tuple) else node.value
+        return {node.field: {f"${node.op}": value}}
+    return {"$and" if isinstance(node, AllOf) else "$or": [to_where(item) for item in node.items]}
+
+
+def operators(node: Filter) -> set[str]:
+    """The operators a tree uses: ``and``/``or`` and the comparisons, without ``$``."""
+    if isinstance(node, Compare):
+        return {node.op}
+    own = "and" if isinstance(node, AllOf) else "or"
+    return {own}.union(*(operators(item) for item in node.items))
+
+
+def evaluate(node: Filter, fields: dict[str, Any] | None) -> bool:
+    """Whether a record's fields pass a filter: the reference every adapter must match."""
+    if isinstance(node, AllOf):
+        return all(evaluate(item, fields) for item in node.items)
+    if isinstance(node, AnyOf):
+        return any(evaluate(item, fields) for item in node.items)
+    op, operand = node.op, node.value
+    present = fields is not None and node.field in fields
+    actual = fields.get(node.field) if fields is not None else None
+    if op == "ne":
+        return not present or not _compare(actual, "eq", operand)
+    if op == "nin":
+        return not present or not any(_compare(actual, "eq", item) for item in operand)  # type: ignore[union-attr]
+    if op == "not_contains":
         return not present or not _holds(actual, operand)
     if not present:
         return False
-    if operator == "$in":
-        return any(_compare(actual, "$eq", item) for item in operand)
-    if operator == "$contains":
+    if op == "in":
+        return any(_compare(actual, "eq", item) for item in operand)  # type: ignore[union-attr]
+    if op == "contains":
         return _holds(actual, operand)
-    return _compare(actual, operator, operand)
+    return _compare(actual, op, operand)
 
 
 def _compare(actual: Any, operator: str, operand: Any) -> bool:
@@ -127,7 +193,7 @@ def _compare(actual: Any, operator: str, operand: Any) -> bool:
     i64`` cast, saturating); a float field meets an int operand as a float."""
     kind, other = type(actual), type(operand)
     if kind is bool or other is bool or kind is str or other is str:
-        return operator == "$eq" and kind is other and actual == operand
+        return operator == "eq" and kind is other and actual == operand
     if kind not in (int, float):
         return False
     if kind is int and other is float:
@@ -135,11 +201,11 @@ def _compare(actual: Any, operator: str, operand: Any) -> bool:
     elif kind is float and other is int:
         operand = float(operand)
     return {
-        "$eq": actual == operand,
-        "$gt": actual > operand,
-        "$gte": actual >= operand,
-        "$lt": actual < operand,
-        "$lte": actual <= operand,
+        "eq": actual == operand,
+        "gt": actual > operand,
+        "gte": actual >= operand,
+        "lt": actual < operand,
+        "lte": actual <= operand,
     }[operator]
 
 

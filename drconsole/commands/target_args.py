@@ -1,0 +1,71 @@
+"""The CLI flags that name a live database, derived from the installed adapters' target
+options (``--engine``, ``--url``, ``--token`` and each adapter's own, e.g. ``--tenant``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from drconsole.engines.registry import adapters, engine_adapter
+from drconsole.errors import UsageError
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    installed = adapters()
+    servers = [adapter.name for adapter in installed.values() if not adapter.in_process]
+    only = servers[0] if len(servers) == 1 else None
+    parser.add_argument(
+        "--engine",
+        choices=list(installed),
+        default=only,
+        help=f"the database's engine (default: {only})" if only else "the database's engine",
+    )
+    examples = [adapter.url_example for adapter in installed.values() if adapter.url_example]
+    parser.add_argument(
+        "--url", required=True, help=f"the database, e.g. {examples[0]}" if examples else None
+    )
+    parser.add_argument(
+        "--token", metavar="REF", help="keyring:SERVICE/NAME or env:VAR of the API token"
+    )
+    seen: set[str] = set()
+    for adapter in installed.values():
+        for option in adapter.options:
+            if option.name in seen:
+                continue
+            seen.add(option.name)
+            default = f" (default: {option.default})" if option.default else ""
+            parser.add_argument(f"--{option.name}", help=f"{option.help}{default}")
+
+
+def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The target the flags describe; a flag the chosen engine has no use for is refused."""
+    if not args.engine:
+        raise UsageError("--engine is required", "`drconsole engines` lists the installed ones")
+    adapter = engine_adapter(args.engine)
+    own = {option.name for option in adapter.options}
+    others = {
+        option.name
+        for other in adapters().values()
+        for option in other.options
+        if option.name not in own and getattr(args, option.name, None) is not None
+    }
+    if others:
+        flags = ", ".join(f"--{name}" for name in sorted(others))
+        raise UsageError(f"{flags} do not apply to the {adapter.name} engine")
+    return {
+        "engine": adapter.name,
+        "url": args.url,
+        "token": args.token,
+        **{name: getattr(args, name) for name in own},
+    }
+
+
+def snapshot_name(target: dict[str, Any]) -> str:
+    """The name a snapshot id gets by default: the innermost namespace option set to
+    something else than its default (e.g. Chroma's database), else the engine's name."""
+    adapter = engine_adapter(target["engine"])
+    for option in reversed(adapter.options):
+        value = target.get(option.name)
+        if option.namespace and value and value != option.default:
+            return str(value)
+    return adapter.name

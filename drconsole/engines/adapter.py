@@ -1,0 +1,136 @@
+"""What an engine adapter declares about itself, so that the runbook loader, the CLI, the
+actions and ``drconsole engines`` ask it instead of knowing any engine by name.
+
+A declaration is cheap to import (no client library, no numpy): the loader reads it at
+start-up. The engine itself, its sandbox server and its filter compiler are imported
+only when a step opens the engine (``entry`` strings, ``module:attribute``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drconsole.entries import load_entry
+from drconsole.retry import DEFAULT, RetryPolicy
+
+if TYPE_CHECKING:
+    from drconsole.engines.base import Engine
+    from drconsole.sandbox import EngineServer
+
+
+class Capability(StrEnum):
+    """What an engine can do beyond the common core (collections, upsert, scan, count,
+    query, delete, filters)."""
+
+    RENAME = "rename"
+    """A collection can be renamed in one step (restore into staging, then cut over)."""
+    DOCUMENTS = "documents"
+    URIS = "uris"
+    NAMED_VECTORS = "named_vectors"
+    SPARSE_VECTORS = "sparse_vectors"
+    NATIVE_TENANTS = "native_tenants"
+    TENANT_STATES = "tenant_states"
+    ALIASES = "aliases"
+    ACCESS_POLICIES = "access_policies"
+    NATIVE_BACKUP = "native_backup"
+    BULK_LOAD = "bulk_load"
+    NEEDS_FLUSH = "needs_flush"
+
+    def describe(self) -> str:
+        return _CAPABILITY_WORDS[self]
+
+
+_CAPABILITY_WORDS = {
+    Capability.RENAME: "renaming a collection in one step (restore into staging, then cut over)",
+    Capability.DOCUMENTS: "a document stored with each record",
+    Capability.URIS: "a uri stored with each record",
+    Capability.NAMED_VECTORS: "several named vectors per record",
+    Capability.SPARSE_VECTORS: "sparse vectors",
+    Capability.NATIVE_TENANTS: "tenants of its own (not a field)",
+    Capability.TENANT_STATES: "tenant states (active, inactive, offloaded)",
+    Capability.ALIASES: "collection aliases",
+    Capability.ACCESS_POLICIES: "access policies (roles, grants, row-level rules)",
+    Capability.NATIVE_BACKUP: "backups of its own",
+    Capability.BULK_LOAD: "a bulk loader",
+    Capability.NEEDS_FLUSH: "a flush before written records are counted",
+}
+
+
+class ErrorKind(StrEnum):
+    """How an engine error is treated: ``transient`` is tried again under the retry
+    policy; the others fail the step at once with the engine's message."""
+
+    TRANSIENT = "transient"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    AUTH = "auth"
+    INVALID = "invalid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TargetOption:
+    """A setting of a target beyond ``engine``, ``url``, ``token`` and ``sandbox``: the
+    runbook's ``target``/``source`` keys and the CLI's flags are derived from these."""
+
+    name: str
+    help: str
+    default: str | None = None
+    namespace: bool = True
+    """Part of the namespace a snapshot records as its source (tenant, database...)."""
+
+
+@dataclass(frozen=True)
+class EngineAdapter:
+    """One engine: its name, options, capabilities and the entries of its code."""
+
+    name: str
+    title: str
+    engine_entry: str
+    """``module:function(url, options, token) -> Engine``."""
+    options: tuple[TargetOption, ...] = ()
+    capabilities: frozenset[Capability] = frozenset()
+    filter_operators: frozenset[str] = frozenset()
+    """The filter operators (``and``, ``or``, ``eq``, ``in``...) the engine can run."""
+    distances: dict[str, str] = field(default_factory=dict)
+    """Neutral distance name -> the engine's own name for it."""
+    sandbox_entry: str | None = None
+    """``module:class(folder) -> EngineServer``: a throwaway server for drills."""
+    classify_entry: str | None = None
+    """``module:function(error) -> ErrorKind``."""
+    retry: RetryPolicy = DEFAULT
+    tested_against: str = ""
+    """Which server versions the suite runs this adapter against, and how."""
+    url_example: str = ""
+    in_process: bool = False
+    """The engine lives inside drconsole's process (the reference engine): nothing a
+    separate command could reach later."""
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def default_namespace(self) -> dict[str, str]:
+        return {
+            option.name: option.default
+            for option in self.options
+            if option.namespace and option.default is not None
+        }
+
+    def unsupported_operators(self, used: set[str]) -> list[str]:
+        return sorted(used - self.filter_operators)
+
+    def open(self, url: str, options: dict[str, Any], token: str | None) -> Engine:
+        return load_entry(self.engine_entry)(url, options, token)
+
+    def sandbox(self, folder: Path) -> EngineServer:
+        if self.sandbox_entry is None:
+            raise ValueError(f"{self.name} has no sandbox server")
+        return load_entry(self.sandbox_entry)(folder)
+
+    def classify(self, error: BaseException) -> ErrorKind:
+        if self.classify_entry is None:
+            return ErrorKind.UNKNOWN
+        return load_entry(self.classify_entry)(error)

@@ -1,0 +1,24 @@
+"""Chroma (1.x, v2 REST API): the adapter's declaration. The client is in ``engine``, the
+sandbox server in ``server``."""
+
+from __future__ import annotations
+
+from drconsole.engines.adapter import Capability, EngineAdapter, TargetOption
+from drconsole.model.filters import COMPARISONS
+
+ADAPTER = EngineAdapter(
+    name="chroma",
+    title="Chroma",
+    engine_entry="drconsole.engines.chroma.engine:open_chroma",
+    options=(
+        TargetOption("tenant", "Chroma tenant", default="default_tenant"),
+        TargetOption("database", "Chroma database", default="default_database"),
+    ),
+    capabilities=frozenset({Capability.RENAME, Capability.DOCUMENTS, Capability.URIS}),
+    filter_operators=frozenset({"and", "or", *(op[1:] for op in COMPARISONS)}),
+    distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
+    sandbox_entry="drconsole.engines.chroma.server:ChromaServer",
+    classify_entry="drconsole.engines.chroma.engine:classify",
+    tested_against="Chroma 1.5 (`chroma run`, a real server in the test suite)",
+    url_example="http://chroma.internal:8000",
+)

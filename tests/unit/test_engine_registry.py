@@ -1,0 +1,130 @@
+"""Adapters are found through the ``drconsole.engines`` entry point group (a third-party
+package adds one without touching drconsole), and what an adapter declares decides what
+a runbook may ask of its engine: the loader refuses, with file and line, a step or a
+filter the target engine cannot run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from drconsole.engines import registry
+from drconsole.errors import RunbookError, UsageError
+from drconsole.runbook.loader import load_runbook
+
+from helpers import run_cli
+
+
+@pytest.fixture
+def third_party(monkeypatch: pytest.MonkeyPatch):
+    """The installed adapters plus ``limited`` (from helpers) and one whose import fails."""
+    installed = list(registry.entry_points(group=registry.GROUP))
+    extra = [
+        EntryPoint("limited", "helpers:LIMITED_ADAPTER", registry.GROUP),
+        EntryPoint("broken", "no_such_package.adapter:ADAPTER", registry.GROUP),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*installed, *extra])
+    registry.discovered.cache_clear()
+    yield
+    registry.discovered.cache_clear()
+
+
+def test_drconsole_s_own_adapters_are_installed_through_the_entry_point() -> None:
+    result = run_cli("engines", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {engine["name"]: engine for engine in json.loads(result.stdout)["engines"]}
+    assert set(listed) >= {"chroma", "memory"}
+    assert "rename" in listed["chroma"]["capabilities"]
+    assert listed["chroma"]["sandbox"] and listed["memory"]["in_process"]
+    assert "real server" in listed["chroma"]["tested_against"]
+
+
+def test_a_third_party_adapter_is_found_and_a_broken_one_named(third_party) -> None:
+    adapters, broken = registry.discovered()
+    assert adapters["limited"].title == "Limited"
+    assert "no_such_package" in broken["broken"]
+    with pytest.raises(UsageError, match="could not be loaded"):
+        registry.engine_adapter("broken")
+    with pytest.raises(UsageError, match="unknown engine 'nope'") as unknown:
+        registry.engine_adapter("nope")
+    assert "limited" in unknown.value.hint
+
+
+def _runbook(tmp_path: Path, engine: str, steps: str, filters: str = "") -> Path:
+    path = tmp_path / "runbook.yaml"
+    text = f"""\
+        schema: drconsole/runbook/v1
+        id: kb
+        title: Restore
+        objectives: {{rto: 1h, rpo: 1d}}
+        catalog: {{url: {tmp_path}}}
+        target: {{engine: {engine}, url: "memory://kb"}}
+        {filters}
+        steps:
+          - id: verify
+            action: verify_chain
+{textwrap.indent(textwrap.dedent(steps), "          ")}
+    """
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+STAGING = """\
+- id: schema
+  action: restore_schema
+  with: {into: staging}
+  marks: service_restored
+- id: cutover
+  action: cutover
+"""
+
+
+def test_steps_the_engine_cannot_perform_are_refused_at_load_time(
+    tmp_path: Path, third_party
+) -> None:
+    path = _runbook(tmp_path, "limited", STAGING)
+    with pytest.raises(RunbookError) as refused:
+        load_runbook(path)
+    problems = refused.value.problems
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{path}:11:")
+    assert "'schema' (restore_schema) needs renaming a collection" in problems[0]
+    assert problems[1].startswith(f"{path}:15:")
+    assert "'cutover' (cutover)" in problems[1] and "Limited engine cannot" in problems[1]
+    assert load_runbook(_runbook(tmp_path, "memory", STAGING)).target["engine"] == "memory"
+
+
+def test_filters_the_engine_cannot_run_are_refused_with_their_line(
+    tmp_path: Path, third_party
+) -> None:
+    filters = textwrap.dedent("""\
+        filters:
+          - {name: english, where: {lang: en}}
+          - {name: recent, where: {year: {$gte: 2020}}}
+          - {name: either, where: {$or: [{lang: en}, {lang: de}]}}
+    """).replace("\n", "\n        ")
+    steps = "- id: done\n  action: check_counts\n  marks: service_restored\n"
+    path = _runbook(tmp_path, "limited", steps, filters)
+    with pytest.raises(RunbookError) as refused:
+        load_runbook(path)
+    problems = refused.value.problems
+    assert [problem.split(":")[1] for problem in problems] == ["9", "10"], problems
+    assert "filter recent: the Limited engine cannot run gte" in problems[0]
+    assert "filter either: the Limited engine cannot run or" in problems[1]
+    assert load_runbook(_runbook(tmp_path, "memory", steps, filters)).filters
+
+
+def test_target_keys_are_the_engine_s_own_options(tmp_path: Path) -> None:
+    path = tmp_path / "runbook.yaml"
+    path.write_text(
+        "schema: drconsole/runbook/v1\nid: kb\ntitle: t\nobjectives: {rto: 1h, rpo: 1d}\n"
+        'target: {engine: memory, url: "memory://x", tenant: acme}\n'
+        "steps:\n  - {id: a, kind: manual, instructions: go, marks: service_restored}\n"
+    )
+    with pytest.raises(RunbookError) as refused:
+        load_runbook(path)
+    assert any("tenant" in problem for problem in refused.value.problems), refused.value.problems
