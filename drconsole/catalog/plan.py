@@ -83,20 +83,26 @@ class RestorePlan:
 
     def batches(self, collection: str) -> Iterator[tuple[Position, RecordBatch]]:
         """Batches of the final state, each with the position after it (for checkpoints).
-        A part's rows already written by a newer snapshot or deleted by one are left out."""
+        A part's rows already written by a newer snapshot or deleted by one are left out.
+        The chain's oldest snapshot adds nothing to the index: nothing is read after it."""
         written = IdIndex()
+        oldest = self.chain[0].id
         for manifest in reversed(self.chain):
             entry = manifest.collection(collection)
             if entry is None:
                 continue
             reader = SnapshotReader(self.store, manifest)
-            seen_here: list[np.ndarray] = [
-                id_hashes(ids, tenants) for ids, tenants in reader.deletes(entry)
-            ]
+            remember = manifest.id != oldest
+            seen_here: list[np.ndarray] = (
+                [id_hashes(ids, tenants) for ids, tenants in reader.deletes(entry)]
+                if remember
+                else []
+            )
             for number, batch in reader.batches(entry):
                 keys = id_hashes(batch.ids, batch.tenants)
                 keep = ~written.contains(keys)
-                seen_here.append(keys)
+                if remember:
+                    seen_here.append(keys)
                 final = batch if keep.all() else batch.take(np.flatnonzero(keep))
                 yield Position(manifest.id, number, len(batch)), final
             if seen_here:
