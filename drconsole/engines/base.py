@@ -67,6 +67,15 @@ class ScanWindow:
     def end(self) -> None:
         self.ended_at = utc_now()
 
+    def settle(self, listed: list[str], final: list[str], vanished: set[str]) -> list[str]:
+        """Learn what the scan saw from the ids listed at its start and at its end and
+        those that vanished before they were read; the ids it must still fetch (added
+        meanwhile, or deleted and added again), in the final listing's order."""
+        known, still = set(listed), set(final)
+        self.added = len(still - known)
+        self.deleted = len(known - still) + len(vanished & still)
+        return [record_id for record_id in final if record_id not in known or record_id in vanished]
+
     @property
     def changes_seen(self) -> int:
         return self.deleted + self.added

@@ -33,6 +33,8 @@ COMPARISONS = (
     "$not_contains",
 )
 LOGICAL = ("$and", "$or")
+OPERATORS = frozenset(operator[1:] for operator in (*COMPARISONS, *LOGICAL))
+"""Every operator of the neutral filter tree (what an adapter that runs them all declares)."""
 _NUMBER = (int, float)
 _SCALAR = (str, int, float, bool)
 INT64 = (-(2**63), 2**63 - 1)

@@ -4,7 +4,7 @@ sandbox server in ``server``."""
 from __future__ import annotations
 
 from drconsole.engines.adapter import Capability, EngineAdapter, TargetOption
-from drconsole.model.filters import COMPARISONS
+from drconsole.model.filters import OPERATORS
 
 ADAPTER = EngineAdapter(
     name="chroma",
@@ -15,7 +15,7 @@ ADAPTER = EngineAdapter(
         TargetOption("database", "Chroma database", default="default_database"),
     ),
     capabilities=frozenset({Capability.RENAME, Capability.DOCUMENTS, Capability.URIS}),
-    filter_operators=frozenset({"and", "or", *(op[1:] for op in COMPARISONS)}),
+    filter_operators=OPERATORS,
     distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
     sandbox_entry="drconsole.engines.chroma.server:ChromaServer",
     classify_entry="drconsole.engines.chroma.engine:classify",

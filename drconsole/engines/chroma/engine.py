@@ -301,11 +301,7 @@ class ChromaEngine:
         window.listed = len(listed)
         vanished: set[str] = set()
         yield from self._fetch(name, listed, page_size, vanished)
-        final = self._all_ids(name)
-        known, still = set(listed), set(final)
-        late = [record_id for record_id in final if record_id not in known or record_id in vanished]
-        window.added = len(still - known)
-        window.deleted = len(known - still) + len(vanished & still)
+        late = window.settle(listed, self._all_ids(name), vanished)
         yield from self._fetch(name, late, page_size, set())
         window.end()
 

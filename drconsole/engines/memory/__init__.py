@@ -4,7 +4,7 @@ contract suite runs on it first, and action tests that need no real server use i
 from __future__ import annotations
 
 from drconsole.engines.adapter import Capability, EngineAdapter, TargetOption
-from drconsole.model.filters import COMPARISONS
+from drconsole.model.filters import OPERATORS
 
 ADAPTER = EngineAdapter(
     name="memory",
@@ -12,7 +12,7 @@ ADAPTER = EngineAdapter(
     engine_entry="drconsole.engines.memory.engine:open_memory",
     options=(TargetOption("database", "database inside the in-memory server", default="default"),),
     capabilities=frozenset({Capability.RENAME, Capability.DOCUMENTS, Capability.URIS}),
-    filter_operators=frozenset({"and", "or", *(op[1:] for op in COMPARISONS)}),
+    filter_operators=OPERATORS,
     distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
     classify_entry="drconsole.engines.memory.engine:classify",
     tested_against="itself: the reference of the contract suite (in the unit tests)",

@@ -212,11 +212,7 @@ class MemoryEngine:
         vanished: set[str] = set()
         yield from self._pages(name, listed, page_size, vanished)
         with self._server.lock:
-            final = list(self._collection(name).records)
-        known, still = set(listed), set(final)
-        late = [record_id for record_id in final if record_id not in known or record_id in vanished]
-        window.added = len(still - known)
-        window.deleted = len(known - still) + len(vanished & still)
+            late = window.settle(listed, list(self._collection(name).records), vanished)
         yield from self._pages(name, late, page_size, set())
         window.end()
 
