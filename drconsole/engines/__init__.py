@@ -1,14 +1,18 @@
 """Vector-database adapters behind one neutral interface (``engines.base.Engine``), each
-declared by an ``EngineAdapter`` (``engines.adapter``) and found by ``engines.registry``."""
+declared by an ``EngineAdapter`` (``engines.adapter``) and found by ``engines.registry``.
+Importing this package loads no client library and no numpy (the console's start and
+the runbook loader read the declarations)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drconsole.engines.base import Engine
 from drconsole.engines.registry import engine_adapter
 from drconsole.errors import UsageError
 from drconsole.secrets import resolve
+
+if TYPE_CHECKING:
+    from drconsole.engines.base import Engine
 
 
 def default_namespace(engine: str) -> dict[str, str]:
