@@ -27,14 +27,13 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token", metavar="REF", help="keyring:SERVICE/NAME or env:VAR of the API token"
     )
-    seen: set[str] = set()
+    helps: dict[str, list[str]] = {}
     for adapter in installed.values():
         for option in adapter.options:
-            if option.name in seen:
-                continue
-            seen.add(option.name)
             default = f" (default: {option.default})" if option.default else ""
-            parser.add_argument(f"--{option.name}", help=f"{option.help}{default}")
+            helps.setdefault(option.name, []).append(f"{adapter.name}: {option.help}{default}")
+    for name, lines in helps.items():
+        parser.add_argument(f"--{name}", help="; ".join(lines))
 
 
 def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,7 +50,11 @@ def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
     if others:
         flags = ", ".join(f"--{name}" for name in sorted(others))
-        raise UsageError(f"{flags} do not apply to the {adapter.name} engine")
+        verb = "does" if len(others) == 1 else "do"
+        raise UsageError(
+            f"{flags} {verb} not apply to the {adapter.name} engine",
+            f"its options: {', '.join(f'--{name}' for name in sorted(own)) or 'none'}",
+        )
     return {
         "engine": adapter.name,
         "url": args.url,

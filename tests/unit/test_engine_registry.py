@@ -128,3 +128,25 @@ def test_target_keys_are_the_engine_s_own_options(tmp_path: Path) -> None:
     with pytest.raises(RunbookError) as refused:
         load_runbook(path)
     assert any("tenant" in problem for problem in refused.value.problems), refused.value.problems
+
+
+def test_a_flag_of_another_engine_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "snapshot",
+        "create",
+        "--engine",
+        "memory",
+        "--url",
+        "memory://x",
+        "--tenant",
+        "acme",
+        "--collections",
+        "kb",
+        "--catalog",
+        str(tmp_path / "catalog"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --tenant does not apply to the memory engine",
+        "hint: its options: --database",
+    ]
