@@ -39,7 +39,7 @@ def build(root: Path, count: int, incrementals: int) -> str:
     the records and deleting 0.5%; the newest snapshot's id."""
     store = LocalStore(root)
     moment = datetime.now(UTC) - timedelta(hours=1)
-    writer = SnapshotWriter(store, "bench-F", part_rows=20_000)
+    writer = SnapshotWriter(store, "bench-F")
     collection = writer.collection("kb_articles", CollectionSchema(384, "cosine"))
     spec = CorpusSpec("kb", count)
     for start in range(0, count, 20_000):
@@ -55,7 +55,7 @@ def build(root: Path, count: int, incrementals: int) -> str:
     alive = count
     changed, deleted = count // 100, count // 200
     for number in range(1, incrementals + 1):
-        writer = SnapshotWriter(store, f"bench-I{number:02d}", part_rows=20_000)
+        writer = SnapshotWriter(store, f"bench-I{number:02d}")
         collection = writer.collection("kb_articles", CollectionSchema(384, "cosine"))
         first = (number * 7919 * changed) % max(1, count - changed - deleted)
         collection.add(records(CorpusSpec("kb", count, version=number), first, first + changed))

@@ -49,6 +49,7 @@ def write_spec_snapshot(
     recovery_point: str = "2026-11-22T10:15:00Z",
     collection: str = "help_articles",
     extra_files: list[dict[str, Any]] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> bytes:
     """Write a one-collection snapshot by hand and return the manifest bytes."""
     base = f"snapshots/{snapshot_id}/"
@@ -89,7 +90,8 @@ def write_spec_snapshot(
         "created_at": recovery_point,
         "completed_at": recovery_point,
         "recovery_point": recovery_point,
-        "source": {
+        "source": source
+        or {
             "engine": "chroma",
             "url": "http://chroma.internal:8000",
             "server_version": "1.0.0",

@@ -20,13 +20,12 @@ import numpy as np
 
 from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.catalog import CatalogView, load_catalog
-from drconsole.catalog.layout import part_path
 from drconsole.catalog.lock import CatalogLock, lock_catalog
 from drconsole.catalog.manifest import CollectionEntry, Manifest
 from drconsole.catalog.plan import id_hashes
 from drconsole.catalog.reader import SnapshotReader
 from drconsole.catalog.select import select_recovery_point
-from drconsole.catalog.state import content_hashes, decode_state, encode_state
+from drconsole.catalog.state import content_hashes
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth
 from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
@@ -325,7 +324,7 @@ class _Baseline:
             )
         reader = SnapshotReader(store, parent)
         keys, contents = [], []
-        for ids, tenants, hashes in _states(reader, entry):
+        for ids, tenants, hashes in reader.states(entry):
             keys.append(id_hashes(ids, tenants))
             contents.append(hashes)
         empty = np.zeros(0, dtype=np.uint64)
@@ -348,22 +347,12 @@ class _Baseline:
     def deleted(self) -> Iterator[tuple[list[str], list[str | None]]]:
         """Ids of the parent's state that the current scan did not see (re-read, so
         memory holds hashes only)."""
-        for ids, tenants, _ in _states(self.reader, self.entry):
+        for ids, tenants, _ in self.reader.states(self.entry):
             keys = id_hashes(ids, tenants)
             positions = np.searchsorted(self.keys, keys)
             gone = [i for i, pos in enumerate(positions) if not self.seen[pos]]
             if gone:
                 yield [ids[i] for i in gone], [tenants[i] for i in gone]
-
-
-def _states(
-    reader: SnapshotReader, entry: CollectionEntry
-) -> Iterator[tuple[list[str], list[str | None], np.ndarray]]:
-    for file in sorted(entry.files_of("state"), key=lambda item: item.path):
-        try:
-            yield decode_state(reader.read_file(file))
-        except ValueError as error:
-            raise IntegrityError(f"{file.path} of snapshot {reader.manifest.id}: {error}") from None
 
 
 class _StateWriter:
@@ -390,10 +379,7 @@ class _StateWriter:
 
     def _flush(self) -> None:
         hashes = np.concatenate(self.hashes) if self.hashes else np.zeros(0, dtype=np.uint64)
-        path = part_path(self.out.name, "state", self.parts).split("/", 1)[1]
-        self.out.add_file(
-            path, "state", encode_state(self.ids, self.tenants, hashes), len(self.ids)
-        )
+        self.out.add_state(self.ids, self.tenants, hashes)
         self.ids, self.tenants, self.hashes = [], [], []
         self.parts += 1
 

@@ -1,4 +1,4 @@
-"""Where things live in a catalog (``drconsole-snapshot/1``, DESIGN section 4)."""
+"""Where things live in a catalog (``drconsole-snapshot/1`` and ``/2``, DESIGN section 4)."""
 
 from __future__ import annotations
 
@@ -41,11 +41,12 @@ def file_key(snapshot_id: str, relative_path: str) -> str:
 
 
 def part_path(collection: str, kind: str, number: int) -> str:
-    suffix = "npy" if kind == "vectors" else "jsonl.gz"
-    return f"{collection}/{kind}-{number:05d}.{suffix}"
+    """Where this drconsole writes a part (format 2: Parquet; format 1 named them
+    ``records-N.jsonl.gz``, ``vectors-N.npy``...: the manifest lists every path)."""
+    return f"{collection}/{kind}-{number:05d}.parquet"
 
 
 def part_number(path: str) -> int | None:
-    """N in ``records-N.jsonl.gz``; None for a name without one."""
+    """N in ``records-N.parquet`` (or ``records-N.jsonl.gz``); None for a name without one."""
     match = _PART_NUMBER.search(path)
     return int(match.group(1)) if match else None

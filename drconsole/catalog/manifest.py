@@ -1,6 +1,9 @@
-"""``manifest.json`` of ``drconsole-snapshot/1``: the model, a strict parser and the
-serializer. The format is a contract other tools write and read, so the parser checks
-every field and refuses anything that could make a reader leave the snapshot folder.
+"""``manifest.json`` of ``drconsole-snapshot/2`` (and of ``/1``, still read): the model, a
+strict parser and the serializer. The two formats share the manifest; they differ in
+their parts (format 1: JSON Lines records beside ``.npy`` vectors; format 2: Parquet
+parts holding both, ``catalog.columnar``). The format is a contract other tools write
+and read, so the parser checks every field and refuses anything that could make a
+reader leave the snapshot folder.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from drconsole.errors import IntegrityError
 from drconsole.schema import CollectionSchema
 from drconsole.timefmt import format_duration, format_utc, parse_utc
 
-FORMAT = "drconsole-snapshot/1"
+FORMAT_1 = "drconsole-snapshot/1"
+FORMAT_2 = "drconsole-snapshot/2"
+FORMATS = (FORMAT_1, FORMAT_2)
+FORMAT = FORMAT_2
+"""What this drconsole writes."""
 KINDS = ("full", "incremental")
 FILE_KINDS = ("records", "vectors", "deletes", "state")
 DISTANCES = ("cosine", "l2", "ip")
@@ -31,7 +38,7 @@ _ENTRY_KINDS = (*FILE_KINDS, "golden")
 
 
 class ManifestError(IntegrityError):
-    """A manifest that is not valid ``drconsole-snapshot/1``."""
+    """A manifest that is not a valid ``drconsole-snapshot`` manifest."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,12 @@ class Manifest:
     tool: dict[str, Any]
     sha256: str = ""
     point_in_time: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+
+    @property
+    def version(self) -> int:
+        """1 or 2: how its parts are encoded."""
+        return FORMATS.index(self.format) + 1
 
     def collection(self, name: str) -> CollectionEntry | None:
         return next((entry for entry in self.collections if entry.name == name), None)
@@ -138,7 +151,7 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
+            "format": self.format,
             "id": self.id,
             "kind": self.kind,
             "parent": self.parent,
@@ -185,8 +198,9 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
     except RecursionError:
         raise ManifestError("manifest.json nests too deeply") from None
     reader = _Fields(raw, "manifest")
-    if reader.text("format") != FORMAT:
-        raise ManifestError(f"manifest format is not {FORMAT}")
+    version = reader.text("format")
+    if version not in FORMATS:
+        raise ManifestError(f"manifest format is not one of {', '.join(FORMATS)}")
     snapshot_id = reader.text("id")
     if not _SNAPSHOT_ID.match(snapshot_id):
         raise ManifestError(f"manifest id {snapshot_id!r} is not a valid snapshot id")
@@ -211,7 +225,9 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
         if golden_raw
         else []
     )
-    collections = [_collection(item, n, kind) for n, item in enumerate(reader.items("collections"))]
+    collections = [
+        _collection(item, n, kind, version) for n, item in enumerate(reader.items("collections"))
+    ]
     names = [collection.name for collection in collections]
     if len(set(names)) != len(names):
         raise ManifestError("a collection is listed twice")
@@ -244,10 +260,11 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
         tool=reader.optional_mapping("tool"),
         sha256=sha256,
         point_in_time=reader.optional_mapping("point_in_time"),
+        format=version,
     )
 
 
-def _collection(raw: Any, number: int, kind: str) -> CollectionEntry:
+def _collection(raw: Any, number: int, kind: str, version: str) -> CollectionEntry:
     where = f"collections[{number}]"
     reader = _Fields(raw, where)
     name = reader.text("name")
@@ -266,7 +283,9 @@ def _collection(raw: Any, number: int, kind: str) -> CollectionEntry:
         key: counts_reader.integer(key) for key in ("records", "deletes", "total_after_apply")
     }
     files = [_file(item, f"{where}.files[{n}]") for n, item in enumerate(reader.items("files"))]
-    _check_counts(where, kind, dimension, counts, files)
+    _check_counts(
+        where, kind=kind, version=version, dimension=dimension, counts=counts, files=files
+    )
     return CollectionEntry(
         name=name,
         schema=CollectionSchema(
@@ -287,7 +306,13 @@ def _collection(raw: Any, number: int, kind: str) -> CollectionEntry:
 
 
 def _check_counts(
-    where: str, kind: str, dimension: int, counts: dict[str, int], files: list[FileEntry]
+    where: str,
+    *,
+    kind: str,
+    version: str,
+    dimension: int,
+    counts: dict[str, int],
+    files: list[FileEntry],
 ) -> None:
     """Counts that cannot be true of the files listed are refused: a manifest that lies
     about its own data is not one to restore from."""
@@ -297,10 +322,12 @@ def _check_counts(
         file_kind: sum(entry.rows for entry in files if entry.kind == file_kind)
         for file_kind in ("records", "vectors", "deletes")
     }
-    if rows["records"] != counts["records"] or rows["vectors"] != counts["records"]:
+    vector_rows = counts["records"] if version == FORMAT_1 else 0
+    if rows["records"] != counts["records"] or rows["vectors"] != vector_rows:
         raise ManifestError(
             f"{where}.counts.records is {counts['records']}, but its records files hold "
             f"{rows['records']} rows and its vectors files {rows['vectors']}"
+            + ("" if version == FORMAT_1 else f" (a {version} snapshot keeps vectors in records)")
         )
     if rows["deletes"] != counts["deletes"]:
         raise ManifestError(

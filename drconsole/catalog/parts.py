@@ -1,11 +1,11 @@
-"""Encoding and decoding of snapshot parts: ``records-N.jsonl.gz``, ``vectors-N.npy``
-and ``deletes-N.jsonl.gz``. Decoders treat bytes as untrusted and raise ValueError with a
-reason; callers turn that into an integrity error naming the file and snapshot."""
+"""Decoding of ``drconsole-snapshot/1`` parts (still read, no longer written):
+``records-N.jsonl.gz``, ``vectors-N.npy`` and ``deletes-N.jsonl.gz``. Decoders treat bytes
+as untrusted and raise ValueError with a reason; callers turn that into an integrity
+error naming the file and snapshot. Format 2 is ``catalog.columnar``."""
 
 from __future__ import annotations
 
 import gc
-import gzip
 import io
 import zlib
 from collections.abc import Iterator
@@ -17,41 +17,8 @@ import orjson
 
 from drconsole.records import RecordBatch
 
-GZIP_LEVEL = 6
 MAX_PART_BYTES = 2 * 1024**3
 NPY_HEADER_LIMIT = 65536
-
-
-def encode_records(batch: RecordBatch) -> bytes:
-    """One JSON object per record; ``uri`` is written only for records that have one."""
-    lines = b"".join(
-        orjson.dumps(
-            {"id": id_, "document": doc, "metadata": meta, "tenant": tenant}
-            if uri is None
-            else {"id": id_, "document": doc, "metadata": meta, "tenant": tenant, "uri": uri}
-        )
-        + b"\n"
-        for id_, doc, meta, tenant, uri in zip(
-            batch.ids, batch.documents, batch.metadatas, batch.tenants, batch.uris, strict=True
-        )
-    )
-    return gzip.compress(lines, compresslevel=GZIP_LEVEL, mtime=0)
-
-
-def encode_vectors(vectors: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.lib.format.write_array(
-        buffer, np.ascontiguousarray(vectors, dtype="<f4"), allow_pickle=False
-    )
-    return buffer.getvalue()
-
-
-def encode_deletes(ids: list[str], tenants: list[str | None]) -> bytes:
-    lines = b"".join(
-        orjson.dumps({"id": id_, "tenant": tenant}) + b"\n"
-        for id_, tenant in zip(ids, tenants, strict=True)
-    )
-    return gzip.compress(lines, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def json_lines(data: bytes) -> list[Any]:
@@ -65,7 +32,7 @@ def json_lines(data: bytes) -> list[Any]:
     if not body:
         return []
     try:
-        with _no_collection_pauses():
+        with no_collection_pauses():
             items = orjson.loads(b"[" + body.replace(b"\n", b",") + b"]")
     except orjson.JSONDecodeError as error:
         raise ValueError(f"a line is not JSON ({error})") from None
@@ -75,7 +42,7 @@ def json_lines(data: bytes) -> list[Any]:
 
 
 @contextmanager
-def _no_collection_pauses() -> Iterator[None]:
+def no_collection_pauses() -> Iterator[None]:
     """The cyclic garbage collector paused while a part's objects are built: tens of
     thousands of new dicts and lists would otherwise trigger collection after collection,
     each walking objects that cannot be garbage yet (the restore pipeline runs about 15%

@@ -98,12 +98,14 @@ class RestorePlan:
                 if remember
                 else []
             )
+            done: dict[int, int] = {}
             for number, batch in reader.batches(entry):
                 keys = id_hashes(batch.ids, batch.tenants)
                 keep = ~written.contains(keys)
                 if remember:
                     seen_here.append(keys)
                 final = batch if keep.all() else batch.take(np.flatnonzero(keep))
-                yield Position(manifest.id, number, len(batch)), final
+                done[number] = done.get(number, 0) + len(batch)
+                yield Position(manifest.id, number, done[number]), final
             if seen_here:
                 written.add(np.concatenate(seen_here))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-from drconsole.catalog import parts
+import numpy as np
+
+from drconsole.catalog import parts, state
 from drconsole.catalog.layout import file_key, part_number
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
 from drconsole.catalog.store import MissingObject, ObjectStore
@@ -56,7 +59,29 @@ class SnapshotReader:
         return buffer
 
     def batches(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
-        """(part number, batch) for each records/vectors pair, in part order."""
+        """(part number, batch) in part order: format 2 gives a batch per row group of a
+        part, format 1 one per part."""
+        if self.manifest.version == 1:
+            yield from self._batches_v1(collection)
+            return
+        from drconsole.catalog import columnar  # pyarrow, loaded when a part is read
+
+        for entry in sorted(collection.files_of("records"), key=_order):
+            data = self.read_file(entry)
+            with self._decoding(entry):
+                for batch in columnar.records_of(data, collection.schema.dimension, entry.rows):
+                    yield part_number(entry.path) or 0, batch
+
+    @contextmanager
+    def _decoding(self, entry: FileEntry) -> Iterator[None]:
+        """A part that does not decode is an integrity error naming it and the snapshot."""
+        try:
+            yield
+        except ValueError as error:
+            raise IntegrityError(f"{entry.path} of snapshot {self.manifest.id}: {error}") from None
+
+    def _batches_v1(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
+        """Format 1: records-N.jsonl.gz paired with vectors-N.npy."""
         for number, records, vectors in pair_parts(collection, self.manifest.id):
             record_bytes = self.read_file(records)
             vector_bytes = self.read_file(vectors)
@@ -77,13 +102,33 @@ class SnapshotReader:
             yield number, batch
 
     def deletes(self, collection: CollectionEntry) -> Iterator[tuple[list[str], list[str | None]]]:
+        from drconsole.catalog import columnar
+
         for entry in sorted(collection.files_of("deletes"), key=_order):
-            try:
-                yield parts.decode_deletes(self.read_file(entry))
-            except ValueError as error:
-                raise IntegrityError(
-                    f"{entry.path} of snapshot {self.manifest.id}: {error}"
-                ) from None
+            data = self.read_file(entry)
+            with self._decoding(entry):
+                decoded = (
+                    parts.decode_deletes(data)
+                    if self.manifest.version == 1
+                    else columnar.decode_deletes(data, entry.rows)
+                )
+            yield decoded
+
+    def states(
+        self, collection: CollectionEntry
+    ) -> Iterator[tuple[list[str], list[str | None], np.ndarray]]:
+        """(ids, tenants, content hashes) of the collection's state parts."""
+        from drconsole.catalog import columnar
+
+        for entry in sorted(collection.files_of("state"), key=_order):
+            data = self.read_file(entry)
+            with self._decoding(entry):
+                decoded = (
+                    state.decode_state(data)
+                    if self.manifest.version == 1
+                    else columnar.decode_state(data, entry.rows)
+                )
+            yield decoded
 
 
 def pair_parts(

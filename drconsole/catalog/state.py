@@ -1,21 +1,21 @@
-"""State files (``state-N.jsonl.gz``, kind ``state``): every record of a snapshot's full
-state as ``{"id", "tenant", "h"}``, where ``h`` is a 64-bit content hash of the vector,
-document, metadata and uri (a record without a uri hashes as it did before uris were
-kept, so older state files still diff correctly). The next incremental diffs against
-these hashes instead of reading the parent's data. This kind is drconsole's extension
-of ``drconsole-snapshot/1``; readers that do not know it can ignore it.
+"""State files (kind ``state``): every record of a snapshot's full state with ``h``, a
+64-bit content hash of the vector, document, metadata and uri (a record without a uri
+hashes as it did before uris were kept, so older state files still diff correctly). The
+next incremental diffs against these hashes instead of reading the parent's data.
+Format 2 writes them as Parquet (``catalog.columnar``); format 1's ``state-N.jsonl.gz``
+(``{"id", "tenant", "h"}`` per line, h in hex) is still read, so an incremental can
+follow a format 1 parent.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from typing import Any
 
 import numpy as np
 import orjson
 
-from drconsole.catalog.parts import GZIP_LEVEL, json_lines
+from drconsole.catalog.parts import json_lines
 from drconsole.records import RecordBatch
 
 
@@ -32,14 +32,6 @@ def content_hashes(batch: RecordBatch) -> np.ndarray:
             digest.update(b"\x02" + uri.encode())
         hashes[row] = int.from_bytes(digest.digest(), "little")
     return hashes
-
-
-def encode_state(ids: list[str], tenants: list[str | None], hashes: np.ndarray) -> bytes:
-    lines = b"".join(
-        orjson.dumps({"id": record_id, "tenant": tenant, "h": f"{int(value):016x}"}) + b"\n"
-        for record_id, tenant, value in zip(ids, tenants, hashes, strict=True)
-    )
-    return gzip.compress(lines, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def decode_state(data: bytes) -> tuple[list[str], list[str | None], np.ndarray]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from drconsole import __version__
-from drconsole.catalog import parts
 from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.layout import claim_key, file_key, mac_key, manifest_key, part_path
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
@@ -141,6 +142,7 @@ class CollectionWriter:
     _pending_rows: int = 0
     _parts: int = 0
     _delete_parts: int = 0
+    _state_parts: int = 0
 
     def add(self, batch: RecordBatch) -> None:
         if len(batch) and self.schema.dimension and batch.dimension != self.schema.dimension:
@@ -154,16 +156,25 @@ class CollectionWriter:
             self._flush(self.snapshot.part_rows)
 
     def delete(self, ids: list[str], tenants: list[str | None]) -> None:
+        from drconsole.catalog import columnar  # pyarrow, loaded when a part is written
+
         for start in range(0, len(ids), self.snapshot.part_rows):
             chunk_ids = ids[start : start + self.snapshot.part_rows]
-            data = parts.encode_deletes(chunk_ids, tenants[start : start + self.snapshot.part_rows])
+            chunk_tenants = tenants[start : start + self.snapshot.part_rows]
+            data = columnar.encode_deletes(chunk_ids, chunk_tenants)
             path = part_path(self.name, "deletes", self._delete_parts)
             self.files.append(self.snapshot.put(path, "deletes", data, len(chunk_ids)))
             self._delete_parts += 1
             self.deletes += len(chunk_ids)
 
-    def add_file(self, entry_path: str, kind: str, data: bytes, rows: int = 0) -> None:
-        self.files.append(self.snapshot.put(f"{self.name}/{entry_path}", kind, data, rows))
+    def add_state(self, ids: list[str], tenants: list[str | None], hashes: np.ndarray) -> None:
+        """One part of the collection's state: each record's content hash (``state``)."""
+        from drconsole.catalog import columnar
+
+        data = columnar.encode_state(ids, tenants, hashes)
+        path = part_path(self.name, "state", self._state_parts)
+        self.files.append(self.snapshot.put(path, "state", data, len(ids)))
+        self._state_parts += 1
 
     def close(
         self,
@@ -196,6 +207,8 @@ class CollectionWriter:
         return entry
 
     def _flush(self, rows: int) -> None:
+        from drconsole.catalog import columnar
+
         batch = RecordBatch.join(self._pending, self.schema.dimension)
         part, rest = batch.slice(0, rows), batch.slice(rows, len(batch))
         self._pending = [rest] if len(rest) else []
@@ -205,15 +218,7 @@ class CollectionWriter:
             self.snapshot.put(
                 part_path(self.name, "records", number),
                 "records",
-                parts.encode_records(part),
-                len(part),
-            )
-        )
-        self.files.append(
-            self.snapshot.put(
-                part_path(self.name, "vectors", number),
-                "vectors",
-                parts.encode_vectors(part.vectors),
+                columnar.encode_records(part),
                 len(part),
             )
         )

@@ -254,6 +254,7 @@ def _listing_json(
             {
                 "id": manifest.id,
                 "kind": manifest.kind,
+                "format": manifest.format,
                 "parent": manifest.parent,
                 "recovery_point": format_utc(manifest.recovery_point),
                 "age_s": round((now - manifest.recovery_point).total_seconds(), 3),
@@ -281,6 +282,12 @@ def _listing_json(
         ],
         "unfinished": [{"id": u.id, "files": u.files, "bytes": u.bytes} for u in view.unfinished],
     }
+
+
+def chain_text(chain: list[Manifest]) -> str:
+    """``A -> B``; each snapshot's format named when the chain mixes them."""
+    mixed = len({item.format for item in chain}) > 1
+    return " -> ".join(item.id + (f" (format {item.version})" if mixed else "") for item in chain)
 
 
 def show_command(args: argparse.Namespace) -> int:
@@ -322,7 +329,8 @@ def show_command(args: argparse.Namespace) -> int:
         f"source: {escape(describe_source(source))} at {escape(str(source.get('url')))} "
         f"(server {escape(str(source.get('server_version', '?')))})"
     )
-    stdout.print(f"chain: {' -> '.join(m.id for m in chain)}")
+    stdout.print(f"format: {manifest.format}")
+    stdout.print(f"chain: {chain_text(chain)}")
     checkpoint = ", ".join(f"{k}={v}" for k, v in manifest.ingest_checkpoint.items()) or "-"
     stdout.print(f"ingest checkpoint: {escape(checkpoint)}")
     table = Table(title="collections", title_justify="left")

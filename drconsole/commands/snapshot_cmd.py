@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.auth import CatalogKey
+from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_store
 from drconsole.catalog.s3 import S3Store
+from drconsole.catalog.store import ObjectStore
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.commands.target_args import add_target_arguments, snapshot_name, target_from_args
 from drconsole.engines import open_engine
@@ -141,10 +144,13 @@ def create_command(args: argparse.Namespace) -> int:
             manifest = _with_progress(request)
     finally:
         engine.close()
+    parent_format = _parent_format(store, manifest)
     summary = {
         "id": manifest.id,
         "kind": manifest.kind,
+        "format": manifest.format,
         "parent": manifest.parent,
+        "parent_format": parent_format,
         "recovery_point": format_utc(manifest.recovery_point),
         "point_in_time": manifest.point_in_time,
         "signed": args.catalog_key is not None,
@@ -164,7 +170,21 @@ def create_command(args: argparse.Namespace) -> int:
         stdout.print(
             f"recovery point {format_utc(manifest.recovery_point)}: {manifest.point_in_time_note()}"
         )
+        if parent_format not in (None, manifest.format):
+            stdout.print(
+                f"[yellow]note[/]: chained onto {manifest.parent}, a {parent_format} snapshot; "
+                f"this one is {manifest.format}. A restore reads each in its own format; "
+                "a full snapshot starts a chain of one format."
+            )
     return 0
+
+
+def _parent_format(store: ObjectStore, manifest: Manifest) -> str | None:
+    """The format of the snapshot an incremental was chained onto (None for a full)."""
+    if manifest.parent is None:
+        return None
+    raw = json.loads(store.read(manifest_key(manifest.parent)))
+    return str(raw.get("format"))
 
 
 def _with_progress(request: SnapshotRequest) -> Manifest:

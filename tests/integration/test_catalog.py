@@ -230,7 +230,7 @@ def test_file_findings_at_their_depth(
     store: ObjectStore, tamper: str, caught_at: str, kind: str
 ) -> None:
     manifest = _snapshot(store, "full-1", 0, [_batch([f"r{n}" for n in range(20)])], total=20)
-    entry = manifest.collections[0].files_of("vectors")[1]
+    entry = manifest.collections[0].files_of("records")[1]
     key = f"snapshots/full-1/{entry.path}"
     if tamper == "delete":
         store.delete([key])
@@ -252,7 +252,7 @@ def test_file_findings_at_their_depth(
     assert (
         verify(view, store, ["full-1"], Depth.parse("sample:100%"), seed=1).findings[0].kind == kind
     )
-    with pytest.raises(IntegrityError, match=r"vectors-00001\.npy of snapshot full-1"):
+    with pytest.raises(IntegrityError, match=r"records-00001\.parquet of snapshot full-1"):
         list(SnapshotReader(store, view.snapshots["full-1"]).batches(manifest.collections[0]))
 
 
@@ -292,7 +292,7 @@ def test_an_unfinished_upload_is_never_offered(store: ObjectStore) -> None:
     collection = writer.collection("help_articles", CollectionSchema(DIM, "cosine"))
     collection.add(_batch(["a", "b", "c"]))  # parts written, then the writer "crashes"
     view = load_catalog(store)
-    assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 7)]  # 6 parts, a claim
+    assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 4)]  # 3 parts, a claim
     assert select_recovery_point(view, store, FULL, allow_unsigned=True).manifest.id == full.id
     with pytest.raises(DrconsoleError, match="unfinished"):
         view.require("full-2")
@@ -313,7 +313,7 @@ def test_only_abandoned_uploads_are_pruned_and_only_when_asked(store: ObjectStor
     plan.abandoned = abandoned_uploads(view, 86400, now)
     old_id = f"{compact_utc(now - timedelta(days=3))}-kb-old"
     assert plan.abandoned == [old_id], "only one started over a day ago, and whose id says so"
-    assert apply_retention(store, plan) == 3, "its records and vectors part, and its claim"
+    assert apply_retention(store, plan) == 2, "its records part and its claim"
     after = load_catalog(store)
     assert sorted(u.id for u in after.unfinished) == sorted(
         u.id for u in view.unfinished if u.id != old_id
@@ -487,11 +487,11 @@ def test_a_wrong_s3_secret_is_refused_by_the_server_and_reported_clearly(
 def test_manifest_json_is_the_contract(store: ObjectStore) -> None:
     manifest = _snapshot(store, "full-1", 0, [_batch(["a", "b"])], total=2)
     raw = json.loads(store.read("snapshots/full-1/manifest.json"))
-    assert raw["format"] == "drconsole-snapshot/1"
+    assert raw["format"] == "drconsole-snapshot/2"
     assert raw["parent"] is None and raw["kind"] == "full"
     entry = raw["collections"][0]
     assert entry["files"][0] == {
-        "path": "help_articles/records-00000.jsonl.gz",
+        "path": "help_articles/records-00000.parquet",
         "kind": "records",
         "rows": 2,
         "bytes": manifest.collections[0].files[0].bytes,

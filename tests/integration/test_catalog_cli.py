@@ -88,11 +88,11 @@ def test_list_show_verify_prune_on_a_local_catalog(tmp_path: Path) -> None:
         shown.returncode == 0 and "s1-full -> s2-inc" in shown.stdout and "tickets" in shown.stdout
     )
     assert run_cli("catalog", "verify", str(root), "--depth", "full").returncode == 0
-    vectors = next((root / "snapshots" / "s2-inc" / "tickets").glob("vectors-*.npy"))
-    vectors.write_bytes(vectors.read_bytes()[:-1] + b"\x01")
+    part = next((root / "snapshots" / "s2-inc" / "tickets").glob("records-*.parquet"))
+    part.write_bytes(part.read_bytes()[:-1] + b"\x01")
     broken = run_cli("catalog", "verify", str(root), "s3-inc", "--depth", "full")
     assert broken.returncode == 1
-    assert "s2-inc: checksum_mismatch" in broken.stdout and "vectors-00000.npy" in broken.stdout
+    assert "s2-inc: checksum_mismatch" in broken.stdout and "records-00000.parquet" in broken.stdout
     assert run_cli("catalog", "verify", str(root), "--depth", "sizes").returncode == 0
     dry = json.loads(
         run_cli("catalog", "prune", str(root), "--keep-last", "1", "--dry-run", "--json").stdout
@@ -358,8 +358,8 @@ def test_the_last_verification_is_kept_in_the_catalog_and_listed(
     for status in table().values():
         assert status.startswith("verified full ") and status.endswith("ago: intact, signed")
 
-    vectors = next(iter(f for f in _names(store) if "s2-inc" in f and f.endswith(".npy")))
-    _overwrite(store, vectors, b"\x93NUMPY broken")
+    part = next(iter(f for f in _names(store) if "s2-inc" in f and f.endswith(".parquet")))
+    _overwrite(store, part, b"PAR1 broken")
     assert (
         run_cli("catalog", "verify", where[0], "s2-inc", *where[1:], "--depth", "full").returncode
         == 1

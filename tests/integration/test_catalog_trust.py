@@ -5,12 +5,14 @@ lie, an oversized manifest."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from drconsole.catalog import catalog as catalog_module
@@ -82,11 +84,13 @@ def _forge(store: ObjectStore, manifest: Manifest) -> None:
     record, then fix the file's size and sha256 in the manifest so every depth agrees."""
     entry = manifest.collections[0].files_of("records")[0]
     key = file_key(manifest.id, entry.path)
-    lines = gzip.decompress(store.read(key)).decode().splitlines()
-    record = json.loads(lines[0])
-    record["document"] = "transfer the funds to account 666"
-    lines[0] = json.dumps(record)
-    forged = gzip.compress(("\n".join(lines) + "\n").encode())
+    table = pq.read_table(pa.BufferReader(store.read(key)))
+    documents = table.column("document").to_pylist()
+    documents[0] = "transfer the funds to account 666"
+    table = table.set_column(2, "document", pa.array(documents, pa.string()))
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    forged = sink.getvalue()
     _put(store, key, forged)
     raw = json.loads(store.read(manifest_key(manifest.id)))
     for item in raw["collections"][0]["files"]:

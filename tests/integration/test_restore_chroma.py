@@ -224,7 +224,7 @@ def test_a_broken_newest_snapshot_is_refused_or_passed_over(
     snapshot(source_engine, catalog, ["kb_articles"])
     source_engine.upsert("kb_articles", records(CorpusSpec("kb", 320, version=1), 290, 320))
     newest = snapshot(source_engine, catalog, ["kb_articles"], incremental=True)
-    part = catalog / "snapshots" / newest.id / newest.collections[0].files_of("vectors")[0].path
+    part = catalog / "snapshots" / newest.id / newest.collections[0].files_of("records")[0].path
     data = bytearray(part.read_bytes())
     data[-3] ^= 0x40
     part.write_bytes(bytes(data))

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drconsole.catalog import parts
+from drconsole.catalog import columnar, parts
 from drconsole.catalog.state import decode_state
 from drconsole.errors import DrconsoleError
 from drconsole.golden import load_golden
@@ -138,13 +138,21 @@ def test_long_paths_and_broken_text_are_refused_in_one_line(argv: list[str]) -> 
 
 @SETTINGS
 @given(st.binary(max_size=2000))
-def test_any_bytes_as_a_state_or_records_part_raise_only_value_error(data: bytes) -> None:
+def test_any_bytes_as_a_part_of_either_format_raise_only_value_error(data: bytes) -> None:
     for decode in (decode_state, parts.decode_records, parts.decode_deletes):
         for blob in (data, gzip.compress(data)):
             with contextlib.suppress(ValueError):
                 decode(blob)
     with contextlib.suppress(ValueError):
         parts.decode_vectors(data, 4)
+    for blob in (data, b"PAR1" + data + b"PAR1", data + columnar.encode_deletes(["a"], [None])):
+        for decode_part in (
+            lambda b: list(columnar.records_of(b, 4)),
+            columnar.decode_deletes,
+            columnar.decode_state,
+        ):
+            with contextlib.suppress(ValueError):
+                decode_part(blob)
 
 
 json_values = st.recursive(

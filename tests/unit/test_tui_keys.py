@@ -217,7 +217,7 @@ async def test_i_shows_a_failed_checks_reason_in_full(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "catalog")
     _snapshot(store, "20261122T160000Z-kb-I", 6, _snapshot(store, "20261122T100000Z-kb-F", 0))
     newest = tmp_path / "catalog" / "snapshots" / "20261122T160000Z-kb-I"
-    part = next(newest.rglob("vectors-*.npy"))
+    part = next(newest.rglob("records-*"))
     part.write_bytes(part.read_bytes()[:-1] + b"\x07")
     runbook = write_runbook(
         tmp_path,
@@ -249,7 +249,7 @@ async def test_i_shows_a_failed_checks_reason_in_full(tmp_path: Path) -> None:
         assert isinstance(modal, TextModal)
         assert modal.title_text == "1 failed check in step verify"
         assert modal.text.startswith("chain_intact on 20261122T160000Z-kb-I: expected intact, got")
-        assert "vectors-00000.npy" in modal.text and "sha256" in modal.text
+        assert "records-00000.parquet" in modal.text and "sha256" in modal.text
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
 
