@@ -7,8 +7,9 @@ by one part (a records file and its vectors file).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from drconsole.errors import IntegrityError
 from drconsole.records import RecordBatch
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
 
 
 class SnapshotReader:
@@ -85,15 +87,11 @@ class SnapshotReader:
         for number, records, vectors in pair_parts(collection, self.manifest.id):
             record_bytes = self.read_file(records)
             vector_bytes = self.read_file(vectors)
-            try:
+            with self._decoding(records):
                 batch = parts.make_batch(
                     parts.decode_records(record_bytes),
                     parts.decode_vectors(vector_bytes, collection.schema.dimension),
                 )
-            except ValueError as error:
-                raise IntegrityError(
-                    f"{records.path} of snapshot {self.manifest.id}: {error}"
-                ) from None
             if len(batch) != records.rows:
                 raise IntegrityError(
                     f"{records.path} of snapshot {self.manifest.id} has {len(batch)} rows, "
@@ -104,15 +102,9 @@ class SnapshotReader:
     def deletes(self, collection: CollectionEntry) -> Iterator[tuple[list[str], list[str | None]]]:
         from drconsole.catalog import columnar
 
-        for entry in sorted(collection.files_of("deletes"), key=_order):
-            data = self.read_file(entry)
-            with self._decoding(entry):
-                decoded = (
-                    parts.decode_deletes(data)
-                    if self.manifest.version == 1
-                    else columnar.decode_deletes(data, entry.rows)
-                )
-            yield decoded
+        yield from self._parts_of(
+            collection, "deletes", parts.decode_deletes, columnar.decode_deletes
+        )
 
     def states(
         self, collection: CollectionEntry
@@ -120,13 +112,21 @@ class SnapshotReader:
         """(ids, tenants, content hashes) of the collection's state parts."""
         from drconsole.catalog import columnar
 
-        for entry in sorted(collection.files_of("state"), key=_order):
+        yield from self._parts_of(collection, "state", state.decode_state, columnar.decode_state)
+
+    def _parts_of(
+        self,
+        collection: CollectionEntry,
+        kind: str,
+        format_1: Callable[[bytearray], T],
+        format_2: Callable[[bytearray, int], T],
+    ) -> Iterator[T]:
+        """Each part of a kind decoded in the snapshot's format, in part order."""
+        for entry in sorted(collection.files_of(kind), key=_order):
             data = self.read_file(entry)
             with self._decoding(entry):
                 decoded = (
-                    state.decode_state(data)
-                    if self.manifest.version == 1
-                    else columnar.decode_state(data, entry.rows)
+                    format_1(data) if self.manifest.version == 1 else format_2(data, entry.rows)
                 )
             yield decoded
 
