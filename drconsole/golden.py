@@ -24,7 +24,7 @@ import numpy as np
 
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
-from drconsole.model.filters import Compare, Filter, check_filter, parse_where
+from drconsole.model.filters import Compare, Filter, check_filter, operators, parse_where
 from drconsole.timefmt import format_utc, utc_now
 
 FORMAT = "drconsole-golden/1"
@@ -55,6 +55,17 @@ class GoldenSet:
     queries: list[GoldenQuery]
     source: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+
+    def unrunnable(self, runs: frozenset[str]) -> list[str]:
+        """The queries whose filter uses an operator outside ``runs`` (what the target
+        engine can run), each with the operators it lacks."""
+        found = []
+        for query in self.queries:
+            tree = query.filter_tree
+            missing = sorted(operators(tree) - runs) if tree is not None else []
+            if missing:
+                found.append(f"{query.id} ({', '.join(missing)})")
+        return found
 
 
 class GoldenError(DrconsoleError):

@@ -26,11 +26,12 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.golden_source import load_run_golden
-from drconsole.actions.sources import open_catalog, open_target
+from drconsole.actions.sources import open_catalog, open_target, target_adapter
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
 from drconsole.model.filters import evaluate, parse_where
+from drconsole.wording import plural
 
 EXACT_PAGE = 2000  # records per page of the brute-force scan
 EPSILON = 1e-9  # recall is an average of fractions: 10 x 0.9 averages to 0.8999999999999998
@@ -69,6 +70,14 @@ def run_golden_queries(context: ActionContext, progress: ProgressCallback) -> Ou
         raise DrconsoleError(
             "no golden set: the runbook names none and the snapshot carries none",
             "capture one with `drconsole golden capture` and set `golden:` in the runbook",
+        )
+    adapter = target_adapter(context)
+    if unrunnable := golden.unrunnable(adapter.filter_operators):
+        raise DrconsoleError(
+            f"{plural(len(unrunnable), 'golden query', 'golden queries')} "
+            f"{'uses' if len(unrunnable) == 1 else 'use'} filter operators the {adapter.title} "
+            f"engine cannot run: {', '.join(unrunnable[:5])}",
+            "capture the golden set again against this engine, or drop those queries",
         )
     k_override = params.get("k")
     clock = _Clock()

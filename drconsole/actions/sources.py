@@ -14,8 +14,10 @@ from drconsole.catalog.open import open_runbook_catalog
 from drconsole.catalog.source import Source
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines import default_namespace, open_engine
+from drconsole.engines.adapter import EngineAdapter
 from drconsole.engines.base import Engine
 from drconsole.engines.placed import PlacedEngine
+from drconsole.engines.registry import engine_adapter
 from drconsole.errors import DrconsoleError
 from drconsole.runbook.model import Runbook
 
@@ -42,6 +44,11 @@ def runbook_source(runbook: Runbook) -> Source:
     elif not named:
         return Source(engine, None, runbook.collections)
     return Source(engine, {**default_namespace(engine or ""), **named}, runbook.collections)
+
+
+def target_adapter(context: ActionContext) -> EngineAdapter:
+    """The declaration of the run's target engine (what it can run and do)."""
+    return engine_adapter(context.target.get("engine") or context.target.get("sandbox") or "")
 
 
 def open_target(context: ActionContext) -> Engine:

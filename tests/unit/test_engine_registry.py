@@ -150,3 +150,66 @@ def test_a_flag_of_another_engine_is_refused_in_one_line(tmp_path: Path) -> None
         "error: --tenant does not apply to the memory engine",
         "hint: its options: --database",
     ]
+
+
+def test_golden_queries_the_engine_cannot_filter_fail_the_step_naming_them(
+    tmp_path: Path, third_party
+) -> None:
+    """The golden file is read when its step runs: a query whose filter the target engine
+    cannot run fails the step by id, on the limited engine, and runs on the reference."""
+    from drconsole.corpus import CorpusSpec
+    from drconsole.engines import open_engine
+    from drconsole.engines.memory.engine import forget
+
+    from chroma_restore import run_drill, seed, snapshot
+
+    source = {"engine": "memory", "url": "memory://golden-source", "database": "prod"}
+    forget(source["url"])
+    engine = open_engine(source)
+    engine.ensure_namespace()
+    seed(engine, "kb", CorpusSpec("kb", 50, dimension=4))
+    snapshot(engine, tmp_path / "catalog", ["kb"], signed=False)
+    vector = [0.5, 0.5, 0.5, 0.5]
+    queries = [
+        {"id": "plain", "collection": "kb", "k": 3, "vector": vector, "expected": []},
+        {
+            "id": "in-list",
+            "collection": "kb",
+            "k": 3,
+            "vector": vector,
+            "filter": {"tenant_id": {"$in": ["acme", "globex"]}},
+            "expected": [],
+        },
+    ]
+    (tmp_path / "golden.json").write_text(
+        json.dumps({"format": "drconsole-golden/1", "queries": queries})
+    )
+    for name, options, passes in (("limited", "", False), ("memory", ", database: prod", True)):
+        forget(f"memory://{name}")
+        runbook = tmp_path / f"{name}.yaml"
+        runbook.write_text(
+            textwrap.dedent(f"""\
+                schema: drconsole/runbook/v1
+                id: golden-{name}
+                title: Golden
+                objectives: {{rto: 1h, rpo: 1d}}
+                catalog: {{url: {tmp_path / "catalog"}, allow_unsigned: true}}
+                target: {{engine: {name}, url: "memory://{name}"{options}}}
+                source: {{engine: memory, database: prod}}
+                golden: golden.json
+                steps:
+                  - {{id: verify, action: verify_chain, gate: true}}
+                  - {{id: schema, action: restore_schema, needs: [verify]}}
+                  - {{id: data, action: restore_data, needs: [schema], marks: service_restored}}
+                  - {{id: golden, action: golden_queries, needs: [data], with: {{min_recall: 0}}}}
+            """)
+        )
+        result = run_drill(runbook, tmp_path / f"runs-{name}")
+        if passes:
+            assert result.exit_code == 0, result.message
+        else:
+            assert result.exit_code == 1
+            assert "1 golden query uses filter operators the Limited engine cannot run" in (
+                result.message
+            ), result.message
+            assert "in-list (in)" in result.message
