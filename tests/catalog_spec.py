@@ -127,5 +127,27 @@ def write_spec_snapshot(
     return data
 
 
+def spec_state_file(
+    store: ObjectStore, snapshot_id: str, batch: Any, collection: str = "help_articles"
+) -> dict[str, Any]:
+    """A format 1 ``state-00000.jsonl.gz`` of ``batch`` (a RecordBatch) written by hand,
+    and its file entry for the manifest: what an incremental diffs against."""
+    from drconsole.catalog.state import content_hashes
+
+    rows = [
+        {"id": record_id, "tenant": tenant, "h": f"{int(value):016x}"}
+        for record_id, tenant, value in zip(
+            batch.ids, batch.tenants, content_hashes(batch), strict=True
+        )
+    ]
+    path = f"{collection}/state-00000.jsonl.gz"
+    return {
+        "path": path,
+        "kind": "state",
+        "rows": len(rows),
+        **put(store, f"snapshots/{snapshot_id}/{path}", jsonl_gz(rows)),
+    }
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.records import RecordBatch
 from drconsole.sandbox import free_ports
 
+from catalog_spec import spec_state_file, write_spec_snapshot
 from chroma_restore import seed
 from helpers import run_cli
 
@@ -75,9 +78,51 @@ def test_full_then_incremental_from_the_command_line(
     source_engine.delete("help_articles", ["help-000003", "help-000004"])
     incremental = _create(source_engine, catalog, "--incremental")
     assert incremental.returncode == 0, incremental.stderr
-    counts = json.loads(incremental.stdout)["collections"]["help_articles"]
-    assert counts == {"records": 60, "deletes": 2, "total_after_apply": 1248}
+    summary = json.loads(incremental.stdout)
+    assert summary["collections"]["help_articles"] == {
+        "records": 60,
+        "deletes": 2,
+        "total_after_apply": 1248,
+    }
+    assert summary["format"] == summary["parent_format"] == "drconsole-snapshot/2"
     assert run_cli("catalog", "verify", str(catalog), "--depth", "full").returncode == 0
+
+
+def test_an_incremental_on_a_format_1_parent_says_it_mixes_formats(
+    source_engine: ChromaEngine, tmp_path: Path
+) -> None:
+    """A catalog taken before format 2: the next incremental chains onto it, and says so."""
+    seed(source_engine, "help_articles", CorpusSpec("help", 40, seed=3))
+    batch = RecordBatch.join(list(source_engine.scan("help_articles", 100)), 384)
+    store = LocalStore(tmp_path / "catalog")
+    state = spec_state_file(store, "v1-full", batch)
+    rows = [
+        {"id": i, "document": d, "metadata": m, "tenant": None}
+        for i, d, m in zip(batch.ids, batch.documents, batch.metadatas, strict=True)
+    ]
+    info = source_engine.info().to_json()
+    write_spec_snapshot(
+        store,
+        "v1-full",
+        records=rows,
+        vectors=batch.vectors,
+        extra_files=[state],
+        source=info,
+        recovery_point="2026-11-22T10:15:00Z",
+    )
+    source_engine.delete("help_articles", [batch.ids[0]])
+    argv = ["snapshot", "create", "--url", source_engine.url, "--database"]
+    argv += [source_engine.database, "--collections", "help_articles"]
+    argv += ["--catalog", str(tmp_path / "catalog"), "--incremental"]
+    created = run_cli(*argv)
+    assert created.returncode == 0, created.stderr
+    assert "chained onto v1-full, a drconsole-snapshot/1 snapshot" in " ".join(
+        created.stdout.split()
+    )
+    assert "1 deleted" in created.stdout
+    next_one = run_cli(*argv)
+    assert next_one.returncode == 0, next_one.stderr
+    assert "note" not in next_one.stdout, "a format 2 parent is not a mixed chain"
 
 
 def test_clear_errors(source_engine: ChromaEngine, tmp_path: Path) -> None:

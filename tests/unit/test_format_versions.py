@@ -13,13 +13,12 @@ from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import FORMAT_1, FORMAT_2
-from drconsole.catalog.state import content_hashes
 from drconsole.engines import open_engine
 from drconsole.engines.memory.engine import forget
 from drconsole.records import RecordBatch
 from drconsole.schema import CollectionSchema
 
-from catalog_spec import digest, jsonl_gz, put, write_spec_snapshot
+from catalog_spec import digest, spec_state_file, write_spec_snapshot
 from chroma_restore import dump, restore_runbook, run_drill
 from helpers import run_cli
 
@@ -98,18 +97,7 @@ def test_a_format_2_incremental_follows_a_format_1_parent_and_says_so(tmp_path: 
         [row["metadata"] for row in rows],
         [None] * len(rows),
     )
-    state = jsonl_gz(
-        [
-            {"id": record_id, "tenant": None, "h": f"{int(value):016x}"}
-            for record_id, value in zip(batch.ids, content_hashes(batch), strict=True)
-        ]
-    )
-    state_file = {
-        "path": "help_articles/state-00000.jsonl.gz",
-        "kind": "state",
-        "rows": len(rows),
-        **put(store, "snapshots/v1-full/help_articles/state-00000.jsonl.gz", state),
-    }
+    state_file = spec_state_file(store, "v1-full", batch)
     write_spec_snapshot(
         store,
         "v1-full",
