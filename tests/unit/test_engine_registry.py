@@ -213,3 +213,16 @@ def test_golden_queries_the_engine_cannot_filter_fail_the_step_naming_them(
                 result.message
             ), result.message
             assert "in-list (in)" in result.message
+
+
+def test_drconsole_engines_names_an_adapter_it_cannot_load_and_exits_1(
+    third_party, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from argparse import Namespace
+
+    from drconsole.commands.engines_cmd import engines_command
+
+    assert engines_command(Namespace(json=True)) == 1
+    listed = json.loads(capsys.readouterr().out)
+    assert "no_such_package" in listed["broken"]["broken"]
+    assert "limited" in {engine["name"] for engine in listed["engines"]}
