@@ -110,6 +110,9 @@ class Manifest:
     sha256: str = ""
     point_in_time: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
+    parent_format: str | None = None
+    """The format of the parent, as its writer saw it (format 2 manifests record it, so a
+    chain that mixes formats says so by itself)."""
 
     @property
     def version(self) -> int:
@@ -166,6 +169,7 @@ class Manifest:
             "golden": {"files": [entry.to_json() for entry in self.golden]},
             "tool": self.tool,
             "point_in_time": self.point_in_time,
+            **({"parent_format": self.parent_format} if self.parent_format else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -261,7 +265,15 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
         sha256=sha256,
         point_in_time=reader.optional_mapping("point_in_time"),
         format=version,
+        parent_format=_parent_format(reader, parent),
     )
+
+
+def _parent_format(reader: _Fields, parent: str | None) -> str | None:
+    value = reader.optional_text("parent_format")
+    if value is not None and (parent is None or value not in FORMATS):
+        raise ManifestError(f"parent_format must be one of {', '.join(FORMATS)}, with a parent")
+    return value
 
 
 def _collection(raw: Any, number: int, kind: str, version: str) -> CollectionEntry:

@@ -113,6 +113,7 @@ class SnapshotWriter:
             golden=self.golden,
             tool={"name": "drconsole", "version": __version__},
             point_in_time=dict(point_in_time or {}),
+            parent_format=parent.format if parent else None,
         )
         data = manifest.to_bytes()
         try:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.auth import CatalogKey
-from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_store
 from drconsole.catalog.s3 import S3Store
-from drconsole.catalog.store import ObjectStore
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.commands.target_args import add_target_arguments, snapshot_name, target_from_args
 from drconsole.engines import open_engine
@@ -144,7 +141,7 @@ def create_command(args: argparse.Namespace) -> int:
             manifest = _with_progress(request)
     finally:
         engine.close()
-    parent_format = _parent_format(store, manifest)
+    parent_format = manifest.parent_format
     summary = {
         "id": manifest.id,
         "kind": manifest.kind,
@@ -177,14 +174,6 @@ def create_command(args: argparse.Namespace) -> int:
                 "a full snapshot starts a chain of one format."
             )
     return 0
-
-
-def _parent_format(store: ObjectStore, manifest: Manifest) -> str | None:
-    """The format of the snapshot an incremental was chained onto (None for a full)."""
-    if manifest.parent is None:
-        return None
-    raw = json.loads(store.read(manifest_key(manifest.parent)))
-    return str(raw.get("format"))
 
 
 def _with_progress(request: SnapshotRequest) -> Manifest:

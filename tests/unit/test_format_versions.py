@@ -125,6 +125,8 @@ def test_a_format_2_incremental_follows_a_format_1_parent_and_says_so(tmp_path: 
         )
     )
     assert (head.format, head.parent, head.kind) == (FORMAT_2, "v1-full", "incremental")
+    assert head.parent_format == FORMAT_1, "the manifest itself says the chain mixes formats"
+    assert load_catalog(store).snapshots[head.id].parent_format == FORMAT_1
     entry = head.collections[0]
     assert (entry.counts["records"], entry.counts["deletes"]) == (3, 1), "only what changed"
     assert all(f.path.endswith(".parquet") for f in entry.files)
