@@ -30,7 +30,7 @@ from drconsole.actions.sources import open_catalog, open_target, target_adapter
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
-from drconsole.model.filters import evaluate, parse_where
+from drconsole.model.filters import Filter, evaluate
 from drconsole.wording import plural
 
 EXACT_PAGE = 2000  # records per page of the brute-force scan
@@ -119,17 +119,17 @@ def _exact(engine: Engine, golden: GoldenSet, reports: list[QueryReport], clock:
         mine = [report for report in reports if report.query.collection == collection]
         queries = np.stack([report.query.vector for report in mine]).astype(np.float32)
         wanted = [len(report.returned) or report.query.k for report in mine]
-        by_filter: dict[str, list[int]] = {}
+        # Grouped by their JSON text, not by tree: a tree holding True equals one holding 1.
+        by_filter: dict[str, tuple[Filter, list[int]]] = {}
         for column, report in enumerate(mine):
-            if report.query.filter is not None:
+            if (tree := report.query.filter_tree) is not None:
                 key = json.dumps(report.query.filter, sort_keys=True)
-                by_filter.setdefault(key, []).append(column)
+                by_filter.setdefault(key, (tree, []))[1].append(column)
         best = RunningTopK(len(mine), max(wanted))
         pages = iter(engine.scan(collection, EXACT_PAGE))
         while (page := clock.call(next, pages, None)) is not None:
             scores = _distances(page.vectors, queries, distance)
-            for key, columns in by_filter.items():
-                where = parse_where(json.loads(key))
+            for where, columns in by_filter.values():
                 allowed = np.fromiter(
                     (evaluate(where, m) for m in page.metadatas), dtype=bool, count=len(page.ids)
                 )

@@ -34,3 +34,32 @@ def test_running_top_k_equals_a_global_sort(seed: int) -> None:
         assert found_scores == scores[order, column][: len(found)].tolist(), "the k nearest"
         if not seed % 2:
             assert found == expected, "without ties, the very same ids in the same order"
+
+
+def test_exact_mode_keeps_a_true_filter_apart_from_a_1_filter() -> None:
+    """True and 1 are different values to a filter (strings, booleans and numbers never
+    equal one another), though Python calls them equal: each query keeps its own."""
+    from drconsole.actions.golden_queries import QueryReport, _Clock, _exact
+    from drconsole.engines.memory.engine import MemoryEngine, forget
+    from drconsole.golden import GoldenQuery, GoldenSet
+    from drconsole.records import RecordBatch
+    from drconsole.schema import CollectionSchema
+
+    forget("memory://exact")
+    engine = MemoryEngine("memory://exact")
+    engine.ensure_namespace()
+    engine.create_collection("kb", CollectionSchema(2, "l2"))
+    vectors = np.array([[0, 0], [1, 1]], np.float32)
+    engine.upsert(
+        "kb",
+        RecordBatch(
+            ["flag-true", "flag-1"], vectors, [None] * 2, [{"f": True}, {"f": 1}], [None] * 2
+        ),
+    )
+    queries = [
+        GoldenQuery("t", "kb", np.zeros(2, np.float32), 1, ["flag-true"], {"f": True}),
+        GoldenQuery("one", "kb", np.zeros(2, np.float32), 1, ["flag-1"], {"f": 1}),
+    ]
+    reports = [QueryReport(query, [], 0.0, 0.0, 0.0) for query in queries]
+    _exact(engine, GoldenSet(queries), reports, _Clock())
+    assert [report.exact_recall for report in reports] == [1.0, 1.0]

@@ -6,13 +6,16 @@ from __future__ import annotations
 from drconsole.engines.adapter import Capability, EngineAdapter, TargetOption
 from drconsole.model.filters import OPERATORS
 
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+
 ADAPTER = EngineAdapter(
     name="chroma",
     title="Chroma",
     engine_entry="drconsole.engines.chroma.engine:open_chroma",
     options=(
-        TargetOption("tenant", "Chroma tenant", default="default_tenant"),
-        TargetOption("database", "Chroma database", default="default_database"),
+        TargetOption("tenant", "Chroma tenant", default=DEFAULT_TENANT),
+        TargetOption("database", "Chroma database", default=DEFAULT_DATABASE),
     ),
     capabilities=frozenset({Capability.RENAME, Capability.DOCUMENTS, Capability.URIS}),
     filter_operators=OPERATORS,

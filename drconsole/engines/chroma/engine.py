@@ -25,14 +25,13 @@ import orjson
 
 from drconsole.engines.adapter import ErrorKind
 from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
+from drconsole.engines.chroma import DEFAULT_DATABASE, DEFAULT_TENANT
 from drconsole.errors import EngineError
 from drconsole.model.filters import Filter, to_where
 from drconsole.records import RecordBatch
 from drconsole.retry import DEFAULT
 from drconsole.schema import CollectionSchema
 
-DEFAULT_TENANT = "default_tenant"
-DEFAULT_DATABASE = "default_database"
 HNSW_KEYS = ("ef_construction", "max_neighbors", "ef_search", "resize_factor", "sync_threshold")
 DEFAULT_BATCH = 1000
 ATTEMPTS = DEFAULT.attempts
