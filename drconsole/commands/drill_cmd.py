@@ -11,7 +11,7 @@ from drconsole.actions.base import Progress, ProgressCallback
 from drconsole.commands.output import print_json, stderr, write_output
 from drconsole.commands.runs_cmd import add_runs_dir, print_metrics, store_from
 from drconsole.drill import DrillOptions, drive
-from drconsole.engines.registry import adapters
+from drconsole.engines.registry import adapters, engine_adapter
 from drconsole.errors import UsageError
 from drconsole.incident.describe import describe
 from drconsole.incident.events import Event
@@ -143,6 +143,12 @@ def sandbox_engine(runbook: Runbook) -> str:
     """The engine whose sandbox server a drill restores into: the runbook's target or
     source engine, else the only installed engine that has one."""
     if engine := runbook.target.get("engine") or runbook.source.get("engine"):
+        if not engine_adapter(str(engine)).sandbox_entry:
+            raise UsageError(
+                f"--sandbox: the runbook's engine, {engine}, has no sandbox server to start",
+                "drop --sandbox, or use a runbook of an engine that has one "
+                "(`drconsole engines` lists them)",
+            )
         return str(engine)
     servers = [adapter.name for adapter in adapters().values() if adapter.sandbox_entry]
     if len(servers) == 1:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drconsole.entries import load_entry
+from drconsole.errors import UsageError
 from drconsole.retry import DEFAULT, RetryPolicy
 
 if TYPE_CHECKING:
@@ -127,7 +128,11 @@ class EngineAdapter:
 
     def sandbox(self, folder: Path) -> EngineServer:
         if self.sandbox_entry is None:
-            raise ValueError(f"{self.name} has no sandbox server")
+            raise UsageError(
+                f"the {self.title} engine has no sandbox server to start",
+                "restore into a target with a url, or drill an engine that has one "
+                "(`drconsole engines` lists them)",
+            )
         return load_entry(self.sandbox_entry)(folder)
 
     def classify(self, error: BaseException) -> ErrorKind:

@@ -226,3 +226,21 @@ def test_drconsole_engines_names_an_adapter_it_cannot_load_and_exits_1(
     listed = json.loads(capsys.readouterr().out)
     assert "no_such_package" in listed["broken"]["broken"]
     assert "limited" in {engine["name"] for engine in listed["engines"]}
+
+
+def test_a_sandbox_drill_of_an_engine_without_a_sandbox_is_refused_in_two_lines(
+    tmp_path: Path,
+) -> None:
+    runbook = tmp_path / "runbook.yaml"
+    runbook.write_text(
+        "schema: drconsole/runbook/v1\nid: kb\ntitle: t\nobjectives: {rto: 1h, rpo: 1d}\n"
+        'target: {engine: memory, url: "memory://x"}\n'
+        "steps:\n  - {id: a, kind: manual, instructions: go, marks: service_restored}\n"
+    )
+    runs = tmp_path / "runs"
+    refused = run_cli("drill", str(runbook), "--sandbox", "--runs-dir", str(runs))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines()[0] == (
+        "error: --sandbox: the runbook's engine, memory, has no sandbox server to start"
+    )
+    assert not runs.exists() or not any(runs.iterdir()), "no run was started"
