@@ -35,7 +35,7 @@ INDEX_KEYS = ("ef_construction", "max_neighbors")
 
 def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outcome:
     store, view = open_catalog(context)
-    chain = selected_chain(context, view)
+    chain = selected_chain(context, store, view)
     plan = RestorePlan(store, chain)
     tenant_field = context.params.get("tenant_field") or context.runbook.permissions.get(
         "tenant_field"

@@ -35,7 +35,7 @@ NAMED = 20
 
 def run_check_permissions(context: ActionContext, progress: ProgressCallback) -> Outcome:
     store, view = open_catalog(context)
-    chain = selected_chain(context, view)
+    chain = selected_chain(context, store, view)
     permissions = {**chain[-1].permissions, **context.runbook.permissions}
     tenant_field, acl_field = permissions.get("tenant_field"), permissions.get("acl_field")
     if not tenant_field and not acl_field:

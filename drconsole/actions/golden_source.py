@@ -24,7 +24,9 @@ def load_run_golden(
         return load_golden(context.runbook_dir / path)
     if not context.snapshot:
         return None
-    return snapshot_golden(store, view.require(context.snapshot["snapshot_id"]))
+    snapshot_id = context.snapshot["snapshot_id"]
+    view.confirm(store, [snapshot_id])
+    return snapshot_golden(store, view.require(snapshot_id))
 
 
 def snapshot_golden(store: ObjectStore, manifest: Manifest) -> GoldenSet | None:

@@ -72,7 +72,7 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     batch_size = int(context.params.get("batch", 1000))
     in_flight = int(context.params.get("in_flight", 2))
     store, view = open_catalog(context)
-    chain = selected_chain(context, view)
+    chain = selected_chain(context, store, view)
     plan = RestorePlan(store, chain)
     order = restore_order(context, chain[-1])
     engine = open_target(context)

@@ -41,8 +41,8 @@ def staging_name(name: str, run_id: str) -> str:
 
 def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Outcome:
     on_exists = context.params.get("on_exists", "fail")
-    _, view = open_catalog(context)
-    manifest = selected_chain(context, view)[-1]
+    store, view = open_catalog(context)
+    manifest = selected_chain(context, store, view)[-1]
     order = restore_order(context, manifest)
     placement = (
         {name: staging_name(name, context.run_id) for name in order}

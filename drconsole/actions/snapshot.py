@@ -9,6 +9,7 @@ it never reads the parent's data. Memory stays bounded by one part plus the id i
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from drconsole.catalog.auth import CatalogKey
-from drconsole.catalog.catalog import CatalogView, load_catalog
+from drconsole.catalog.catalog import CatalogView, index_new_snapshot, load_catalog
 from drconsole.catalog.lock import CatalogLock, lock_catalog
 from drconsole.catalog.manifest import CollectionEntry, Manifest
 from drconsole.catalog.plan import id_hashes
@@ -30,7 +31,7 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth
 from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
 from drconsole.engines.base import CollectionInfo, Engine, ScanWindow
-from drconsole.errors import DrconsoleError, IntegrityError
+from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.hooks import run_hook
 from drconsole.records import RecordBatch
 from drconsole.schema import CollectionSchema
@@ -95,7 +96,7 @@ def _create(
                 "check --collections against the database",
             )
         collections.append(collection)
-    view = load_catalog(request.store, request.key)
+    view = load_catalog(request.store, request.key, use_index=True)  # and keeps it current
     parent = _parent(request, view, info.to_json()) if request.incremental else None
     snapshot_id = new_snapshot_id(request.name, "I" if parent else "F")
     writer = SnapshotWriter(
@@ -136,12 +137,23 @@ def _create(
         permissions=permissions,
         point_in_time=point_in_time(windows, quiesced=request.quiesce is not None),
     )
+    _index(request.store, view, writer)
     if quiesced.resume_error is not None:
         raise DrconsoleError(
             f"snapshot {manifest.id} was written, but {quiesced.resume_error.message}",
             "ingestion may still be paused: resume it by hand",
         )
     return manifest
+
+
+def _index(store: ObjectStore, view: CatalogView, writer: SnapshotWriter) -> None:
+    """Add the snapshot to the catalog index. The index only speeds up listings: when
+    it cannot be written, listings read this snapshot's folder, and the next snapshot
+    taken folds it in (a writer that finds the index incomplete rewrites it whole)."""
+    if writer.written is None:
+        return
+    with contextlib.suppress(StoreError):
+        index_new_snapshot(store, view, writer.written)
 
 
 def new_snapshot_id(name: str, kind_letter: str) -> str:

@@ -60,15 +60,16 @@ def open_target(context: ActionContext) -> Engine:
     return PlacedEngine(engine, context.placement)  # type: ignore[return-value]
 
 
-def selected_chain(context: ActionContext, view: CatalogView) -> list[Manifest]:
-    """The chain recorded by ``verify_chain``, re-read and re-checked structurally."""
+def selected_chain(context: ActionContext, store: ObjectStore, view: CatalogView) -> list[Manifest]:
+    """The chain recorded by ``verify_chain``, re-read from the snapshot folders and
+    re-checked structurally."""
     if not context.snapshot:
         raise DrconsoleError(
             "no snapshot has been selected in this run",
             "run the verify_chain step first; it selects the recovery point",
         )
     snapshot_id = context.snapshot["snapshot_id"]
-    chain, findings = view.chain(view.require(snapshot_id).id)
+    chain, findings = view.confirmed_chain(store, view.require(snapshot_id).id)
     if findings:
         raise DrconsoleError(
             f"the chain of {snapshot_id} is broken: {findings[0].message}",

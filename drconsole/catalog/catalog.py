@@ -1,20 +1,31 @@
 """A catalog as a user sees it: snapshots, unfinished uploads, chains and their findings.
 
-Manifests are fetched concurrently. A chain is broken when a parent is missing, a
-parent's manifest digest differs from what its child recorded, recovery points do not
-increase, or the parents loop; a snapshot is only as intact as its whole chain.
+Manifests come from the catalog index where it covers them (``catalog.index``) and
+are fetched concurrently from their folders otherwise; acting on a snapshot re-reads its
+chain from the folders first (``CatalogView.confirm``). A chain is broken when a parent
+is missing, a parent's manifest digest differs from what its child recorded, recovery
+points do not increase, or the parents loop; a snapshot is only as intact as its whole
+chain.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
 from drconsole.catalog.auth import FORGED, SIGNED, UNSIGNED, CatalogKey, unchecked
+from drconsole.catalog.index import (
+    INDEX,
+    IndexEntry,
+    IndexRead,
+    add_to_index,
+    parallel_map,
+    read_index,
+    write_segments,
+)
 from drconsole.catalog.layout import SNAPSHOTS, mac_key, manifest_key, snapshot_prefix
 from drconsole.catalog.manifest import Manifest, ManifestError, parse_manifest
 from drconsole.catalog.store import MissingObject, ObjectStore, read_at_most
@@ -90,6 +101,67 @@ class CatalogView:
     unfinished: list[Unfinished]
     authenticity: dict[str, tuple[str, str]] = field(default_factory=dict)
     key_checked: bool = False
+    stored: dict[str, IndexEntry] = field(default_factory=dict)
+    """Each valid snapshot's manifest and tag bytes, as read (from the index or its folder)."""
+    unconfirmed: set[str] = field(default_factory=set)
+    """Snapshots known only from the index so far: ``confirm`` reads their folders."""
+    index: IndexRead = field(default_factory=lambda: IndexRead({}, [], []))
+    index_disagreed: dict[str, str] = field(default_factory=dict)
+    """Snapshots whose folder held another manifest than the index, with what was found."""
+    key: CatalogKey | None = field(default=None, repr=False)
+
+    @property
+    def index_complete(self) -> bool:
+        """Whether the index covered every snapshot listed (a writer then only adds to it)."""
+        return not set(self.snapshots) - set(self.index.entries)
+
+    def place(
+        self, folder: str, outcome: tuple[Manifest, bytes, bytes | None] | Unfinished | str
+    ) -> None:
+        """Record what reading one snapshot folder (or its index entry) gave."""
+        if isinstance(outcome, tuple):
+            manifest, data, tag = outcome
+            self.snapshots[folder] = manifest
+            self.stored[folder] = IndexEntry(folder, data, tag)
+            self.authenticity[folder] = self.key.check(data, tag) if self.key else unchecked(tag)
+        elif isinstance(outcome, Unfinished):
+            if outcome.files:  # an empty prefix (left by some S3 servers after a delete) is nothing
+                self.unfinished.append(outcome)
+        else:
+            self.invalid[folder] = outcome
+
+    def confirm(self, store: ObjectStore, snapshot_ids: list[str]) -> bool:
+        """Re-read from their folders the manifests of these snapshots that came from the
+        index; where a folder holds something else (a stale or tampered index), the
+        folder's is kept and named in ``index_disagreed``. True when anything changed."""
+        pending = [item for item in dict.fromkeys(snapshot_ids) if item in self.unconfirmed]
+        if not pending:
+            return False
+        changed = False
+        for folder, outcome in zip(
+            pending, parallel_map(store, lambda folder: _fetch(store, folder), pending), strict=True
+        ):
+            self.unconfirmed.discard(folder)
+            if isinstance(outcome, tuple) and self.stored[folder] == IndexEntry(
+                folder, outcome[1], outcome[2]
+            ):
+                continue
+            changed = True
+            self.index_disagreed[folder] = _found(outcome)
+            del self.snapshots[folder], self.stored[folder], self.authenticity[folder]
+            self.place(folder, outcome)
+        if changed:
+            self.__dict__.pop("_oldest_signed", None)
+        return changed
+
+    def confirmed_chain(
+        self, store: ObjectStore, snapshot_id: str
+    ) -> tuple[list[Manifest], list[Finding]]:
+        """``chain`` after every manifest on it was read from its folder."""
+        while True:
+            chain, findings = self.chain(snapshot_id)
+            if not self.confirm(store, [snapshot_id, *(item.id for item in chain)]):
+                return chain, findings
 
     def signed(self, snapshot_id: str) -> bool:
         return self.authenticity.get(snapshot_id, (UNSIGNED, ""))[0] == SIGNED
@@ -267,27 +339,69 @@ def future_finding(manifest: Manifest, now: datetime) -> Finding | None:
     )
 
 
-def load_catalog(store: ObjectStore, key: CatalogKey | None = None) -> CatalogView:
+def load_catalog(
+    store: ObjectStore, key: CatalogKey | None = None, *, use_index: bool | None = None
+) -> CatalogView:
     """List the catalog: every snapshot folder, its manifest (and its tag, checked with
-    ``key`` when given) fetched concurrently."""
+    ``key`` when given) taken from the catalog index or fetched concurrently. The index
+    is used by default on remote stores, where it saves two requests per snapshot."""
     folders = store.list_folders(SNAPSHOTS)
-    if store.read_concurrency > 1:
-        with ThreadPoolExecutor(max_workers=store.read_concurrency) as pool:
-            results = list(pool.map(lambda folder: _fetch(store, folder), folders))
-    else:
-        results = [_fetch(store, folder) for folder in folders]
-    view = CatalogView(store.url, store.local, {}, {}, [], key_checked=key is not None)
-    for folder, outcome in zip(folders, results, strict=True):
+    view = CatalogView(store.url, store.local, {}, {}, [], key_checked=key is not None, key=key)
+    if use_index if use_index is not None else not store.local:
+        view.index = read_index(store)
+    direct = []
+    for folder in folders:
+        entry = view.index.entries.get(folder)
+        outcome = _parsed(folder, entry.manifest, entry.tag) if entry else None
         if isinstance(outcome, tuple):
-            manifest, data, tag = outcome
-            view.snapshots[folder] = manifest
-            view.authenticity[folder] = key.check(data, tag) if key else unchecked(tag)
-        elif isinstance(outcome, Unfinished):
-            if outcome.files:  # an empty prefix (left by some S3 servers after a delete) is nothing
-                view.unfinished.append(outcome)
+            view.place(folder, outcome)
+            view.unconfirmed.add(folder)
         else:
-            view.invalid[folder] = outcome
+            direct.append(folder)
+    for folder, fetched in zip(
+        direct, parallel_map(store, lambda folder: _fetch(store, folder), direct), strict=True
+    ):
+        view.place(folder, fetched)
     return view
+
+
+def index_new_snapshot(store: ObjectStore, view: CatalogView, entry: IndexEntry) -> None:
+    """Add a snapshot just written to the index of the catalog ``view`` listed (folding
+    the index into one segment when it is fragmented or incomplete). Raises StoreError."""
+    add_to_index(
+        store, entry, list(view.stored.values()), view.index.segments, complete=view.index_complete
+    )
+
+
+def rebuild_index(store: ObjectStore) -> CatalogView:
+    """Read every manifest from its folder and replace the index with one of them all
+    (after a tampered or lost index, or for a catalog written before the index)."""
+    old = [info.key for info in store.list(f"{INDEX}/")]
+    view = load_catalog(store, use_index=False)
+    write_segments(store, view.stored.values())
+    store.delete(old)
+    return view
+
+
+def _found(outcome: tuple[Manifest, bytes, bytes | None] | Unfinished | str) -> str:
+    """What a folder held where the index said otherwise, for people."""
+    if isinstance(outcome, tuple):
+        return (
+            "its folder holds another manifest or tag than the catalog index (a stale or "
+            "tampered index); the folder's is used"
+        )
+    if isinstance(outcome, Unfinished):
+        return "the catalog index lists it, but its folder has no manifest.json"
+    return f"the catalog index lists it, but its folder's manifest is invalid: {outcome}"
+
+
+def _parsed(
+    folder: str, data: bytes, tag: bytes | None
+) -> tuple[Manifest, bytes, bytes | None] | str:
+    try:
+        return parse_manifest(data, hashlib.sha256(data).hexdigest(), folder), data, tag
+    except ManifestError as error:
+        return error.message
 
 
 def _fetch(
@@ -304,12 +418,8 @@ def _fetch(
     if len(data) > MAX_MANIFEST_BYTES:
         return f"manifest.json is larger than {MAX_MANIFEST_BYTES // 2**20} MiB: refused unread"
     try:
-        manifest = parse_manifest(data, hashlib.sha256(data).hexdigest(), folder)
-    except ManifestError as error:
-        return error.message
-    try:
         with store.open(mac_key(folder)) as stream:
             tag: bytes | None = read_at_most(stream, MAX_TAG_BYTES)[:MAX_TAG_BYTES]
     except MissingObject:
         tag = None
-    return manifest, data, tag
+    return _parsed(folder, data, tag)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from drconsole.catalog.catalog import NOT_AUTHENTIC, CatalogView
+from drconsole.catalog.catalog import CLOCK_SKEW, NOT_AUTHENTIC, CatalogView
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import ByteProgress, Depth, VerifyResult, verify
@@ -87,6 +87,19 @@ def select_recovery_point(
     skipped: list[dict[str, str]] = []
     checked: dict[str, VerifyResult] = {}
     for _, candidate_id, candidate in candidates:
+        if candidate is not None and view.confirm(store, _at_stake(view, candidate)):
+            return select_recovery_point(  # the index was stale: choose again on the truth
+                view,
+                store,
+                depth,
+                at_or_before=at_or_before,
+                snapshot_id=snapshot_id,
+                where=where,
+                allow_unsigned=allow_unsigned,
+                now=now,
+                progress=progress,
+                cancel=cancel,
+            )
         if candidate is None:
             reason = f"invalid manifest: {view.invalid[candidate_id]}"
         else:
@@ -119,6 +132,19 @@ def select_recovery_point(
         "check the catalog with `drconsole catalog verify`; an older snapshot or another "
         "catalog may be intact",
     )
+
+
+def _at_stake(view: CatalogView, candidate: Manifest) -> list[str]:
+    """The snapshots whose manifests must be read from their folders before
+    ``candidate`` is chosen: its chain, and every snapshot an index copy might be hiding
+    as older than it (its id, named when it was started, is not clearly older)."""
+    cutoff = candidate.recovery_point - CLOCK_SKEW
+    newer = [
+        item
+        for item in view.unconfirmed
+        if (started := parse_compact_utc(item)) is None or started >= cutoff
+    ]
+    return [item.id for item in view.chain(candidate.id)[0]] + sorted(newer)
 
 
 def rpo_note(selection: Selection, now: datetime, rpo_s: float | None) -> str:

@@ -22,6 +22,7 @@ from drconsole.catalog.auth import SIGNED, UNSIGNED
 from drconsole.catalog.catalog import (
     CHECKSUM_MISMATCH,
     FILE_MISSING,
+    MANIFEST_INVALID,
     NOT_AUTHENTIC,
     SIZE_MISMATCH,
     UNLISTED_FILE,
@@ -134,7 +135,11 @@ def verify(
     now = now or utc_now()
     to_hash: list[tuple[Manifest, FileEntry]] = []
     for snapshot_id in snapshot_ids:
-        _, structural = view.chain(snapshot_id)
+        _, structural = view.confirmed_chain(store, snapshot_id)
+        if snapshot_id not in view.snapshots:
+            why = view.index_disagreed.get(snapshot_id, "its manifest is gone")
+            result.findings.append(Finding(snapshot_id, MANIFEST_INVALID, why))
+            continue
         result.findings.extend(structural)
         manifest = view.snapshots[snapshot_id]
         result.findings.extend(_semantic(view, manifest, now))

@@ -18,6 +18,7 @@ import numpy as np
 
 from drconsole import __version__
 from drconsole.catalog.auth import CatalogKey
+from drconsole.catalog.index import IndexEntry
 from drconsole.catalog.layout import claim_key, file_key, mac_key, manifest_key, part_path
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
 from drconsole.catalog.store import ObjectExists, ObjectStore
@@ -30,7 +31,8 @@ PART_ROWS = 10_000
 
 
 class SnapshotWriter:
-    """Writes one snapshot's files into a store; ``finish`` writes the manifest."""
+    """Writes one snapshot's files into a store; ``finish`` writes the manifest (then
+    ``written`` holds its bytes and tag, for the catalog index)."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class SnapshotWriter:
         self.part_rows = part_rows
         self.collections: list[CollectionEntry] = []
         self.golden: list[FileEntry] = []
+        self.written: IndexEntry | None = None
         self._claimed = False
 
     def claim(self) -> None:
@@ -116,9 +119,10 @@ class SnapshotWriter:
             parent_format=parent.format if parent else None,
         )
         data = manifest.to_bytes()
+        tag = self.key.tag(data) if self.key is not None else None
         try:
-            if self.key is not None:
-                self.store.create(mac_key(self.snapshot_id), self.key.tag(data))
+            if tag is not None:
+                self.store.create(mac_key(self.snapshot_id), tag)
             self.store.create(manifest_key(self.snapshot_id), data)
         except ObjectExists:
             raise StoreError(
@@ -126,6 +130,7 @@ class SnapshotWriter:
                 "this snapshot was not recorded",
                 "another snapshot took the same id: take the snapshot again",
             ) from None
+        self.written = IndexEntry(self.snapshot_id, data, tag)
         return Manifest(**{**manifest.__dict__, "sha256": hashlib.sha256(data).hexdigest()})
 
 

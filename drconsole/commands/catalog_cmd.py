@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from drconsole.catalog.auth import FORGED, SIGNED, UNCHECKED, UNSIGNED, CatalogKey
-from drconsole.catalog.catalog import CatalogView, Finding, load_catalog
+from drconsole.catalog.catalog import CatalogView, Finding, load_catalog, rebuild_index
+from drconsole.catalog.index import INDEX
 from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
@@ -109,6 +110,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--seed", type=int, help="seed for sample:N%% (recorded in the result)")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=verify_command)
+    reindex = commands.add_parser(
+        "reindex", help="rebuild the catalog index from every snapshot folder"
+    )
+    add_store_options(reindex)
+    reindex.set_defaults(handler=reindex_command)
     prune = commands.add_parser("prune", help="remove snapshots no retention rule keeps")
     add_store_options(prune)
     prune.add_argument("--keep-last", type=int, required=True, metavar="N")
@@ -147,6 +153,8 @@ def list_command(args: argparse.Namespace) -> int:
         return 0
     if view.local:
         stderr.print(f"warning: {LOCAL_ONLY}")
+    for note in view.index.ignored:
+        stderr.print(f"warning: catalog index segment {escape(note)}; listed from the folders")
     roots, orphans = view.trees()
     table = Table(title=f"catalog {escape(view.url)}", title_justify="left")
     table.add_column("snapshot", no_wrap=True)  # an id must stay whole to be copied
@@ -292,9 +300,9 @@ def chain_text(chain: list[Manifest]) -> str:
 
 def show_command(args: argparse.Namespace) -> int:
     store, view = open_view(args)
+    chain, findings = view.confirmed_chain(store, view.require(args.snapshot_id).id)
     manifest = view.require(args.snapshot_id)
     lock = store.retention(manifest_key(manifest.id))
-    chain, findings = view.chain(manifest.id)
     if args.json:
         print_json(
             {
@@ -306,6 +314,9 @@ def show_command(args: argparse.Namespace) -> int:
                 ),
                 "chain": [m.id for m in chain],
                 "findings": [f.to_json() for f in findings],
+                "index_disagreed": {
+                    m.id: view.index_disagreed[m.id] for m in chain if m.id in view.index_disagreed
+                },
             }
         )
         return 0
@@ -377,6 +388,11 @@ def show_command(args: argparse.Namespace) -> int:
     stdout.print(files)
     for finding in findings:
         stdout.print(f"[red]{finding.kind}[/red]: {escape(finding.message)}")
+    for item in chain:
+        if item.id in view.index_disagreed:
+            stdout.print(
+                f"[yellow]catalog index[/yellow] {item.id}: {escape(view.index_disagreed[item.id])}"
+            )
     return 0
 
 
@@ -384,9 +400,9 @@ def verify_command(args: argparse.Namespace) -> int:
     """Exit 0 when everything checked is intact, 1 when anything is wrong."""
     depth = Depth.parse(args.depth)
     store, key = open_catalog_args(args)
-    view = load_catalog(store, key)
+    view = load_catalog(store, key, use_index=bool(args.snapshot_id))  # all: every folder
     if args.snapshot_id:
-        chain, _ = view.chain(view.require(args.snapshot_id).id)
+        chain, _ = view.confirmed_chain(store, view.require(args.snapshot_id).id)
         ids = [m.id for m in chain]
     else:
         ids = [m.id for m in view.ordered()]
@@ -424,6 +440,19 @@ def _authenticity_summary(view: CatalogView, ids: list[str]) -> str:
     return f"authenticity checked with the catalog key: {shown or 'nothing'}"
 
 
+def reindex_command(args: argparse.Namespace) -> int:
+    """Replace the index (``catalog.index``) with one read from the folders: for a
+    catalog written before the index, or one whose listing warned about its index."""
+    store, _ = open_catalog_args(args)
+    before = len(list(store.list(f"{INDEX}/")))
+    view = rebuild_index(store)
+    stdout.print(
+        f"indexed {plural(len(view.snapshots), 'snapshot')} of {escape(view.url)} "
+        f"(replacing {plural(before, 'index segment')}); listings now read them in one go"
+    )
+    return 0
+
+
 def prune_command(args: argparse.Namespace) -> int:
     if min(args.keep_last, args.keep_daily, args.keep_weekly) < 0:
         raise UsageError("keep counts must not be negative")
@@ -436,7 +465,7 @@ def prune_command(args: argparse.Namespace) -> int:
     store, key = open_catalog_args(args)
     lock = None if args.dry_run else lock_catalog(store, "catalog prune", exclusive=True)
     try:
-        view = load_catalog(store, key)
+        view = load_catalog(store, key, use_index=False)  # deletes follow the folders only
         now = utc_now()
         refused = {
             manifest.id: reason
