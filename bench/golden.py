@@ -22,9 +22,9 @@ from drconsole.engines.chroma.server import ChromaServer
 from drconsole.golden import capture, save_golden
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.schema import CollectionSchema
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
         server.start()
         try:
             engine = ChromaEngine(server.url)
-            engine.create_collection("kb_articles", CollectionSchema(384, "cosine"), {})
+            engine.create_collection("kb_articles", CollectionSchema.dense(384, "cosine"), {})
             for batch in batches(CorpusSpec("kb", args.records), 2500):
                 engine.upsert("kb_articles", batch)
             golden = capture(engine, "kb_articles", queries=args.queries, k=10)

@@ -27,16 +27,16 @@ from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.schema import CollectionSchema
 
 BENCH_SOURCE = {"engine": "chroma", "namespace": {"tenant": "default_tenant", "database": "bench"}}
 
 
 def build_catalog(folder: Path, count: int) -> None:
     writer = SnapshotWriter(LocalStore(folder), "bench-F")
-    collection = writer.collection("kb_articles", CollectionSchema(384, "l2"))
+    collection = writer.collection("kb_articles", CollectionSchema.dense(384, "l2"))
     collection.add(records(CorpusSpec("kb", count)))
     collection.close(total_after_apply=count)
     now = datetime.now(UTC)

@@ -29,7 +29,7 @@ from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma.engine import upsert_body
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema
 
 BATCH = 1000
 
@@ -40,7 +40,7 @@ def build(root: Path, count: int, incrementals: int) -> str:
     store = LocalStore(root)
     moment = datetime.now(UTC) - timedelta(hours=1)
     writer = SnapshotWriter(store, "bench-F")
-    collection = writer.collection("kb_articles", CollectionSchema(384, "cosine"))
+    collection = writer.collection("kb_articles", CollectionSchema.dense(384, "cosine"))
     spec = CorpusSpec("kb", count)
     for start in range(0, count, 20_000):
         collection.add(records(spec, start, min(count, start + 20_000)))
@@ -56,7 +56,7 @@ def build(root: Path, count: int, incrementals: int) -> str:
     changed, deleted = count // 100, count // 200
     for number in range(1, incrementals + 1):
         writer = SnapshotWriter(store, f"bench-I{number:02d}")
-        collection = writer.collection("kb_articles", CollectionSchema(384, "cosine"))
+        collection = writer.collection("kb_articles", CollectionSchema.dense(384, "cosine"))
         first = (number * 7919 * changed) % max(1, count - changed - deleted)
         collection.add(records(CorpusSpec("kb", count, version=number), first, first + changed))
         gone = [f"kb-{n:06d}" for n in range(first + changed, first + changed + deleted)]

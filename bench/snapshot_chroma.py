@@ -21,7 +21,7 @@ from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema
 
 PAGE = 1000
 
@@ -68,7 +68,7 @@ def main() -> None:
         server.start()
         try:
             engine = ChromaEngine(server.url)
-            engine.create_collection("kb_articles", CollectionSchema(384, "l2"), {})
+            engine.create_collection("kb_articles", CollectionSchema.dense(384, "l2"), {})
             for batch in batches(CorpusSpec("kb", args.records), 2000):
                 engine.upsert("kb_articles", batch)
             theirs, mine = [], []

@@ -27,9 +27,9 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.sandbox import start_server
-from drconsole.schema import CollectionSchema
 
 PER_ROUND = 200
 
@@ -68,7 +68,7 @@ def batch(ids: list[str], dimension: int, version: int) -> RecordBatch:
 
 
 def load(engine: ChromaEngine, count: int, dimension: int) -> list[str]:
-    engine.create_collection("docs", CollectionSchema(dimension, "l2"))
+    engine.create_collection("docs", CollectionSchema.dense(dimension, "l2"))
     ids = [f"r{n:08d}" for n in range(count)]
     chunks = [ids[start : start + 2000] for start in range(0, count, 2000)]
     with ThreadPoolExecutor(2) as pool:

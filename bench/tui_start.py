@@ -37,8 +37,8 @@ KEYS = ["slash", *"kb-i", "backspace", "backspace", *"-0", *["backspace"] * 5]
 def build(folder: Path, count: int) -> None:
     from drconsole.catalog.local import LocalStore
     from drconsole.catalog.writer import SnapshotWriter
+    from drconsole.model.schema import CollectionSchema
     from drconsole.records import RecordBatch
-    from drconsole.schema import CollectionSchema
 
     store = LocalStore(folder)
     start = datetime.now(UTC) - timedelta(hours=count + 1)
@@ -46,7 +46,7 @@ def build(folder: Path, count: int) -> None:
     for number in range(count):
         full = number % 20 == 0
         writer = SnapshotWriter(store, f"2026{number:05d}-kb-{'F' if full else 'I'}")
-        collection = writer.collection("kb_articles", CollectionSchema(8, "cosine"))
+        collection = writer.collection("kb_articles", CollectionSchema.dense(8, "cosine"))
         collection.add(
             RecordBatch([f"r{number}"], np.ones((1, 8), np.float32), [None], [None], [None])
         )

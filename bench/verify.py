@@ -23,8 +23,8 @@ from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 
 DIMENSION = 384
 PART_ROWS = 40_000
@@ -34,7 +34,7 @@ def build(root: Path, gib: float) -> list[Path]:
     store = LocalStore(root)
     rows = int(gib * 1024**3 / (DIMENSION * 4))
     writer = SnapshotWriter(store, "bench-full", part_rows=PART_ROWS)
-    collection = writer.collection("docs", CollectionSchema(DIMENSION, "cosine"))
+    collection = writer.collection("docs", CollectionSchema.dense(DIMENSION, "cosine"))
     rng = np.random.default_rng(0)
     for start in range(0, rows, PART_ROWS):
         count = min(PART_ROWS, rows - start)

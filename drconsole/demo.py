@@ -29,10 +29,10 @@ from drconsole.errors import DrconsoleError, UsageError
 from drconsole.golden import capture, save_golden
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
 from drconsole.sandbox import serve_s3, start_server, stop_all
-from drconsole.schema import CollectionSchema
 
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
 BUCKET = "demo-backups"
@@ -107,7 +107,7 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
         say(f"seeding {name}: {spec.count} records, 384-d vectors clustered by topic, 4 tenants")
         production.create_collection(
             name,
-            CollectionSchema(spec.dimension, "cosine"),
+            CollectionSchema.dense(spec.dimension, "cosine"),
             {"embedding_model": "demo-minilm", "embedding_version": "2026-01"},
         )
         for batch in batches(spec, 1000):

@@ -19,16 +19,16 @@ from drconsole.drill import DrillOptions, DrillResult, drive
 from drconsole.engines.base import Engine
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.schema import CollectionSchema
 
 from helpers import KEY_FILE, catalog_key, write_runbook
 
 
 def seed(engine: Engine, name: str, spec: CorpusSpec, distance: str = "l2") -> None:
     engine.create_collection(
-        name, CollectionSchema(spec.dimension, distance), {"embedding_model": "test-model"}
+        name, CollectionSchema.dense(spec.dimension, distance), {"embedding_model": "test-model"}
     )
     for batch in batches(spec, 1000):
         engine.upsert(name, batch)

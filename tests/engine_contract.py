@@ -21,8 +21,8 @@ from drconsole.engines.adapter import Capability, EngineAdapter, ErrorKind
 from drconsole.engines.base import Engine, ScanWindow
 from drconsole.errors import EngineError
 from drconsole.model.filters import check_filter, evaluate, parse_where
+from drconsole.model.schema import CollectionSchema, IndexSpec
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 
 CORPUS = 400
 FILTERS = 300
@@ -119,7 +119,7 @@ class EngineContract:
         rng = random.Random(20261130)
         metadatas = [corpus_metadata(rng) for _ in range(CORPUS)]
         vectors = np.random.default_rng(1).standard_normal((CORPUS, 4))
-        engine.create_collection("corpus", CollectionSchema(4, "l2"))
+        engine.create_collection("corpus", CollectionSchema.dense(4, "l2"))
         engine.upsert("corpus", batch([f"r{n:04d}" for n in range(CORPUS)], vectors, metadatas))
         return [metadata for page in engine.scan("corpus", 1000) for metadata in page.metadatas]
 
@@ -139,7 +139,7 @@ class EngineContract:
         ids = ["a", "b-2", "ü-3", "with space", "x" * 64, "6"]
         for distance in ("cosine", "l2", "ip"):
             name = f"round_trip_{distance}"
-            engine.create_collection(name, CollectionSchema(16, distance))
+            engine.create_collection(name, CollectionSchema.dense(16, distance))
             engine.upsert(name, batch(ids, vectors, metadatas, documents=documents, uris=uris))
             got = RecordBatch.join(list(engine.scan(name, 4)), 16)
             assert sorted(got.ids) == sorted(ids)
@@ -156,6 +156,24 @@ class EngineContract:
             info = engine.get_collection(name)
             assert info is not None
             assert (info.schema.dimension, info.schema.distance) == (16, distance)
+
+    def test_a_neutral_schema_comes_back_as_it_was_created(
+        self, adapter: EngineAdapter, engine: Engine
+    ) -> None:
+        """Each distance the adapter claims, and an HNSW index's graph parameters, are
+        reported back as created; what it reports is a schema it can hold itself."""
+        index = IndexSpec("hnsw", {"m": 24, "ef_construction": 120})
+        for distance in adapter.distances:
+            name = f"schema_{distance}"
+            engine.create_collection(name, CollectionSchema.dense(8, distance, index=index))
+            engine.upsert(name, batch(["a"], np.ones((1, 8)), [{"k": 1}]))
+            info = engine.get_collection(name)
+            assert info is not None
+            reported = info.schema
+            assert (reported.dimension, reported.distance, reported.key) == (8, distance, "string")
+            assert reported.index is not None and reported.index.kind == "hnsw"
+            assert {k: reported.index.params.get(k) for k in index.params} == index.params
+            assert adapter.schema_gaps(reported) == []
 
     def test_count_of_a_filter_is_what_the_reference_evaluator_counts(
         self, engine: Engine, corpus: list[dict[str, Any] | None]
@@ -203,7 +221,7 @@ class EngineContract:
 
     def test_the_nearest_record_of_a_stored_vector_is_itself(self, engine: Engine) -> None:
         vectors = np.random.default_rng(3).standard_normal((200, 8)).astype(np.float32)
-        engine.create_collection("nearest", CollectionSchema(8, "l2"))
+        engine.create_collection("nearest", CollectionSchema.dense(8, "l2"))
         ids = [f"v{n}" for n in range(200)]
         engine.upsert("nearest", batch(ids, vectors, [None] * 200))
         results = engine.query("nearest", vectors[:20], 3)
@@ -218,7 +236,7 @@ class EngineContract:
         new ones, each once, and its window says what it saw."""
         vectors = np.random.default_rng(5).standard_normal((1000, 4))
         ids = [f"s{n:04d}" for n in range(1000)]
-        engine.create_collection("scanned", CollectionSchema(4, "l2"))
+        engine.create_collection("scanned", CollectionSchema.dense(4, "l2"))
         engine.upsert("scanned", batch(ids, vectors, [{"n": n} for n in range(1000)]))
         window = ScanWindow()
         pages = engine.scan("scanned", 100, window)
@@ -243,7 +261,7 @@ class EngineContract:
         sent = batch(
             [f"i{n}" for n in range(50)], vectors, [{"n": n, "tags": ["x"]} for n in range(50)]
         )
-        engine.create_collection("idempotent", CollectionSchema(4, "ip"))
+        engine.create_collection("idempotent", CollectionSchema.dense(4, "ip"))
         engine.upsert("idempotent", sent)
         first = RecordBatch.join(list(engine.scan("idempotent", 100)), 4)
         engine.upsert("idempotent", sent)
@@ -259,7 +277,7 @@ class EngineContract:
     ) -> None:
         if not adapter.can(Capability.RENAME):
             pytest.skip(f"{adapter.name} declares no rename")
-        engine.create_collection("before", CollectionSchema(4, "l2"), {"owner": "kb"})
+        engine.create_collection("before", CollectionSchema.dense(4, "l2"), {"owner": "kb"})
         engine.upsert("before", batch(["a"], np.ones((1, 4)), [{"n": 1}]))
         engine.rename_collection("before", "after")
         assert engine.get_collection("before") is None
@@ -273,7 +291,7 @@ class EngineContract:
         with pytest.raises(EngineError) as missing:
             engine.upsert("nowhere", batch(["a"], np.ones((1, 4)), [None]))
         assert adapter.classify(missing.value) is ErrorKind.NOT_FOUND
-        engine.create_collection("sized", CollectionSchema(4, "l2"))
+        engine.create_collection("sized", CollectionSchema.dense(4, "l2"))
         engine.upsert("sized", batch(["a"], np.ones((1, 4)), [None]))
         with pytest.raises(EngineError) as wrong:
             engine.upsert("sized", batch(["b"], np.ones((1, 5)), [None]))

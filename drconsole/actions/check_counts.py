@@ -28,9 +28,11 @@ from drconsole.catalog.manifest import CollectionEntry
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
 from drconsole.model.filters import Compare, parse_where
+from drconsole.model.schema import CollectionSchema
 
 NAMED = 20
-INDEX_KEYS = ("ef_construction", "max_neighbors")
+INDEX_KEYS = ("m", "ef_construction")
+"""The index parameters compared: the ones that shape the graph an engine builds."""
 
 
 def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outcome:
@@ -171,8 +173,7 @@ def _collection_findings(
             have.dimension,
         )
     )
-    want_index = {k: v for k, v in (wanted.index.get("hnsw") or {}).items() if k in INDEX_KEYS}
-    have_index = {k: v for k, v in (have.index.get("hnsw") or {}).items() if k in INDEX_KEYS}
+    want_index, have_index = _index_settings(wanted), _index_settings(have)
     found.append(Finding("index", want_index == have_index, name, want_index, have_index))
     found.append(_sample_finding(engine, name, truth))
     for item in filters:
@@ -189,6 +190,13 @@ def _collection_findings(
             )
         )
     return found
+
+
+def _index_settings(schema: CollectionSchema) -> dict[str, object]:
+    index = schema.index
+    if index is None:
+        return {}
+    return {"kind": index.kind} | {k: v for k, v in index.params.items() if k in INDEX_KEYS}
 
 
 def _sample_finding(engine: Engine, name: str, truth: Truth) -> Finding:

@@ -68,7 +68,8 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
                 check.queries("tenant", tenant, Compare(tenant_field, "eq", tenant), ids)
                 for tenant, ids in sorted(truth.tenant_ids.items())
             ]
-            acl_type = entry.schema.metadata_fields.get(acl_field or "", "string[]")
+            declared = entry.schema.field(acl_field or "")
+            acl_type = str(declared.type) if declared else "string[]"
             findings += [
                 check.queries("acl group", group, _group_filter(acl_field, acl_type, group), ids)
                 for group, ids in sorted(groups.items())

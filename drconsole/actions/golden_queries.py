@@ -185,8 +185,15 @@ def _distances(matrix: np.ndarray, queries: np.ndarray, distance: str) -> np.nda
         return 1.0 - dots / np.maximum(record_norms * query_norms, 1e-30)
     if distance == "ip":
         return 1.0 - dots
-    return (
-        (matrix * matrix).sum(axis=1)[:, None] - 2 * dots + (queries * queries).sum(axis=1)[None, :]
+    if distance == "l2":
+        return (
+            (matrix * matrix).sum(axis=1)[:, None]
+            - 2 * dots
+            + (queries * queries).sum(axis=1)[None, :]
+        )
+    raise DrconsoleError(
+        f"exact golden answers are computed for cosine, l2 and ip distances, not {distance}",
+        "capture the golden set from the healthy system (`drconsole golden capture`) instead",
     )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema
 from drconsole.timefmt import format_utc, parse_utc, utc_now
 
 PREFIX = "drconsole.lease."
@@ -101,4 +101,4 @@ def _ended(holder: dict[str, object]) -> bool:
     return until < utc_now()
 
 
-_MARKER = CollectionSchema(0, "l2")
+_MARKER = CollectionSchema.dense(0, "l2")

@@ -28,10 +28,16 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.lease import release_leases, take_leases
-from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.actions.sources import (
+    open_catalog,
+    open_target,
+    restore_order,
+    selected_chain,
+    target_adapter,
+)
 from drconsole.engines.base import CollectionInfo, Engine
 from drconsole.engines.placed import PlacedEngine
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema
 
 
 def staging_name(name: str, run_id: str) -> str:
@@ -58,7 +64,14 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
             engine.ensure_namespace()
         take_leases(engine, order, context.run_id)
         existing = {name: engine.get_collection(name) for name in order}
+        adapter = target_adapter(context)
         refusals = [
+            f"collection {name} has what the {adapter.title} engine cannot hold: "
+            f"{', '.join(gaps)}; nothing was written. Restore it into an engine that can "
+            "(`drconsole engines` lists what each can do)"
+            for name in order
+            if (gaps := adapter.schema_gaps(manifest.collection(name).schema))
+        ] + [
             problem
             for name in order
             if (

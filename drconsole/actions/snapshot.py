@@ -13,7 +13,7 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,14 @@ from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
 from drconsole.engines.base import CollectionInfo, Engine, ScanWindow
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.hooks import run_hook
+from drconsole.model.schema import (
+    FieldSpec,
+    FieldType,
+    ScalarType,
+    Tenancy,
+    TenancyMode,
+)
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc_ms, format_utc, utc_now
 
 PAGE_SIZE = 1000
@@ -292,14 +298,20 @@ def _snapshot_collection(
         for ids, tenants in baseline.deleted():
             out.delete(ids, tenants)
     dimension = schema.dimension or profile.dimension
-    out.schema = CollectionSchema(
-        dimension, schema.distance, schema.index, profile.field_types(), schema.engine_config
+    out.schema = replace(
+        schema,
+        vectors=(replace(schema.vector, dimension=dimension),),
+        fields=profile.fields(),
+        tenancy=(
+            Tenancy(TenancyMode.FIELD, request.tenant_field)
+            if request.tenant_field and schema.tenancy.mode == TenancyMode.NONE
+            else schema.tenancy
+        ),
     )
     out.close(
         total_after_apply=done,
         embedding=_embedding(request.embedding, collection.metadata, dimension, profile),
         tenants=profile.tenants(),
-        aliases=[],
         not_restorable=list(collection.unrestorable),
         scan={
             "started_at": format_utc(window.started_at) if window.started_at else None,
@@ -435,11 +447,17 @@ class _Profile:
                 label = str(tenant) if tenant is not None else "(none)"
                 counts[label] = counts.get(label, 0) + 1
 
-    def field_types(self) -> dict[str, str]:
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """The metadata keys seen, typed (JSON where values of several types were seen)."""
         named = {key: {_type_name(kind) for kind in kinds} for key, kinds in self.types.items()}
-        return {
-            key: names.pop() if len(names) == 1 else "mixed" for key, names in sorted(named.items())
-        }
+        return tuple(
+            FieldSpec(
+                key,
+                FieldType.parse(names.pop()) if len(names) == 1 else FieldType(ScalarType.JSON),
+                is_tenant=key == self.tenant_field,
+            )
+            for key, names in sorted(named.items())
+        )
 
     def tenants(self) -> list[dict[str, Any]]:
         return [

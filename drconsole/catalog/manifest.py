@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from drconsole.catalog.layout import KNOWN_FILES
 from drconsole.errors import IntegrityError
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema, SchemaError, legacy_schema, parse_schema
 from drconsole.timefmt import format_duration, format_utc, parse_utc
 
 FORMAT_1 = "drconsole-snapshot/1"
@@ -26,8 +26,6 @@ FORMAT = FORMAT_2
 """What this drconsole writes."""
 KINDS = ("full", "incremental")
 FILE_KINDS = ("records", "vectors", "deletes", "state")
-DISTANCES = ("cosine", "l2", "ip")
-MAX_DIMENSION = 65536
 COUNT_KEYS = ("records", "deletes", "total_after_apply")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -67,7 +65,7 @@ class CollectionEntry:
     schema: CollectionSchema
     embedding: dict[str, Any]
     tenants: list[dict[str, Any]]
-    aliases: list[str]
+    """Tenants as the snapshot counted them: name, status, records."""
     counts: dict[str, int]
     files: list[FileEntry]
     not_restorable: list[str] = field(default_factory=list)
@@ -82,7 +80,6 @@ class CollectionEntry:
             "schema": self.schema.to_json(),
             "embedding": self.embedding,
             "tenants": self.tenants,
-            "aliases": self.aliases,
             "counts": self.counts,
             "files": [entry.to_json() for entry in self.files],
             "not_restorable": self.not_restorable,
@@ -283,38 +280,45 @@ def _collection(raw: Any, number: int, kind: str, version: str) -> CollectionEnt
     check_relative_path(name, f"{where}.name")
     if "/" in name:
         raise ManifestError(f"{where}.name {name!r} must not contain '/'")
-    schema = _Fields(reader.mapping("schema"), f"{where}.schema")
-    dimension = schema.integer("dimension")
-    if not 0 <= dimension <= MAX_DIMENSION:
-        raise ManifestError(
-            f"{where}.schema.dimension must be 0 (unknown: empty) to {MAX_DIMENSION}"
-        )
-    fields = schema.optional_mapping("metadata_fields")
+    schema = _schema(reader.mapping("schema"), f"{where}.schema", reader)
     counts_reader = _Fields(reader.mapping("counts"), f"{where}.counts")
     counts = {
         key: counts_reader.integer(key) for key in ("records", "deletes", "total_after_apply")
     }
     files = [_file(item, f"{where}.files[{n}]") for n, item in enumerate(reader.items("files"))]
     _check_counts(
-        where, kind=kind, version=version, dimension=dimension, counts=counts, files=files
+        where, kind=kind, version=version, dimension=schema.dimension, counts=counts, files=files
     )
     return CollectionEntry(
         name=name,
-        schema=CollectionSchema(
-            dimension=dimension,
-            distance=schema.choice("distance", DISTANCES),
-            index=schema.optional_mapping("index"),
-            metadata_fields={str(k): str(v) for k, v in fields.items()},
-            engine_config=schema.optional_mapping("engine_config"),
-        ),
+        schema=schema,
         embedding=reader.optional_mapping("embedding"),
         tenants=[_Fields(t, f"{where}.tenants").raw for t in reader.optional_items("tenants")],
-        aliases=[str(alias) for alias in reader.optional_items("aliases")],
         counts=counts,
         files=files,
         not_restorable=[str(item) for item in reader.optional_items("not_restorable")],
         scan=reader.optional_mapping("scan"),
     )
+
+
+def _schema(raw: dict[str, Any], where: str, collection: _Fields) -> CollectionSchema:
+    """The neutral schema (``vectors``...), or the one-vector schema manifests wrote
+    before it, with their collection-level ``aliases``. Parts hold one dense vector per
+    record, so a schema with another number of them is refused here, not at restore."""
+    try:
+        if "vectors" in raw:
+            schema = parse_schema(raw, where)
+        else:
+            aliases = tuple(str(alias) for alias in collection.optional_items("aliases"))
+            schema = replace(legacy_schema(raw, where), aliases=aliases)
+    except SchemaError as error:
+        raise ManifestError(str(error)) from None
+    if len(schema.vectors) != 1 or schema.sparse_vectors:
+        raise ManifestError(
+            f"{where}: this drconsole keeps exactly one dense vector per record, "
+            f"not {len(schema.vectors)} dense and {len(schema.sparse_vectors)} sparse"
+        )
+    return schema
 
 
 def _check_counts(

@@ -23,8 +23,8 @@ from drconsole.catalog.layout import claim_key, file_key, mac_key, manifest_key,
 from drconsole.catalog.manifest import CollectionEntry, FileEntry, Manifest
 from drconsole.catalog.store import ObjectExists, ObjectStore
 from drconsole.errors import StoreError
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 from drconsole.timefmt import format_utc, utc_now
 
 PART_ROWS = 10_000
@@ -188,7 +188,6 @@ class CollectionWriter:
         total_after_apply: int,
         embedding: dict[str, Any] | None = None,
         tenants: list[dict[str, Any]] | None = None,
-        aliases: list[str] | None = None,
         not_restorable: list[str] | None = None,
         scan: dict[str, Any] | None = None,
     ) -> CollectionEntry:
@@ -199,7 +198,6 @@ class CollectionWriter:
             schema=self.schema,
             embedding=dict(embedding or {}),
             tenants=list(tenants or []),
-            aliases=list(aliases or []),
             counts={
                 "records": self.records,
                 "deletes": self.deletes,

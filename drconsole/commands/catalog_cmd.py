@@ -367,7 +367,7 @@ def show_command(args: argparse.Namespace) -> int:
             str(entry.counts["deletes"]),
             str(entry.counts["total_after_apply"]),
             ", ".join(str(t.get("name")) for t in entry.tenants) or "-",
-            ", ".join(entry.aliases) or "-",
+            ", ".join(entry.schema.aliases) or "-",
             escape(f"{embedding.get('model', '-')} {embedding.get('version', '')}".strip()),
         )
     stdout.print(table)

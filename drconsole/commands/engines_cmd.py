@@ -30,6 +30,7 @@ def describe(adapter: EngineAdapter) -> dict[str, Any]:
         "lacks": sorted(set(Capability) - adapter.capabilities),
         "filter_operators": sorted(adapter.filter_operators),
         "distances": adapter.distances,
+        "key_types": list(adapter.key_types),
         "options": {option.name: option.help for option in adapter.options},
         "sandbox": adapter.sandbox_entry is not None,
         "in_process": adapter.in_process,
@@ -54,7 +55,9 @@ def engines_command(args: argparse.Namespace) -> int:
         facts = describe(adapter)
         table.add_row(
             f"{adapter.name}\n[dim]{escape(adapter.title)}[/]",
-            ", ".join(facts["capabilities"]),
+            ", ".join(facts["capabilities"])
+            + f"\n[dim]distances {', '.join(adapter.distances)}; keys "
+            + f"{', '.join(adapter.key_types)}[/]",
             ", ".join(facts["lacks"]),
             ", ".join(facts["options"]) or "-",
             "in-process" if adapter.in_process else ("yes" if facts["sandbox"] else "no"),

@@ -19,6 +19,7 @@ from drconsole.retry import DEFAULT, RetryPolicy
 
 if TYPE_CHECKING:
     from drconsole.engines.base import Engine
+    from drconsole.model.schema import CollectionSchema
     from drconsole.sandbox import EngineServer
 
 
@@ -98,6 +99,8 @@ class EngineAdapter:
     """The filter operators (``and``, ``or``, ``eq``, ``in``...) the engine can run."""
     distances: dict[str, str] = field(default_factory=dict)
     """Neutral distance name -> the engine's own name for it."""
+    key_types: tuple[str, ...] = ("string",)
+    """The primary key types (``model.schema.KeyType``) the engine keeps as they are."""
     sandbox_entry: str | None = None
     """``module:class(folder) -> EngineServer``: a throwaway server for drills."""
     classify_entry: str | None = None
@@ -119,6 +122,35 @@ class EngineAdapter:
             for option in self.options
             if option.namespace and option.default is not None
         }
+
+    def schema_gaps(self, schema: CollectionSchema) -> list[str]:
+        """What of a neutral schema this engine cannot hold, for people; empty when it
+        can hold all of it. A restore refuses a collection with gaps before writing."""
+        gaps = [
+            f"distance {vector.distance.value} of vector {vector.name or '(unnamed)'}"
+            for vector in schema.vectors
+            if vector.distance.value not in self.distances
+        ]
+        if schema.key.value not in self.key_types:
+            gaps.append(f"{schema.key.value} primary keys")
+        needs = [
+            (len(schema.vectors) > 1, Capability.NAMED_VECTORS, "named vectors"),
+            (bool(schema.sparse_vectors), Capability.SPARSE_VECTORS, "sparse vectors"),
+            (
+                schema.tenancy.mode.value in ("native", "partition"),
+                Capability.NATIVE_TENANTS,
+                f"{schema.tenancy.mode.value} tenants",
+            ),
+            (
+                any(tenant.state.value != "active" for tenant in schema.tenancy.tenants),
+                Capability.TENANT_STATES,
+                "tenant states other than active",
+            ),
+            (bool(schema.aliases), Capability.ALIASES, "aliases"),
+            (bool(schema.access), Capability.ACCESS_POLICIES, "access policies"),
+        ]
+        gaps += [what for used, capability, what in needs if used and not self.can(capability)]
+        return gaps
 
     def unsupported_operators(self, used: set[str]) -> list[str]:
         return sorted(used - self.filter_operators)

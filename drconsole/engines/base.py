@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from drconsole.model.filters import Filter
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 from drconsole.timefmt import utc_now
 
 

@@ -31,10 +31,10 @@ from drconsole.catalog.store import ObjectExists, ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.retry import RetryPolicy
 from drconsole.sandbox import SeaweedS3, free_ports
-from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc
 
 from catalog_spec import digest, write_spec_snapshot
@@ -71,7 +71,7 @@ def _snapshot(
     total: int = 0,
 ) -> Manifest:
     writer = SnapshotWriter(store, name, part_rows=part_rows)
-    collection = writer.collection("help_articles", CollectionSchema(DIM, "cosine"))
+    collection = writer.collection("help_articles", CollectionSchema.dense(DIM, "cosine"))
     for batch in batches:
         collection.add(batch)
     if deletes:
@@ -289,7 +289,7 @@ def test_traversal_paths_in_a_manifest_are_refused(store: ObjectStore) -> None:
 def test_an_unfinished_upload_is_never_offered(store: ObjectStore) -> None:
     full = _snapshot(store, "full-1", 0, [_batch(["a", "b"])], total=2)
     writer = SnapshotWriter(store, "full-2", part_rows=1)
-    collection = writer.collection("help_articles", CollectionSchema(DIM, "cosine"))
+    collection = writer.collection("help_articles", CollectionSchema.dense(DIM, "cosine"))
     collection.add(_batch(["a", "b", "c"]))  # parts written, then the writer "crashes"
     view = load_catalog(store)
     assert [(u.id, u.files) for u in view.unfinished] == [("full-2", 4)]  # 3 parts, a claim
@@ -303,9 +303,9 @@ def test_only_abandoned_uploads_are_pruned_and_only_when_asked(store: ObjectStor
     kept = _snapshot(store, "kept-full", 0, [_batch(["a"])], total=1)
     for name, started in (("old", now - timedelta(days=3)), ("new", now - timedelta(minutes=5))):
         writer = SnapshotWriter(store, f"{compact_utc(started)}-kb-{name}", part_rows=1)
-        writer.collection("help_articles", CollectionSchema(DIM, "cosine")).add(_batch(["a"]))
+        writer.collection("help_articles", CollectionSchema.dense(DIM, "cosine")).add(_batch(["a"]))
     writer = SnapshotWriter(store, "no-time-in-this-id", part_rows=1)
-    writer.collection("help_articles", CollectionSchema(DIM, "cosine")).add(_batch(["a"]))
+    writer.collection("help_articles", CollectionSchema.dense(DIM, "cosine")).add(_batch(["a"]))
     view = load_catalog(store)
     assert len(view.unfinished) == 3
     plan = plan_retention(view, KeepPolicy(last=1))

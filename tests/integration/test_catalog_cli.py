@@ -20,9 +20,9 @@ from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.corpus import CorpusSpec
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.sandbox import SeaweedS3
-from drconsole.schema import CollectionSchema
 from drconsole.timefmt import compact_utc
 
 from chroma_restore import seed
@@ -39,7 +39,7 @@ def _snapshot(
     key: CatalogKey | None = None,
 ) -> Manifest:
     writer = SnapshotWriter(store, name, key=key)
-    collection = writer.collection("tickets", CollectionSchema(4, "l2"))
+    collection = writer.collection("tickets", CollectionSchema.dense(4, "l2"))
     collection.add(
         RecordBatch(
             [f"{name}-a", f"{name}-b"],

@@ -32,8 +32,8 @@ from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth, verify
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.errors import IntegrityError
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def _snapshot(
     key: CatalogKey | None = KEY,
 ) -> Manifest:
     writer = SnapshotWriter(store, name, part_rows=4, key=key)
-    collection = writer.collection("help_articles", CollectionSchema(4, "l2"))
+    collection = writer.collection("help_articles", CollectionSchema.dense(4, "l2"))
     collection.add(
         RecordBatch(
             ids,

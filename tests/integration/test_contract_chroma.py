@@ -15,7 +15,7 @@ from drconsole.engines.chroma import ADAPTER
 from drconsole.engines.chroma.engine import ChromaEngine, compile_filter
 from drconsole.engines.chroma.server import ChromaServer
 from drconsole.model.filters import Compare, check_filter
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_what_chroma_refuses_is_refused_at_load_time(chroma: ChromaServer, where
     assert check_filter(where), "the loader refuses it"
     engine = ChromaEngine(chroma.url, database=f"contract{next(_databases):04d}")
     engine.ensure_namespace()
-    engine.create_collection("refusals", CollectionSchema(2, "l2"))
+    engine.create_collection("refusals", CollectionSchema.dense(2, "l2"))
     field, condition = next(iter(where.items()))
     operator, operand = next(iter(condition.items()))
     raw = Compare(field, operator[1:], tuple(operand))

@@ -13,9 +13,9 @@ from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.golden import capture, save_golden
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.schema import CollectionSchema
 
 from chroma_restore import snapshot
 from helpers import KEY_FILE, write_runbook
@@ -63,7 +63,7 @@ def public_and_empty(source_engine: ChromaEngine, tmp_path: Path) -> ChromaEngin
     dimension) when the snapshot was taken. Nothing is deleted: deleting a collection
     with array metadata makes Chroma 1.5 attach its arrays to later records, which the
     gates rightly fail."""
-    source_engine.create_collection("kb_docs", CollectionSchema(384, "cosine"))
+    source_engine.create_collection("kb_docs", CollectionSchema.dense(384, "cosine"))
     batch = records(CorpusSpec("kb_docs", 300))
     for row in range(40):
         batch.metadatas[row] = {
@@ -72,13 +72,13 @@ def public_and_empty(source_engine: ChromaEngine, tmp_path: Path) -> ChromaEngin
     source_engine.upsert("kb_docs", batch)
     elsewhere = ChromaEngine(source_engine.url, database=f"{source_engine.database}_old")
     elsewhere.ensure_namespace()
-    elsewhere.create_collection("drafts", CollectionSchema(384, "cosine"))
+    elsewhere.create_collection("drafts", CollectionSchema.dense(384, "cosine"))
     elsewhere.upsert("drafts", records(CorpusSpec("draft", 50)))
     golden = capture(elsewhere, "drafts", queries=5, k=5)
     golden.queries += capture(source_engine, "kb_docs", queries=5, k=5).queries
     save_golden(golden, tmp_path / "kb.golden.json")
     elsewhere.close()
-    source_engine.create_collection("drafts", CollectionSchema(384, "cosine"))  # never filled
+    source_engine.create_collection("drafts", CollectionSchema.dense(384, "cosine"))  # never filled
     snapshot(source_engine, tmp_path / "catalog", ["kb_docs", "drafts"])
     return source_engine
 

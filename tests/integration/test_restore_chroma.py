@@ -12,7 +12,7 @@ import pytest
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.incident.record import read_record
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema
 
 from chroma_restore import dump, restore_runbook, run_drill, seed, snapshot
 
@@ -145,7 +145,7 @@ def test_refuses_an_existing_collection_with_on_exists_fail(
     snapshot(source_engine, tmp_path / "catalog", ["kb_articles", "faq"])
     target = _target_engine(chroma_target)
     target.ensure_namespace()
-    target.create_collection("faq", CollectionSchema(384, "l2"), {})
+    target.create_collection("faq", CollectionSchema.dense(384, "l2"), {})
     target.upsert("faq", records(CorpusSpec("other", 5)))
     result = run_drill(
         restore_runbook(tmp_path, tmp_path / "catalog", chroma_target, ["kb_articles"]),
@@ -166,7 +166,7 @@ def test_refuses_a_dimension_or_distance_mismatch_before_writing(
     snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
     target = _target_engine(chroma_target)
     target.ensure_namespace()
-    target.create_collection("kb_articles", CollectionSchema(8, "l2"), {})
+    target.create_collection("kb_articles", CollectionSchema.dense(8, "l2"), {})
     target.upsert("kb_articles", records(CorpusSpec("small", 3, dimension=8)))
     merge = run_drill(
         restore_runbook(
@@ -178,7 +178,7 @@ def test_refuses_a_dimension_or_distance_mismatch_before_writing(
     assert "dimension 8 in the target, 384 in the snapshot" in merge.message
     _target_is_untouched(chroma_target, {"kb_articles": 3})
     target.delete_collection("kb_articles")
-    target.create_collection("kb_articles", CollectionSchema(384, "cosine"), {})
+    target.create_collection("kb_articles", CollectionSchema.dense(384, "cosine"), {})
     again = run_drill(
         restore_runbook(
             tmp_path,
@@ -203,7 +203,7 @@ def test_replace_recreates_the_collection(
     snapshot(source_engine, tmp_path / "catalog", ["kb_articles"])
     target = _target_engine(chroma_target)
     target.ensure_namespace()
-    target.create_collection("kb_articles", CollectionSchema(384, "l2"), {})
+    target.create_collection("kb_articles", CollectionSchema.dense(384, "l2"), {})
     target.upsert("kb_articles", records(CorpusSpec("stale", 50)))
     runbook = restore_runbook(
         tmp_path, tmp_path / "catalog", chroma_target, ["kb_articles"], on_exists="replace"
@@ -249,7 +249,7 @@ def test_uris_and_the_collection_schema_are_kept(
     """Everything Chroma stores comes back: uris on records (a uri-only change is an
     incremental change), and the collection's schema: full-text search off, an inverted
     index off for one key, HNSW threads and batch size."""
-    custom = source_engine.create_collection("probe", CollectionSchema(8, "l2"))
+    custom = source_engine.create_collection("probe", CollectionSchema.dense(8, "l2"))
     schema = copy.deepcopy(custom.schema.engine_config["chroma"]["schema"])
     source_engine.delete_collection("probe")
     schema["keys"]["#document"]["string"]["fts_index"]["enabled"] = False
@@ -259,7 +259,7 @@ def test_uris_and_the_collection_schema_are_kept(
     hnsw = schema["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["hnsw"]
     hnsw.update(num_threads=1, batch_size=50)
     source_engine.create_collection(
-        "docs", CollectionSchema(8, "l2", engine_config={"chroma": {"schema": schema}})
+        "docs", CollectionSchema.dense(8, "l2", engine_config={"chroma": {"schema": schema}})
     )
     batch = records(CorpusSpec("doc", 300, dimension=8), 0, 300)
     batch.uris = [f"s3://docs/{i}.pdf" if n % 3 else None for n, i in enumerate(batch.ids)]

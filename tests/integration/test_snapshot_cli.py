@@ -71,7 +71,11 @@ def test_full_then_incremental_from_the_command_line(
         collection["embedding"]["normalized"] is True
         and collection["embedding"]["dimension"] == 384
     )
-    assert collection["schema"]["metadata_fields"]["acl_groups"] == "string[]"
+    fields = {item["name"]: item for item in collection["schema"]["fields"]}
+    assert fields["acl_groups"]["type"] == "string[]" and not fields["acl_groups"]["is_tenant"]
+    assert fields["tenant_id"]["is_tenant"] and fields["tenant_id"]["type"] == "string"
+    assert collection["schema"]["tenancy"] == {"mode": "field", "field": "tenant_id", "tenants": []}
+    assert collection["schema"]["vectors"][0]["index"]["kind"] == "hnsw"
     assert sum(t["records"] for t in collection["tenants"]) == 1200
 
     source_engine.upsert("help_articles", records(CorpusSpec("help", 1250, version=1), 1190, 1250))

@@ -25,8 +25,8 @@ from drconsole.catalog.plan import RestorePlan
 from drconsole.catalog.verify import Depth, verify
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 
 from helpers import run_cli
 
@@ -84,7 +84,7 @@ class Writer:
 
 @pytest.fixture
 def busy(chroma: ChromaServer, source_engine: ChromaEngine):
-    source_engine.create_collection("docs", CollectionSchema(DIMENSION, "l2"))
+    source_engine.create_collection("docs", CollectionSchema.dense(DIMENSION, "l2"))
     ids = [f"r{n:07d}" for n in range(RECORDS)]
     for start in range(0, RECORDS, 1000):
         source_engine.upsert("docs", _batch(ids[start : start + 1000], 0))

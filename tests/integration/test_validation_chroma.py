@@ -19,10 +19,10 @@ from drconsole.engines.chroma.server import ChromaServer
 from drconsole.golden import capture, save_golden
 from drconsole.incident.record import read_record
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.schema import CollectionSchema
 
 from chroma_restore import seed
 from helpers import KEY_FILE, catalog_key, write_runbook
@@ -184,7 +184,7 @@ def test_a_wrong_distance_drops_golden_recall(backup: Backup, tmp_path: Path) ->
     walk = Walk(backup, tmp_path, "distance")
     records = next(iter(walk.target.scan("help_articles", 100_000)))
     walk.target.delete_collection("help_articles")
-    walk.target.create_collection("help_articles", CollectionSchema(HELP.dimension, "l2"), {})
+    walk.target.create_collection("help_articles", CollectionSchema.dense(HELP.dimension, "l2"), {})
     walk.target.upsert("help_articles", records)
     status, failed = walk.gate("counts")
     assert status == "failed"

@@ -16,7 +16,7 @@ from drconsole.engines.chroma.engine import (
     to_schema,
     unrestorable,
 )
-from drconsole.schema import CollectionSchema
+from drconsole.model.schema import CollectionSchema, IndexSpec
 
 URL = "http://chroma.test:8000"
 
@@ -131,7 +131,7 @@ def test_schema_round_trips_through_engine_config() -> None:
     }
     schema = to_schema(raw)
     assert (schema.dimension, schema.distance) == (384, "cosine")
-    assert schema.index["hnsw"]["max_neighbors"] == 32
+    assert schema.index == IndexSpec("hnsw", {"m": 32, "ef_construction": 200, "ef_search": 100})
     assert creation_settings(schema) == {
         "configuration": {
             "hnsw": {
@@ -145,9 +145,9 @@ def test_schema_round_trips_through_engine_config() -> None:
             "embedding_function": {"type": "legacy"},
         }
     }
-    neutral = CollectionSchema(8, "ip", {"hnsw": {"ef_construction": 50}})
+    neutral = CollectionSchema.dense(8, "ip", index=IndexSpec("hnsw", {"m": 12, "ef_search": 9}))
     assert creation_settings(neutral) == {
-        "configuration": {"hnsw": {"ef_construction": 50, "space": "ip"}}
+        "configuration": {"hnsw": {"max_neighbors": 12, "ef_search": 9, "space": "ip"}}
     }
     with_schema = to_schema({**raw, "schema": {"keys": {"#document": {"string": {}}}}})
     assert creation_settings(with_schema) == {"schema": {"keys": {"#document": {"string": {}}}}}

@@ -15,8 +15,8 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import FORMAT_1, FORMAT_2
 from drconsole.engines import open_engine
 from drconsole.engines.memory.engine import forget
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 
 from catalog_spec import digest, spec_state_file, write_spec_snapshot
 from chroma_restore import dump, restore_runbook, run_drill
@@ -110,7 +110,7 @@ def test_a_format_2_incremental_follows_a_format_1_parent_and_says_so(tmp_path: 
     forget(SOURCE["url"])
     engine = open_engine(SOURCE)
     engine.ensure_namespace()
-    engine.create_collection("help_articles", CollectionSchema(8, "cosine"))
+    engine.create_collection("help_articles", CollectionSchema.dense(8, "cosine"))
     engine.upsert("help_articles", batch)
     engine.upsert(
         "help_articles",

@@ -42,13 +42,13 @@ def test_exact_mode_keeps_a_true_filter_apart_from_a_1_filter() -> None:
     from drconsole.actions.golden_queries import QueryReport, _Clock, _exact
     from drconsole.engines.memory.engine import MemoryEngine, forget
     from drconsole.golden import GoldenQuery, GoldenSet
+    from drconsole.model.schema import CollectionSchema
     from drconsole.records import RecordBatch
-    from drconsole.schema import CollectionSchema
 
     forget("memory://exact")
     engine = MemoryEngine("memory://exact")
     engine.ensure_namespace()
-    engine.create_collection("kb", CollectionSchema(2, "l2"))
+    engine.create_collection("kb", CollectionSchema.dense(2, "l2"))
     vectors = np.array([[0, 0], [1, 1]], np.float32)
     engine.upsert(
         "kb",

@@ -19,10 +19,10 @@ from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.writer import SnapshotWriter
 from drconsole.incident import store as store_module
 from drconsole.incident.store import RunStore
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.schema import CollectionSchema
 from drconsole.tui.app import make_app
 from drconsole.tui.catalog_screen import CatalogScreen
 from drconsole.tui.modals import (
@@ -53,7 +53,7 @@ def _snapshot(
     store: LocalStore, name: str, hours: float, parent: Manifest | None = None
 ) -> Manifest:
     writer = SnapshotWriter(store, name, key=catalog_key(store.root.parent))
-    collection = writer.collection("help_articles", CollectionSchema(4, "cosine"))
+    collection = writer.collection("help_articles", CollectionSchema.dense(4, "cosine"))
     ids = [f"{name}-{n}" for n in range(3)]
     collection.add(
         RecordBatch(

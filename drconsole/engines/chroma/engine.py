@@ -28,11 +28,17 @@ from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, Scan
 from drconsole.engines.chroma import DEFAULT_DATABASE, DEFAULT_TENANT
 from drconsole.errors import EngineError
 from drconsole.model.filters import Filter, to_where
+from drconsole.model.schema import CollectionSchema, IndexSpec
 from drconsole.records import RecordBatch
 from drconsole.retry import DEFAULT
-from drconsole.schema import CollectionSchema
 
 HNSW_KEYS = ("ef_construction", "max_neighbors", "ef_search", "resize_factor", "sync_threshold")
+NEUTRAL_HNSW = {
+    "max_neighbors": "m",
+    "ef_construction": "ef_construction",
+    "ef_search": "ef_search",
+}
+"""Chroma's HNSW parameters by their neutral names (``model.schema.INDEX_PARAMETERS``)."""
 DEFAULT_BATCH = 1000
 ATTEMPTS = DEFAULT.attempts
 BACKOFF_S = DEFAULT.first_delay_s
@@ -450,10 +456,11 @@ def to_schema(raw: dict[str, Any]) -> CollectionSchema:
     }
     if raw.get("schema") is not None:
         saved["schema"] = raw["schema"]
-    return CollectionSchema(
-        dimension=int(raw.get("dimension") or 0),
-        distance=str(index.get("space", "l2")),
-        index={"hnsw": {key: index[key] for key in HNSW_KEYS if key in index}},
+    params = {NEUTRAL_HNSW[key]: index[key] for key in NEUTRAL_HNSW if key in index}
+    return CollectionSchema.dense(
+        int(raw.get("dimension") or 0),
+        str(index.get("space", "l2")),
+        index=IndexSpec("hnsw", params),
         engine_config={"chroma": saved},
     )
 
@@ -466,9 +473,12 @@ def creation_settings(schema: CollectionSchema) -> dict[str, Any]:
     if saved.get("schema") is not None:
         return {"schema": saved["schema"]}
     configuration = saved.get("configuration_json") or {}
-    hnsw = dict(configuration.get("hnsw") or schema.index.get("hnsw") or {})
+    hnsw = dict(configuration.get("hnsw") or {})
+    if not hnsw and schema.index is not None and schema.index.kind == "hnsw":
+        chroma_names = {neutral: name for name, neutral in NEUTRAL_HNSW.items()}
+        hnsw = {chroma_names[key]: value for key, value in schema.index.params.items()}
     hnsw = {key: hnsw[key] for key in HNSW_KEYS if key in hnsw}
-    hnsw["space"] = schema.distance
+    hnsw["space"] = schema.distance.value
     settings: dict[str, Any] = {"hnsw": hnsw}
     if configuration.get("embedding_function") is not None:
         settings["embedding_function"] = configuration["embedding_function"]

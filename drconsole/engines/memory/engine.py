@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,8 @@ from drconsole.engines.adapter import ErrorKind
 from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
 from drconsole.errors import EngineError
 from drconsole.model.filters import Filter, evaluate
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
-from drconsole.schema import CollectionSchema
 
 VERSION = "reference"
 
@@ -129,12 +129,10 @@ class MemoryEngine:
         dimension = collection.schema.dimension or next(
             (len(record.vector) for record in collection.records.values()), 0
         )
-        schema = CollectionSchema(
-            dimension,
-            collection.schema.distance,
-            copy.deepcopy(collection.schema.index),
-            dict(collection.schema.metadata_fields),
-            {"memory": {"metadata": copy.deepcopy(collection.metadata)}},
+        schema = replace(
+            collection.schema,
+            vectors=(replace(collection.schema.vector, dimension=dimension),),
+            engine_config={"memory": {"metadata": copy.deepcopy(collection.metadata)}},
         )
         return CollectionInfo(name, schema, copy.deepcopy(collection.metadata))
 
@@ -159,8 +157,12 @@ class MemoryEngine:
     def _create(
         self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
     ) -> CollectionInfo:
-        if schema.distance not in ("cosine", "l2", "ip"):
-            raise ReferenceEngineError(f"unknown distance {schema.distance!r}", ErrorKind.INVALID)
+        if len(schema.vectors) != 1 or schema.distance not in ("cosine", "l2", "ip"):
+            raise ReferenceEngineError(
+                f"the reference engine keeps one vector with distance cosine, l2 or ip, "
+                f"not {schema.vectors}",
+                ErrorKind.INVALID,
+            )
         collection = _Collection(copy.deepcopy(schema), copy.deepcopy(metadata))
         self._collections()[name] = collection
         return self._info(name, collection)
