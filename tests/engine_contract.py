@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +21,17 @@ import pytest
 
 from drconsole.engines.adapter import Capability, EngineAdapter, ErrorKind
 from drconsole.engines.base import Engine, ScanWindow
-from drconsole.errors import EngineError
+from drconsole.errors import DrconsoleError, EngineError
 from drconsole.model.filters import check_filter, evaluate, parse_where
-from drconsole.model.schema import CollectionSchema, IndexSpec
-from drconsole.records import RecordBatch
+from drconsole.model.schema import (
+    CollectionSchema,
+    Distance,
+    IndexSpec,
+    KeyType,
+    SparseVectorSpec,
+    VectorSpec,
+)
+from drconsole.records import RecordBatch, SparseVector
 
 CORPUS = 400
 FILTERS = 300
@@ -174,6 +183,60 @@ class EngineContract:
             assert reported.index is not None and reported.index.kind == "hnsw"
             assert {k: reported.index.params.get(k) for k in index.params} == index.params
             assert adapter.schema_gaps(reported) == []
+
+    def test_typed_keys_named_and_sparse_vectors_round_trip(
+        self, adapter: EngineAdapter, engine: Engine
+    ) -> None:
+        """Every key type the adapter keeps, with the named and sparse vectors its
+        capabilities claim, comes back as written; a key not of its type is refused."""
+        named = adapter.can(Capability.NAMED_VECTORS)
+        sparse = adapter.can(Capability.SPARSE_VECTORS)
+        if not named and not sparse and adapter.key_types == ("string",):
+            pytest.skip(f"{adapter.name} keeps one dense vector and string keys only")
+        keys = {
+            "string": ["a", "ü b", "7"],
+            "int": ["0", "-9223372036854775808", "9223372036854775807"],
+            "uuid": ["00000000-0000-0000-0000-000000000000", str(uuid.uuid4()), str(uuid.uuid4())],
+        }
+        rng = np.random.default_rng(11)
+        for key_type in adapter.key_types:
+            schema = CollectionSchema(
+                vectors=(VectorSpec("text", 6, Distance.L2),)
+                + ((VectorSpec("image", 3, Distance.IP),) if named else ()),
+                key=KeyType(key_type),
+                sparse_vectors=(SparseVectorSpec("bm25"),) if sparse else (),
+            )
+            name = f"typed_{key_type}"
+            engine.create_collection(name, schema)
+            written = replace(
+                batch(keys[key_type], rng.standard_normal((3, 6)), [{"i": 1}, None, {"s": "x"}]),
+                named_vectors={"image": rng.standard_normal((3, 3)).astype(np.float32)}
+                if named
+                else {},
+                sparse_vectors={
+                    "bm25": [
+                        SparseVector.of([0, 5, 4_000_000_000], [1, -2, 0.5]),
+                        None,
+                        SparseVector.of([3], [1e-30]),
+                    ]
+                }
+                if sparse
+                else {},
+            )
+            engine.upsert(name, written)
+            read = engine.get_records(name, written.ids)
+            assert read.ids == written.ids, key_type
+            assert read.vectors.tobytes() == written.vectors.tobytes()
+            for vector_name, vectors in written.named_vectors.items():
+                assert read.named_vectors[vector_name].tobytes() == vectors.tobytes()
+            assert read.sparse_vectors == written.sparse_vectors
+            info = engine.get_collection(name)
+            assert info is not None and info.schema.key == key_type
+            assert [v.name for v in info.schema.vectors] == [v.name for v in schema.vectors]
+            if key_type != "string":
+                with pytest.raises(DrconsoleError) as refused:
+                    engine.upsert(name, batch(["not-a-key"], np.zeros((1, 6)), [None]))
+                assert adapter.classify(refused.value) == ErrorKind.INVALID
 
     def test_count_of_a_filter_is_what_the_reference_evaluator_counts(
         self, engine: Engine, corpus: list[dict[str, Any] | None]

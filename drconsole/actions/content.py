@@ -21,7 +21,7 @@ import numpy as np
 
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
-from drconsole.records import RecordBatch
+from drconsole.records import RecordBatch, SparseVector
 from drconsole.sampling import sample_percent
 
 NAMED = 20
@@ -102,16 +102,40 @@ def _compare(expected: RecordBatch, actual: RecordBatch, ulps: int, result: Cont
         if expected.uris[row] != actual.uris[other]:
             problems.append(f"uri {actual.uris[other]!r}, expected {expected.uris[row]!r}")
         problems += metadata_differences(expected.metadatas[row], actual.metadatas[other])
-        off = ulps_apart(expected.vectors[row], actual.vectors[other])
-        if off is None:
-            problems.append(
-                f"vector has {actual.vectors[other].shape[0]} dimensions, "
-                f"expected {expected.vectors[row].shape[0]}"
-            )
-        elif off > ulps:
-            problems.append(f"vector differs by up to {off} ulps (allowed {ulps})")
+        problems += _vector_differences(
+            "vector", expected.vectors[row], actual.vectors[other], ulps
+        )
+        for name, vectors in expected.named_vectors.items():
+            have = actual.named_vectors.get(name)
+            if have is None:
+                problems.append(f"vector {name} lost")
+            else:
+                problems += _vector_differences(f"vector {name}", vectors[row], have[other], ulps)
+        for name, column in expected.sparse_vectors.items():
+            want = column[row]
+            got = actual.sparse_vectors.get(name, [None] * len(actual))[other]
+            problems += _sparse_differences(f"sparse vector {name}", want, got, ulps)
         if problems:
             result.differ[record_id] = problems
+
+
+def _vector_differences(label: str, want: np.ndarray, have: np.ndarray, ulps: int) -> list[str]:
+    off = ulps_apart(want, have)
+    if off is None:
+        return [f"{label} has {have.shape[0]} dimensions, expected {want.shape[0]}"]
+    if off > ulps:
+        return [f"{label} differs by up to {off} ulps (allowed {ulps})"]
+    return []
+
+
+def _sparse_differences(
+    label: str, want: SparseVector | None, have: SparseVector | None, ulps: int
+) -> list[str]:
+    if want is None or have is None:
+        return [] if want is have else [f"{label} {'lost' if have is None else 'appeared'}"]
+    if not np.array_equal(want.indices, have.indices):
+        return [f"{label} has other positions ({len(have.indices)}, expected {len(want.indices)})"]
+    return _vector_differences(label, want.values, have.values, ulps)
 
 
 def metadata_differences(

@@ -300,7 +300,7 @@ def _snapshot_collection(
     dimension = schema.dimension or profile.dimension
     out.schema = replace(
         schema,
-        vectors=(replace(schema.vector, dimension=dimension),),
+        vectors=(replace(schema.vector, dimension=dimension), *schema.vectors[1:]),
         fields=profile.fields(),
         tenancy=(
             Tenancy(TenancyMode.FIELD, request.tenant_field)

@@ -4,7 +4,10 @@ record, readable as they are by pyarrow, DuckDB or Polars.
 - ``records-N.parquet``: ``id`` (string), ``tenant``, ``document``, ``uri`` (strings, null
   when absent), ``metadata`` (the record's metadata as JSON text, an object or null;
   a reader parses and checks each one), ``vector`` (fixed-size list of float32, the
-  collection's dimension);
+  collection's dimension); then, for each further dense vector of the collection,
+  ``vector.NAME`` (the same, of its dimension), and for each sparse vector
+  ``sparse.NAME`` (a struct of ``indices`` list of uint32, strictly increasing, and
+  ``values`` list of float32; null when the record has none);
 - ``deletes-N.parquet``: ``id``, ``tenant``;
 - ``state-N.parquet``: ``id``, ``tenant``, ``h`` (uint64 content hash).
 
@@ -26,7 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drconsole.catalog.parts import no_collection_pauses
-from drconsole.records import RecordBatch
+from drconsole.model.schema import CollectionSchema, KeyType
+from drconsole.records import RecordBatch, SparseVector
 
 ZSTD_LEVEL = 3
 pa.set_memory_pool(pa.system_memory_pool())
@@ -56,22 +60,33 @@ def _write(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+_SPARSE = pa.struct([("indices", pa.list_(pa.uint32())), ("values", pa.list_(pa.float32()))])
+
+
 def encode_records(batch: RecordBatch) -> bytes:
-    rows, dimension = len(batch), batch.dimension
-    vectors = np.ascontiguousarray(batch.vectors, dtype="<f4").reshape(rows * dimension)
     metadata = [None if meta is None else orjson.dumps(meta) for meta in batch.metadatas]
-    return _write(
-        pa.table(
-            {
-                "id": pa.array(batch.ids, _TEXT),
-                "tenant": pa.array(batch.tenants, _TEXT),
-                "document": pa.array(batch.documents, _TEXT),
-                "uri": pa.array(batch.uris, _TEXT),
-                "metadata": pa.array(metadata, _TEXT),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors), dimension),
-            }
+    columns = {
+        "id": pa.array(batch.ids, _TEXT),
+        "tenant": pa.array(batch.tenants, _TEXT),
+        "document": pa.array(batch.documents, _TEXT),
+        "uri": pa.array(batch.uris, _TEXT),
+        "metadata": pa.array(metadata, _TEXT),
+        "vector": _dense(batch.vectors),
+    }
+    for name, vectors in batch.named_vectors.items():
+        columns[f"vector.{name}"] = _dense(vectors)
+    for name, column in batch.sparse_vectors.items():
+        columns[f"sparse.{name}"] = pa.array(
+            [None if v is None else {"indices": v.indices, "values": v.values} for v in column],
+            _SPARSE,
         )
-    )
+    return _write(pa.table(columns))
+
+
+def _dense(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    rows, dimension = vectors.shape
+    flat = np.ascontiguousarray(vectors, dtype="<f4").reshape(rows * dimension)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat), dimension)
 
 
 def encode_deletes(ids: list[str], tenants: list[str | None]) -> bytes:
@@ -91,7 +106,7 @@ def encode_state(ids: list[str], tenants: list[str | None], hashes: np.ndarray) 
 
 
 def _row_groups(
-    data: bytes | bytearray, columns: tuple[str, ...], rows: int | None
+    data: bytes | bytearray, columns: tuple[str, ...] | set[str], rows: int | None
 ) -> Iterator[pa.Table]:
     """A part's row groups as tables, after checking what its footer declares: the
     columns, the row count the manifest lists, and a bounded uncompressed size."""
@@ -107,8 +122,10 @@ def _row_groups(
     declared = sum(group.total_byte_size for group in groups)
     if declared > MAX_UNCOMPRESSED:
         raise ValueError(f"declares {declared} bytes uncompressed, more than a part may hold")
-    if names != columns:
-        raise ValueError(f"columns are {list(names)}, expected {list(columns)}")
+    if (set(names) if isinstance(columns, set) else names) != columns or len(set(names)) != len(
+        names
+    ):
+        raise ValueError(f"columns are {list(names)}, expected {sorted(columns)}")
     for number, group in enumerate(groups):
         try:
             table = part.read_row_group(number, use_threads=False)
@@ -140,37 +157,67 @@ def _strings(table: pa.Table, name: str, nullable: bool) -> list[Any]:
 
 
 def records_of(
-    data: bytes | bytearray, dimension: int, rows: int | None = None
+    data: bytes | bytearray, schema: CollectionSchema, rows: int | None = None
 ) -> Iterator[RecordBatch]:
-    """The records of a part, one batch per row group."""
-    for table in _row_groups(data, RECORD_COLUMNS, rows):
-        yield _records(table, dimension)
+    """The records of a part of a collection of this schema, one batch per row group."""
+    named = {f"vector.{vector.name}": vector.dimension for vector in schema.vectors[1:]}
+    sparse = [f"sparse.{vector.name}" for vector in schema.sparse_vectors]
+    for table in _row_groups(data, {*RECORD_COLUMNS, *named, *sparse}, rows):
+        ids = _strings(table, "id", nullable=False)
+        if schema.key != KeyType.STRING:
+            for record_id in ids:
+                if (problem := schema.key.problem(record_id)) is not None:
+                    raise ValueError(problem)
+        yield RecordBatch(
+            ids,
+            _vectors(table, "vector", schema.dimension),
+            _strings(table, "document", nullable=True),
+            _metadatas(_strings(table, "metadata", nullable=True)),
+            _strings(table, "tenant", nullable=True),
+            _strings(table, "uri", nullable=True),
+            named_vectors={
+                column[len("vector.") :]: _vectors(table, column, dimension)
+                for column, dimension in named.items()
+            },
+            sparse_vectors={column[len("sparse.") :]: _sparse(table, column) for column in sparse},
+        )
 
 
-def _records(table: pa.Table, dimension: int) -> RecordBatch:
-    ids = _strings(table, "id", nullable=False)
-    vector = table.column("vector")
+def _vectors(table: pa.Table, name: str, dimension: int) -> np.ndarray:
+    vector = table.column(name)
     if not pa.types.is_fixed_size_list(vector.type) or vector.type.value_type != pa.float32():
-        raise ValueError(f"column vector is {vector.type}, expected a fixed-size list of float")
+        raise ValueError(f"column {name} is {vector.type}, expected a fixed-size list of float")
     if vector.type.list_size != dimension and table.num_rows:
-        raise ValueError(f"vectors have dimension {vector.type.list_size}, expected {dimension}")
+        raise ValueError(
+            f"column {name} has dimension {vector.type.list_size}, expected {dimension}"
+        )
     if vector.null_count:
-        raise ValueError("column vector holds a null")
+        raise ValueError(f"column {name} holds a null")
     if not table.num_rows:
-        vectors = np.zeros((0, dimension), dtype=np.float32)
-    else:
-        flat = pa.concat_arrays([chunk.flatten() for chunk in vector.chunks])
-        if flat.null_count:
-            raise ValueError("column vector holds a null element")
-        vectors = flat.to_numpy(zero_copy_only=False).reshape(table.num_rows, dimension)
-    return RecordBatch(
-        ids,
-        vectors,
-        _strings(table, "document", nullable=True),
-        _metadatas(_strings(table, "metadata", nullable=True)),
-        _strings(table, "tenant", nullable=True),
-        _strings(table, "uri", nullable=True),
-    )
+        return np.zeros((0, dimension), dtype=np.float32)
+    flat = pa.concat_arrays([chunk.flatten() for chunk in vector.chunks])
+    if flat.null_count:
+        raise ValueError(f"column {name} holds a null element")
+    return flat.to_numpy(zero_copy_only=False).reshape(table.num_rows, dimension)
+
+
+def _sparse(table: pa.Table, name: str) -> list[SparseVector | None]:
+    column = table.column(name)
+    if column.type != _SPARSE:
+        raise ValueError(f"column {name} is {column.type}, expected {_SPARSE}")
+    values: list[SparseVector | None] = []
+    for number, item in enumerate(column.to_pylist(), start=1):
+        if item is None:
+            values.append(None)
+            continue
+        indices, weights = item["indices"], item["values"]
+        if indices is None or weights is None or None in indices or None in weights:
+            raise ValueError(f"row {number}: {name} holds a null index or value")
+        try:
+            values.append(SparseVector.of(indices, weights))
+        except ValueError as error:
+            raise ValueError(f"row {number}: {name}: {error}") from None
+    return values
 
 
 def _metadatas(texts: list[str | None]) -> list[dict[str, Any] | None]:

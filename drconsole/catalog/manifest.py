@@ -304,7 +304,8 @@ def _collection(raw: Any, number: int, kind: str, version: str) -> CollectionEnt
 def _schema(raw: dict[str, Any], where: str, collection: _Fields) -> CollectionSchema:
     """The neutral schema (``vectors``...), or the one-vector schema manifests wrote
     before it, with their collection-level ``aliases``. Parts hold one dense vector per
-    record, so a schema with another number of them is refused here, not at restore."""
+    record (and the others by name), so a schema without one is refused here, not at
+    restore."""
     try:
         if "vectors" in raw:
             schema = parse_schema(raw, where)
@@ -313,11 +314,8 @@ def _schema(raw: dict[str, Any], where: str, collection: _Fields) -> CollectionS
             schema = replace(legacy_schema(raw, where), aliases=aliases)
     except SchemaError as error:
         raise ManifestError(str(error)) from None
-    if len(schema.vectors) != 1 or schema.sparse_vectors:
-        raise ManifestError(
-            f"{where}: this drconsole keeps exactly one dense vector per record, "
-            f"not {len(schema.vectors)} dense and {len(schema.sparse_vectors)} sparse"
-        )
+    if not schema.vectors:
+        raise ManifestError(f"{where}: a collection needs a dense vector (parts keep one)")
     return schema
 
 

@@ -71,7 +71,7 @@ class SnapshotReader:
         for entry in sorted(collection.files_of("records"), key=_order):
             data = self.read_file(entry)
             with self._decoding(entry):
-                for batch in columnar.records_of(data, collection.schema.dimension, entry.rows):
+                for batch in columnar.records_of(data, collection.schema, entry.rows):
                     yield part_number(entry.path) or 0, batch
 
     @contextmanager

@@ -20,8 +20,15 @@ from drconsole.records import RecordBatch
 
 
 def content_hashes(batch: RecordBatch) -> np.ndarray:
-    """A 64-bit hash per record of its vector bytes, document, metadata and uri."""
+    """A 64-bit hash per record of its vector bytes, document, metadata and uri, and of
+    its named and sparse vectors when it has any (so a record with one vector hashes as
+    it did before they existed: an incremental diffs against older state files)."""
     vectors = np.ascontiguousarray(batch.vectors, dtype="<f4")
+    named = {
+        name: np.ascontiguousarray(batch.named_vectors[name], dtype="<f4")
+        for name in sorted(batch.named_vectors)
+    }
+    sparse = {name: batch.sparse_vectors[name] for name in sorted(batch.sparse_vectors)}
     hashes = np.empty(len(batch), dtype=np.uint64)
     rows = zip(batch.documents, batch.metadatas, batch.uris, strict=True)
     for row, (document, metadata, uri) in enumerate(rows):
@@ -30,6 +37,15 @@ def content_hashes(batch: RecordBatch) -> np.ndarray:
         digest.update(orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
         if uri is not None:
             digest.update(b"\x02" + uri.encode())
+        for name, values in named.items():
+            digest.update(b"\x03" + name.encode() + b"\x00" + values[row].tobytes())
+        for name, column in sparse.items():
+            vector = column[row]
+            digest.update(b"\x04" + name.encode() + b"\x00")
+            if vector is not None:
+                digest.update(len(vector.indices).to_bytes(4, "little"))
+                digest.update(vector.indices.astype("<u4").tobytes())
+                digest.update(vector.values.astype("<f4").tobytes())
         hashes[row] = int.from_bytes(digest.digest(), "little")
     return hashes
 

@@ -10,6 +10,7 @@ name and read only by its adapter.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -51,11 +52,26 @@ _DISTANCE_SYNONYMS = {
 
 
 class KeyType(StrEnum):
-    """The type of a collection's primary key."""
+    """The type of a collection's primary key. Records carry keys as canonical text: an
+    int in decimal without leading zeros (64-bit signed), a UUID in lowercase 8-4-4-4-12
+    form, so that one key has one spelling (and one id hash) everywhere."""
 
     STRING = "string"
     INT = "int"
     UUID = "uuid"
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` is not a canonical key of this type; None when it is."""
+        if self == KeyType.INT:
+            if not _INT_KEY.match(text) or not -(2**63) <= int(text) < 2**63:
+                return f"key {text[:40]!r} is not a canonical 64-bit integer"
+        elif self == KeyType.UUID and not _UUID_KEY.match(text):
+            return f"key {text[:40]!r} is not a canonical lowercase UUID"
+        return None
+
+
+_INT_KEY = re.compile(r"^(0|-?[1-9][0-9]{0,18})$")
+_UUID_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class ElementType(StrEnum):

@@ -24,6 +24,7 @@ from drconsole.catalog import columnar, parts
 from drconsole.catalog.state import decode_state
 from drconsole.errors import DrconsoleError
 from drconsole.golden import load_golden
+from drconsole.model.schema import CollectionSchema
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 SETTINGS = settings(
@@ -147,7 +148,7 @@ def test_any_bytes_as_a_part_of_either_format_raise_only_value_error(data: bytes
         parts.decode_vectors(data, 4)
     for blob in (data, b"PAR1" + data + b"PAR1", data + columnar.encode_deletes(["a"], [None])):
         for decode_part in (
-            lambda b: list(columnar.records_of(b, 4)),
+            lambda b: list(columnar.records_of(b, CollectionSchema.dense(4, "l2"))),
             columnar.decode_deletes,
             columnar.decode_state,
         ):

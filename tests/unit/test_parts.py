@@ -21,13 +21,15 @@ from drconsole.actions.snapshot import new_snapshot_id
 from drconsole.catalog import columnar
 from drconsole.catalog.parts import decode_records
 from drconsole.catalog.state import content_hashes
+from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.timefmt import parse_compact_utc
 
 
 def decode_v2(data: bytes, dimension: int, rows: int | None = None) -> RecordBatch:
     """A format 2 records part decoded whole (the reader takes it row group by row group)."""
-    return RecordBatch.join(list(columnar.records_of(data, dimension, rows)), dimension)
+    schema = CollectionSchema.dense(dimension, "l2")
+    return RecordBatch.join(list(columnar.records_of(data, schema, rows)), dimension)
 
 
 GOOD = gzip.compress(b'{"id": "a", "document": "x", "metadata": {"acl": ["g"]}, "tenant": null}\n')
@@ -176,7 +178,8 @@ def test_a_part_is_decoded_a_row_group_at_a_time() -> None:
         [{"n": n} for n in range(rows)],
         [None] * rows,
     )
-    groups = list(columnar.records_of(columnar.encode_records(batch), 3, rows))
+    schema = CollectionSchema.dense(3, "l2")
+    groups = list(columnar.records_of(columnar.encode_records(batch), schema, rows))
     assert [len(group) for group in groups] == [columnar.ROW_GROUP, columnar.ROW_GROUP, 5]
     whole = RecordBatch.join(groups, 3)
     assert whole.ids == batch.ids and whole.vectors.tobytes() == batch.vectors.tobytes()

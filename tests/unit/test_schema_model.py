@@ -162,7 +162,7 @@ def test_a_schema_written_before_the_neutral_model_still_reads() -> None:
     )
 
 
-def test_a_manifest_with_more_vectors_than_parts_hold_is_refused() -> None:
+def test_a_manifest_keeps_the_whole_schema_and_refuses_one_without_a_dense_vector() -> None:
     manifest = {
         "format": "drconsole-snapshot/2",
         "id": "20261201T000000000Z-kb-F-000000",
@@ -176,14 +176,17 @@ def test_a_manifest_with_more_vectors_than_parts_hold_is_refused() -> None:
         "collections": [
             {
                 "name": "docs",
-                "schema": RICH.to_json(),
+                "schema": RICH.to_json() | {"vectors": []},
                 "counts": {"records": 0, "deletes": 0, "total_after_apply": 0},
                 "files": [],
             }
         ],
     }
-    with pytest.raises(ManifestError, match="exactly one dense vector per record, not 2 dense"):
+    with pytest.raises(ManifestError, match="a collection needs a dense vector"):
         parse_manifest(json.dumps(manifest).encode(), "0" * 64)
+    manifest["collections"][0]["schema"] = RICH.to_json()  # type: ignore[index]
+    parsed = parse_manifest(json.dumps(manifest).encode(), "0" * 64)
+    assert parsed.collections[0].schema == RICH
 
 
 def test_each_engine_names_what_of_a_schema_it_cannot_hold() -> None:

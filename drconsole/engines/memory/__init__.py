@@ -11,9 +11,18 @@ ADAPTER = EngineAdapter(
     title="in-memory reference",
     engine_entry="drconsole.engines.memory.engine:open_memory",
     options=(TargetOption("database", "database inside the in-memory server", default="default"),),
-    capabilities=frozenset({Capability.RENAME, Capability.DOCUMENTS, Capability.URIS}),
+    capabilities=frozenset(
+        {
+            Capability.RENAME,
+            Capability.DOCUMENTS,
+            Capability.URIS,
+            Capability.NAMED_VECTORS,
+            Capability.SPARSE_VECTORS,
+        }
+    ),
     filter_operators=OPERATORS,
     distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
+    key_types=("string", "int", "uuid"),
     classify_entry="drconsole.engines.memory.engine:classify",
     tested_against="itself: the reference of the contract suite (in the unit tests)",
     url_example="memory://test",

@@ -18,8 +18,8 @@ from drconsole.engines.adapter import ErrorKind
 from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
 from drconsole.errors import EngineError
 from drconsole.model.filters import Filter, evaluate
-from drconsole.model.schema import CollectionSchema
-from drconsole.records import RecordBatch
+from drconsole.model.schema import CollectionSchema, KeyType
+from drconsole.records import RecordBatch, SparseVector
 
 VERSION = "reference"
 
@@ -38,6 +38,8 @@ class _Record:
     document: str | None
     metadata: dict[str, Any] | None
     uri: str | None
+    named: dict[str, np.ndarray] = field(default_factory=dict)
+    sparse: dict[str, SparseVector | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,12 +128,24 @@ class MemoryEngine:
 
     @staticmethod
     def _info(name: str, collection: _Collection) -> CollectionInfo:
-        dimension = collection.schema.dimension or next(
-            (len(record.vector) for record in collection.records.values()), 0
+        """The collection's schema as created, with the dimensions its records show
+        where it was created without them (0: unknown)."""
+        first = next(iter(collection.records.values()), None)
+        vectors = tuple(
+            replace(
+                vector,
+                dimension=vector.dimension
+                or (
+                    0
+                    if first is None
+                    else len(first.vector if number == 0 else first.named[vector.name])
+                ),
+            )
+            for number, vector in enumerate(collection.schema.vectors)
         )
         schema = replace(
             collection.schema,
-            vectors=(replace(collection.schema.vector, dimension=dimension),),
+            vectors=vectors,
             engine_config={"memory": {"metadata": copy.deepcopy(collection.metadata)}},
         )
         return CollectionInfo(name, schema, copy.deepcopy(collection.metadata))
@@ -157,10 +171,9 @@ class MemoryEngine:
     def _create(
         self, name: str, schema: CollectionSchema, metadata: dict[str, Any]
     ) -> CollectionInfo:
-        if len(schema.vectors) != 1 or schema.distance not in ("cosine", "l2", "ip"):
+        if any(vector.distance not in ("cosine", "l2", "ip") for vector in schema.vectors):
             raise ReferenceEngineError(
-                f"the reference engine keeps one vector with distance cosine, l2 or ip, "
-                f"not {schema.vectors}",
+                "the reference engine measures cosine, l2 and ip distances only",
                 ErrorKind.INVALID,
             )
         collection = _Collection(copy.deepcopy(schema), copy.deepcopy(metadata))
@@ -187,18 +200,16 @@ class MemoryEngine:
         """Each record replaces the one with its id (re-sending a batch changes nothing)."""
         with self._server.lock:
             collection = self._collection(name)
-            dimension = collection.schema.dimension
-            if len(batch) and dimension and batch.dimension != dimension:
-                raise ReferenceEngineError(
-                    f"vectors of dimension {batch.dimension} into {name} of dimension {dimension}",
-                    ErrorKind.INVALID,
-                )
+            if problem := _mismatch(collection.schema, batch):
+                raise ReferenceEngineError(f"{problem} (into {name})", ErrorKind.INVALID)
             for row, record_id in enumerate(batch.ids):
                 collection.records[record_id] = _Record(
                     np.array(batch.vectors[row], dtype=np.float32),
                     batch.documents[row],
                     copy.deepcopy(batch.metadatas[row]) or None,
                     batch.uris[row],
+                    {n: np.array(v[row], dtype=np.float32) for n, v in batch.named_vectors.items()},
+                    {n: column[row] for n, column in batch.sparse_vectors.items()},
                 )
 
     def scan(
@@ -238,16 +249,21 @@ class MemoryEngine:
         with self._server.lock:
             records = self._collection(name).records
             found = [(i, records[i]) for i in dict.fromkeys(ids) if i in records]
-            dimension = self._info(name, self._collection(name)).schema.dimension
+            schema = self._info(name, self._collection(name)).schema
             return RecordBatch(
                 [record_id for record_id, _ in found],
-                np.array([r.vector for _, r in found], dtype=np.float32).reshape(
-                    len(found), dimension
-                ),
+                _stacked([r.vector for _, r in found], schema.dimension),
                 [r.document for _, r in found],
                 [copy.deepcopy(r.metadata) for _, r in found],
                 [None] * len(found),
                 [r.uri for _, r in found],
+                named_vectors={
+                    v.name: _stacked([r.named[v.name] for _, r in found], v.dimension)
+                    for v in schema.vectors[1:]
+                },
+                sparse_vectors={
+                    v.name: [r.sparse.get(v.name) for _, r in found] for v in schema.sparse_vectors
+                },
             )
 
     def vector_ulps(self, distance: str) -> int:
@@ -302,6 +318,30 @@ class MemoryEngine:
 
     def close(self) -> None:
         """Nothing to release: the data stays with the server, as on a real one."""
+
+
+def _mismatch(schema: CollectionSchema, batch: RecordBatch) -> str | None:
+    """Why the batch does not fit the collection (keys, vectors), or None."""
+    if schema.key != KeyType.STRING:
+        for record_id in batch.ids:
+            if (problem := schema.key.problem(record_id)) is not None:
+                return problem
+    wanted = {v.name: v.dimension for v in schema.vectors[1:]}
+    if set(batch.named_vectors) != set(wanted):
+        return f"named vectors {sorted(batch.named_vectors)}, expected {sorted(wanted)}"
+    if not set(batch.sparse_vectors) <= {v.name for v in schema.sparse_vectors}:
+        return f"sparse vectors {sorted(batch.sparse_vectors)} the collection does not have"
+    for label, dimension, given in [
+        ("the first vector", schema.dimension, batch.vectors),
+        *((f"vector {n}", wanted[n], v) for n, v in batch.named_vectors.items()),
+    ]:
+        if len(batch) and dimension and given.shape[1] != dimension:
+            return f"{label} has dimension {given.shape[1]}, the collection {dimension}"
+    return None
+
+
+def _stacked(vectors: list[np.ndarray], dimension: int) -> np.ndarray:
+    return np.array(vectors, dtype=np.float32).reshape(len(vectors), dimension)
 
 
 def _distances(matrix: np.ndarray, vector: np.ndarray, distance: str) -> np.ndarray:
