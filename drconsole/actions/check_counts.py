@@ -173,6 +173,11 @@ def _collection_findings(
             have.dimension,
         )
     )
+    if len(wanted.vectors) > 1 or wanted.sparse_vectors:
+        want_vectors, have_vectors = _vector_layout(wanted), _vector_layout(have)
+        found.append(
+            Finding("vectors", want_vectors == have_vectors, name, want_vectors, have_vectors)
+        )
     want_index, have_index = _index_settings(wanted), _index_settings(have)
     found.append(Finding("index", want_index == have_index, name, want_index, have_index))
     found.append(_sample_finding(engine, name, truth))
@@ -190,6 +195,13 @@ def _collection_findings(
             )
         )
     return found
+
+
+def _vector_layout(schema: CollectionSchema) -> list[str]:
+    """Each vector's name, dimension and distance (``image: 512 l1``; ``bm25: sparse``)."""
+    return [f"{v.name}: {v.dimension} {v.distance.value}" for v in schema.vectors] + [
+        f"{v.name}: sparse" for v in schema.sparse_vectors
+    ]
 
 
 def _index_settings(schema: CollectionSchema) -> dict[str, object]:
