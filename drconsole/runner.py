@@ -33,6 +33,7 @@ from drconsole.actions.base import (
     ProgressCallback,
 )
 from drconsole.actions.registry import BUILTIN, ActionSpec
+from drconsole.actions.shared import RunShared
 from drconsole.durable import open_private
 from drconsole.engines.registry import engine_adapter
 from drconsole.errors import DrconsoleError, RunStateError, SecretError
@@ -92,6 +93,7 @@ class Runner:
         self._writer.on_event = self._on_event
         self._listeners: list[Callable[[Event], None]] = []
         self._secrets: list[str] = known_secrets(runbook)
+        self.shared = RunShared()
         self._mutex = threading.RLock()
         self._interrupted_at: datetime | None = None
         self._mirror_broken = False
@@ -471,6 +473,7 @@ class Runner:
             impact_start=(
                 self.state.milestones.get("impact_start") if self.mode == "incident" else None
             ),
+            shared=self.shared,
         )
 
     def record_snapshot(self, data: dict[str, Any], step_id: str | None = None) -> None:

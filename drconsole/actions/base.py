@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drconsole.actions.shared import RunShared
+
 if TYPE_CHECKING:
     from drconsole.runbook.model import Runbook
 
@@ -95,6 +97,8 @@ class ActionContext:
     requested_snapshot: str | None = None
     placement: dict[str, str] = field(default_factory=dict)
     impact_start: datetime | None = None
+    shared: RunShared = field(default_factory=RunShared)
+    """What the run's steps share (the catalog, the chain's truth): the runner's."""
 
     @property
     def runbook_dir(self) -> Path:

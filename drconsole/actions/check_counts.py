@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from drconsole.actions.base import (
     FAILED,
     SUCCEEDED,
@@ -21,9 +23,9 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
-from drconsole.actions.content import ContentDepth, compare_content
+from drconsole.actions.content import ContentCheck, ContentDepth
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
-from drconsole.actions.truth import Truth, final_state_truth
+from drconsole.actions.truth import KeySet, Truth, TruthBuilder, TruthSpec, id_keys, names_of
 from drconsole.catalog.manifest import CollectionEntry
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
@@ -39,9 +41,10 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
     store, view = open_catalog(context)
     chain = selected_chain(context, store, view)
     plan = RestorePlan(store, chain)
-    tenant_field = context.params.get("tenant_field") or context.runbook.permissions.get(
-        "tenant_field"
-    )
+    permissions = {**chain[-1].permissions, **context.runbook.permissions}
+    tenant_field = context.params.get("tenant_field") or permissions.get("tenant_field")
+    seed = int(context.params.get("seed", 0))
+    depth = ContentDepth.parse(context.params.get("content", "full"))
     engine = open_target(context)
     findings: list[Finding] = []
     try:
@@ -53,27 +56,27 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
                 for f in context.runbook.filters
                 if not f["collections"] or name in f["collections"]
             ]
-            truth = final_state_truth(
-                plan,
+            spec = TruthSpec(
+                tenant_field,
+                permissions.get("acl_field"),  # not checked here: gathered for check_permissions
+                tuple((f["name"], f["tree"]) for f in filters),
+                int(context.params.get("sample", 200)),
+                seed,
+            )
+            content = ContentCheck(
+                name, engine, depth, seed=seed, ulps=engine.vector_ulps(entry.schema.distance)
+            )
+            truth = _read_once(context, plan, name, spec=spec, content=content)
+            findings += _collection_findings(
+                engine,
                 name,
+                entry=entry,
+                truth=truth,
                 tenant_field=tenant_field,
                 filters=filters,
-                sample_size=int(context.params.get("sample", 200)),
-                seed=int(context.params.get("seed", 0)),
+                plan=plan,
             )
-            findings += _collection_findings(
-                engine, name, entry=entry, truth=truth, tenant_field=tenant_field, filters=filters
-            )
-            findings.append(
-                _content_finding(
-                    plan,
-                    name,
-                    engine,
-                    ContentDepth.parse(context.params.get("content", "full")),
-                    seed=int(context.params.get("seed", 0)),
-                    ulps=engine.vector_ulps(entry.schema.distance),
-                )
-            )
+            findings.append(_content_finding(content, name))
     finally:
         engine.close()
     for finding in findings:
@@ -103,6 +106,33 @@ def run_check_counts(context: ActionContext, progress: ProgressCallback) -> Outc
     )
 
 
+def _read_once(
+    context: ActionContext,
+    plan: RestorePlan,
+    name: str,
+    *,
+    spec: TruthSpec,
+    content: ContentCheck,
+) -> Truth:
+    """One pass over the collection's final state: the content compared batch by batch,
+    and the truth gathered on the way (kept for the run's later gates), unless an earlier
+    step of the run gathered one that covers it."""
+    chain_ids = [manifest.id for manifest in plan.chain]
+    kept = context.shared.kept_truth(chain_ids, name, spec)
+    builder = TruthBuilder(name, spec) if kept is None else None
+    if builder is None and content.depth.percent <= 0:
+        return kept  # type: ignore[return-value]
+    for _, batch in plan.batches(name):
+        content.add(batch)
+        if builder is not None:
+            builder.add(batch)
+    if builder is None:
+        return kept  # type: ignore[return-value]
+    truth = builder.finish()
+    context.shared.keep_truth(chain_ids, name, spec, truth)
+    return truth
+
+
 def _collection_findings(
     engine: Engine,
     name: str,
@@ -111,6 +141,7 @@ def _collection_findings(
     truth: Truth,
     tenant_field: str | None,
     filters: list[dict[str, Any]],
+    plan: RestorePlan,
 ) -> list[Finding]:
     found: list[Finding] = []
     current = engine.get_collection(name)
@@ -119,8 +150,10 @@ def _collection_findings(
     actual = engine.count(name)
     count = Finding("count", actual == truth.count, name, truth.count, actual)
     if not count.passed:
-        target_ids = {record_id for ids, _ in engine.scan_metadata(name) for record_id in ids}
-        missing, extra = sorted(truth.ids - target_ids), sorted(target_ids - truth.ids)
+        target_ids = [record_id for ids, _ in engine.scan_metadata(name) for record_id in ids]
+        extra = sorted(truth.ids.outside(target_ids))
+        present = KeySet(id_keys(target_ids))
+        missing = KeySet(truth.ids.keys[~np.isin(truth.ids.keys, present.keys)])
         count = Finding(
             "count",
             False,
@@ -128,7 +161,7 @@ def _collection_findings(
             truth.count,
             actual,
             {
-                "missing_ids": missing[:NAMED],
+                "missing_ids": names_of(plan, name, missing, NAMED) if len(missing) else [],
                 "missing": len(missing),
                 "unexpected_ids": extra[:NAMED],
                 "unexpected": len(extra),
@@ -242,16 +275,8 @@ def _sample_finding(engine: Engine, name: str, truth: Truth) -> Finding:
     )
 
 
-def _content_finding(
-    plan: RestorePlan,
-    name: str,
-    engine: Engine,
-    depth: ContentDepth,
-    *,
-    seed: int,
-    ulps: int,
-) -> Finding:
-    result = compare_content(plan, name, engine, depth, seed=seed, ulps=ulps)
+def _content_finding(content: ContentCheck, name: str) -> Finding:
+    result, depth, seed, ulps = content.result, content.depth, content.seed, content.ulps
     named = dict(list(result.differ.items())[:NAMED])
     first = next(iter(named.items()), None)
     example = f"; {first[0]}: {first[1][0]}" if first else ""

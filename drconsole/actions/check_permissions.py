@@ -22,7 +22,14 @@ from drconsole.actions.base import (
 )
 from drconsole.actions.golden_source import golden_vectors, load_run_golden
 from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
-from drconsole.actions.truth import Truth, final_state_truth, permission_values
+from drconsole.actions.truth import (
+    EMPTY,
+    KeySet,
+    Truth,
+    TruthSpec,
+    final_state_truth,
+    permission_values,
+)
 from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
@@ -55,7 +62,7 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
         for name in restore_order(context, chain[-1]):
             entry = chain[-1].collection(name)
             assert entry is not None
-            truth = final_state_truth(plan, name, tenant_field=tenant_field, acl_field=acl_field)
+            truth = _truth(context, plan, name, TruthSpec(tenant_field, acl_field))
             groups = {
                 g: ids for g, ids in truth.group_ids.items() if not principals or g in principals
             }
@@ -101,6 +108,16 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
     )
 
 
+def _truth(context: ActionContext, plan: RestorePlan, name: str, spec: TruthSpec) -> Truth:
+    """The truth the counts gate gathered for this run's chain, else gathered now."""
+    chain_ids = [manifest.id for manifest in plan.chain]
+    truth = context.shared.kept_truth(chain_ids, name, spec)
+    if truth is None:
+        truth = final_state_truth(plan, name, spec)
+        context.shared.keep_truth(chain_ids, name, spec, truth)
+    return truth
+
+
 class _Checker:
     def __init__(
         self, engine: Engine, name: str, truth: Truth, vectors: np.ndarray, k: int
@@ -115,7 +132,7 @@ class _Checker:
         self,
         tenant_field: str | None,
         acl_field: str | None,
-        groups: dict[str, set[str]],
+        groups: dict[str, KeySet],
         *,
         required: bool,
     ) -> list[Finding]:
@@ -126,13 +143,13 @@ class _Checker:
         missing: dict[str, list[str]] = {}
         tenants: dict[str, set[str]] = {}
         members: dict[str, set[str]] = {}
+        labels = [label for label in (tenant_field, acl_field) if label]
         for ids, metadatas in self.engine.scan_metadata(self.name):
-            for record_id, metadata in zip(ids, metadatas, strict=True):
-                for label in (tenant_field, acl_field):
-                    if (
-                        label
-                        and (metadata is None or metadata.get(label) is None)
-                        and (required or record_id not in self.truth.lacking.get(label, ()))
+            lacked = {label: self.truth.lacking.get(label, EMPTY).has(ids) for label in labels}
+            for row, (record_id, metadata) in enumerate(zip(ids, metadatas, strict=True)):
+                for label in labels:
+                    if (metadata is None or metadata.get(label) is None) and (
+                        required or not lacked[label][row]
                     ):
                         missing.setdefault(label, []).append(record_id)
                 for tenant in permission_values(metadata, tenant_field):
@@ -149,7 +166,7 @@ class _Checker:
                 {
                     "ids": sorted(missing.get(label, []))[:NAMED],
                     "why": "a record without it may become visible to everyone",
-                    "lacking_in_the_snapshot": len(self.truth.lacking.get(label, ())),
+                    "lacking_in_the_snapshot": len(self.truth.lacking.get(label, EMPTY)),
                     "required": required,
                 },
             )
@@ -157,7 +174,7 @@ class _Checker:
             if label
         ]
         for tenant, expected in sorted(self.truth.tenant_ids.items()):
-            strangers = sorted(tenants.get(tenant, set()) - expected)
+            strangers = sorted(expected.outside(tenants.get(tenant, set())))
             found.append(
                 Finding(
                     "tenant_membership",
@@ -185,7 +202,7 @@ class _Checker:
                 )
             )
         for group, expected in sorted(groups.items()):
-            strangers = sorted(members.get(group, set()) - expected)
+            strangers = sorted(expected.outside(members.get(group, set())))
             found.append(
                 Finding(
                     "group_membership",
@@ -202,14 +219,13 @@ class _Checker:
             )
         return found
 
-    def queries(self, kind: str, value: str, where: Filter, allowed: set[str]) -> Finding:
+    def queries(self, kind: str, value: str, where: Filter, allowed: KeySet) -> Finding:
         """Filtered similarity queries for one tenant or group return only its records."""
         leaks: dict[str, str] = {}
         for number, vector in enumerate(self.vectors, start=1):
             result = self.engine.query(self.name, vector[None, :], self.k, where)[0]
-            for record_id in result.ids:
-                if record_id not in allowed:
-                    leaks.setdefault(record_id, f"query #{number} where {to_where(where)}")
+            for record_id in allowed.outside(result.ids):
+                leaks.setdefault(record_id, f"query #{number} where {to_where(where)}")
         return Finding(
             "filtered_queries",
             not leaks,

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from drconsole.catalog.plan import RestorePlan
 from drconsole.engines.base import Engine
 from drconsole.records import RecordBatch, SparseVector
 from drconsole.sampling import sample_percent
@@ -65,24 +64,30 @@ class ContentResult:
         return not self.missing and not self.differ
 
 
-def compare_content(
-    plan: RestorePlan,
-    collection: str,
-    engine: Engine,
-    depth: ContentDepth,
-    *,
-    seed: int,
-    ulps: int,
-) -> ContentResult:
-    """Compare the chosen records of the chain's final state with the target's."""
-    result = ContentResult()
-    for _, batch in plan.batches(collection):
-        chosen = [row for row, record_id in enumerate(batch.ids) if depth.chooses(record_id, seed)]
+class ContentCheck:
+    """Compares the chosen records of the chain's final state, batch by batch as the
+    caller reads it, with the target's."""
+
+    def __init__(
+        self, collection: str, engine: Engine, depth: ContentDepth, *, seed: int, ulps: int
+    ) -> None:
+        self.collection = collection
+        self.engine = engine
+        self.depth = depth
+        self.seed = seed
+        self.ulps = ulps
+        self.result = ContentResult()
+
+    def add(self, batch: RecordBatch) -> None:
+        chosen = [
+            row
+            for row, record_id in enumerate(batch.ids)
+            if self.depth.chooses(record_id, self.seed)
+        ]
         for start in range(0, len(chosen), FETCH):
             expected = batch.take(chosen[start : start + FETCH])
-            actual = engine.get_records(collection, expected.ids)
-            _compare(expected, actual, ulps, result)
-    return result
+            actual = self.engine.get_records(self.collection, expected.ids)
+            _compare(expected, actual, self.ulps, self.result)
 
 
 def _compare(expected: RecordBatch, actual: RecordBatch, ulps: int, result: ContentResult) -> None:

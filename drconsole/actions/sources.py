@@ -22,9 +22,15 @@ from drconsole.errors import DrconsoleError
 from drconsole.runbook.model import Runbook
 
 
-def open_catalog(context: ActionContext) -> tuple[ObjectStore, CatalogView]:
+def open_catalog(context: ActionContext, *, fresh: bool = False) -> tuple[ObjectStore, CatalogView]:
     """The run's catalog, its manifests checked with the catalog key when the runbook
-    names one."""
+    names one: listed by the run's first step that asks, and shared by the others
+    (``fresh``: listed again, as the step that selects the recovery point does, so that
+    a retry after the catalog was repaired sees the repair)."""
+    return context.shared.catalog(lambda: _open_catalog(context), fresh=fresh)
+
+
+def _open_catalog(context: ActionContext) -> tuple[ObjectStore, CatalogView]:
     store = open_runbook_catalog(context.runbook, context.add_secret)
     reference = context.runbook.catalog_key()
     key = CatalogKey.from_reference(reference) if reference else None

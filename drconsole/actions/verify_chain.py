@@ -31,7 +31,7 @@ from drconsole.wording import plural
 
 def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outcome:
     params = context.params
-    store, view = open_catalog(context)
+    store, view = open_catalog(context, fresh=True)
     depth = Depth.parse(params.get("depth", "sizes"))
     at_or_before = parse_utc(params["at_or_before"]) if params.get("at_or_before") else None
     source = runbook_source(context.runbook)
