@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from drconsole.actions.restore_data import _batches
+from drconsole.actions.restore_data import batches
 from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.plan import RestorePlan
@@ -83,7 +83,7 @@ def pipeline(root: Path) -> None:
     cpu_started = time.process_time()
     written = 0
     body_bytes = 0
-    for batch in _batches(plan, "kb_articles", BATCH):
+    for batch in batches(plan.batches("kb_articles"), BATCH):
         body_bytes += len(orjson.dumps(upsert_body(batch)))
         written += len(batch)
     seconds = time.perf_counter() - started

@@ -144,7 +144,7 @@ def main() -> None:
                 stop.set()
                 writer.join()
             seen: set[str] = set()
-            for _, part in RestorePlan(store, [manifest]).batches("docs"):
+            for part in RestorePlan(store, [manifest]).batches("docs"):
                 seen.update(part.ids)
             untouched = set(live) - touched
             missing = untouched - seen

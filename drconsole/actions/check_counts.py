@@ -122,7 +122,7 @@ def _read_once(
     builder = TruthBuilder(name, spec) if kept is None else None
     if builder is None and content.depth.percent <= 0:
         return kept  # type: ignore[return-value]
-    for _, batch in plan.batches(name):
+    for batch in plan.batches(name):
         content.add(batch)
         if builder is not None:
             builder.add(batch)

@@ -1,16 +1,19 @@
 """``restore_data``: stream the chain's final state into the target.
 
-Priority collections first; batches of ``batch`` records with up to ``in_flight`` upserts
-at once. After each batch the target acknowledged (counted as a contiguous prefix, since
-batches finish out of order), a checkpoint is recorded, so a resumed run continues after
-the last acknowledged batch; upserts make a re-sent batch harmless. A dimension or
-distance mismatch between snapshot and target is refused before any write.
+Priority collections first; each collection as the plan's part tasks (a records part of
+one snapshot, its rows that are in the final state: independent of one another), each
+in batches of ``batch`` records with up to ``in_flight`` upserts at once. The checkpoint
+names the tasks finished and, for the task under way, the batches the target
+acknowledged (a contiguous prefix, since batches finish out of order), so a resumed run
+skips finished parts and continues inside the one it stopped in; upserts make a re-sent
+batch harmless. A dimension or distance mismatch between snapshot and target is refused
+before any write.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,31 +40,51 @@ from drconsole.wording import plural
 
 @dataclass
 class _Tally:
-    """Where the restore stands: collections finished, batches acknowledged in the current
-    one, records written; rebuilt from the last checkpoint on resume."""
+    """Where the restore stands: collections finished, part tasks finished (by their
+    index in the plan's task list, as ranges), batches acknowledged in the task under
+    way, records written; rebuilt from the last checkpoint on resume."""
 
     done_collections: list[str] = field(default_factory=list)
+    tasks_done: dict[str, list[list[int]]] = field(default_factory=dict)
     collection: str | None = None
+    task: int | None = None
     batches: int = 0
     records: int = 0
     per_collection: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> _Tally:
+        """The tally a checkpoint recorded (one from before part tasks restarts its
+        collection: re-sent upserts change nothing)."""
         if not checkpoint:
             return cls()
         return cls(
             list(checkpoint.get("done_collections", [])),
+            {k: [list(r) for r in v] for k, v in checkpoint.get("tasks_done", {}).items()},
             checkpoint.get("collection"),
-            int(checkpoint.get("batches", 0)),
+            checkpoint.get("task"),
+            int(checkpoint.get("batches", 0)) if checkpoint.get("task") is not None else 0,
             int(checkpoint.get("records", 0)),
             dict(checkpoint.get("per_collection", {})),
         )
 
+    def done(self, collection: str, task: int) -> bool:
+        return any(start <= task <= end for start, end in self.tasks_done.get(collection, []))
+
+    def finish_task(self, collection: str, task: int) -> None:
+        ranges = self.tasks_done.setdefault(collection, [])
+        if ranges and ranges[-1][1] == task - 1:
+            ranges[-1][1] = task
+        else:
+            ranges.append([task, task])
+        self.task, self.batches = None, 0
+
     def checkpoint(self) -> dict[str, Any]:
         return {
             "done_collections": self.done_collections,
+            "tasks_done": self.tasks_done,
             "collection": self.collection,
+            "task": self.task,
             "batches": self.batches,
             "records": self.records,
             "per_collection": self.per_collection,
@@ -86,19 +109,26 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
         for name in order:
             if name in tally.done_collections:
                 continue
-            skip = tally.batches if tally.collection == name else 0
-            tally.collection, tally.batches = name, skip
+            if tally.collection != name:
+                tally.collection, tally.task, tally.batches = name, None, 0
             try:
-                _restore_collection(
-                    engine,
-                    name,
-                    _batches(plan, name, batch_size),
-                    skip=skip,
-                    in_flight=in_flight,
-                    tally=tally,
-                    meter=meter,
-                    context=context,
-                )
+                for number, task in enumerate(plan.tasks(name)):
+                    if tally.done(name, number):
+                        continue
+                    skip = tally.batches if tally.task == number else 0
+                    tally.task, tally.batches = number, skip
+                    _restore_task(
+                        engine,
+                        name,
+                        batches(plan.task_batches(task), batch_size),
+                        skip=skip,
+                        in_flight=in_flight,
+                        tally=tally,
+                        meter=meter,
+                        context=context,
+                    )
+                    tally.finish_task(name, number)
+                    meter.report(tally, f"{name}: {task.path} of {task.snapshot_id} restored")
             except DrconsoleError as error:
                 state = (
                     f"{context.placement[name]} (staging) is partly written; production "
@@ -108,7 +138,7 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
                 )
                 raise DrconsoleError(f"{error.message}; {state}", error.hint) from None
             tally.done_collections.append(name)
-            tally.collection, tally.batches = None, 0
+            tally.collection = None
             meter.report(tally, f"{name} done")
     finally:
         engine.close()
@@ -150,11 +180,11 @@ def _check_targets(engine: Engine, manifest: Manifest, order: list[str]) -> None
             )
 
 
-def _batches(plan: RestorePlan, name: str, size: int) -> Iterator[RecordBatch]:
-    """The final state of a collection in upsert batches of ``size`` records."""
+def batches(parts: Iterable[RecordBatch], size: int) -> Iterator[RecordBatch]:
+    """Records in upsert batches of ``size`` (the last one may be smaller)."""
     pending: list[RecordBatch] = []
     rows = 0
-    for _, part in plan.batches(name):
+    for part in parts:
         start = 0
         while start < len(part):
             take = min(size - rows, len(part) - start)
@@ -168,10 +198,10 @@ def _batches(plan: RestorePlan, name: str, size: int) -> Iterator[RecordBatch]:
         yield RecordBatch.join(pending, 0)
 
 
-def _restore_collection(
+def _restore_task(
     engine: Engine,
     name: str,
-    batches: Iterator[RecordBatch],
+    upserts: Iterator[RecordBatch],
     *,
     skip: int,
     in_flight: int,
@@ -179,13 +209,13 @@ def _restore_collection(
     meter: _Meter,
     context: ActionContext,
 ) -> None:
-    """Upsert with up to ``in_flight`` requests; advance the checkpoint over the contiguous
-    prefix of acknowledged batches only."""
+    """One part task: upsert with up to ``in_flight`` requests; advance the checkpoint
+    over the contiguous prefix of acknowledged batches only."""
     acknowledged: dict[int, int] = {}
     failure: BaseException | None = None
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"upsert-{name}") as pool:
         running: dict[Future[None], tuple[int, int]] = {}
-        for index, batch in enumerate(batches):
+        for index, batch in enumerate(upserts):
             if index < skip:
                 continue
             while len(running) >= in_flight and failure is None:
@@ -201,7 +231,8 @@ def _restore_collection(
         raise DrconsoleError(
             f"restore of {name} stopped after {done} records "
             f"({tally.batches} batches acknowledged): {failure}",
-            "retry the step: it continues after the last acknowledged batch",
+            "retry the step: it continues with the part it stopped in, after its last "
+            "acknowledged batch",
         )
     if context.cancel.is_set():
         raise DrconsoleError(

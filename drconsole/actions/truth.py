@@ -165,7 +165,7 @@ class TruthBuilder:
 def final_state_truth(plan: RestorePlan, collection: str, spec: TruthSpec) -> Truth:
     """The truth of a collection of the chain's final state, in one pass."""
     builder = TruthBuilder(collection, spec)
-    for _, batch in plan.batches(collection):
+    for batch in plan.batches(collection):
         builder.add(batch)
     return builder.finish()
 
@@ -174,7 +174,7 @@ def names_of(plan: RestorePlan, collection: str, missing: KeySet, limit: int) ->
     """Up to ``limit`` ids of the final state whose keys are in ``missing`` (another pass
     over the chain: only a failing gate names ids)."""
     found: list[str] = []
-    for _, batch in plan.batches(collection):
+    for batch in plan.batches(collection):
         inside = missing.has(batch.ids)
         found += [record_id for record_id, hit in zip(batch.ids, inside, strict=True) if hit]
         if len(found) >= limit:

@@ -110,10 +110,14 @@ def encode_state(ids: list[str], tenants: list[str | None], hashes: np.ndarray) 
 
 
 def _row_groups(
-    data: bytes | bytearray, columns: tuple[str, ...] | set[str], rows: int | None
+    data: bytes | bytearray,
+    columns: tuple[str, ...] | set[str],
+    rows: int | None,
+    read: list[str] | None = None,
 ) -> Iterator[pa.Table]:
-    """A part's row groups as tables, after checking what its footer declares: the
-    columns, the row count the manifest lists, and a bounded uncompressed size."""
+    """A part's row groups as tables (of the ``read`` columns only, when given), after
+    checking what its footer declares: the columns, the row count the manifest lists,
+    and a bounded uncompressed size."""
     try:
         part = pq.ParquetFile(pa.BufferReader(pa.py_buffer(data)))
         footer = part.metadata
@@ -132,7 +136,7 @@ def _row_groups(
         raise ValueError(f"columns are {list(names)}, expected {sorted(columns)}")
     for number, group in enumerate(groups):
         try:
-            table = part.read_row_group(number, use_threads=False)
+            table = part.read_row_group(number, columns=read, use_threads=False)
         except (pa.ArrowException, OSError) as error:
             raise ValueError(f"row group {number} is not readable ({error})") from None
         if table.num_rows != group.num_rows:
@@ -160,20 +164,44 @@ def _strings(table: pa.Table, name: str, nullable: bool) -> list[Any]:
     return values
 
 
+def record_keys(
+    data: bytes | bytearray, schema: CollectionSchema, rows: int | None = None
+) -> tuple[list[str], list[str | None]]:
+    """(ids, tenants) of a records part, its other columns left undecoded."""
+    ids: list[str] = []
+    tenants: list[str | None] = []
+    for table in _row_groups(data, _record_columns(schema), rows, ["id", "tenant"]):
+        ids += _checked_ids(table, schema)
+        tenants += _strings(table, "tenant", nullable=True)
+    return ids, tenants
+
+
+def _record_columns(schema: CollectionSchema) -> set[str]:
+    return {
+        *RECORD_COLUMNS,
+        *(f"vector.{vector.name}" for vector in schema.vectors[1:]),
+        *(f"sparse.{vector.name}" for vector in schema.sparse_vectors),
+    }
+
+
+def _checked_ids(table: pa.Table, schema: CollectionSchema) -> list[str]:
+    ids = _strings(table, "id", nullable=False)
+    if schema.key != KeyType.STRING:
+        for record_id in ids:
+            if (problem := schema.key.problem(record_id)) is not None:
+                raise ValueError(problem)
+    return ids
+
+
 def records_of(
     data: bytes | bytearray, schema: CollectionSchema, rows: int | None = None
 ) -> Iterator[RecordBatch]:
     """The records of a part of a collection of this schema, one batch per row group."""
     named = {f"vector.{vector.name}": vector.dimension for vector in schema.vectors[1:]}
     sparse = [f"sparse.{vector.name}" for vector in schema.sparse_vectors]
-    for table in _row_groups(data, {*RECORD_COLUMNS, *named, *sparse}, rows):
-        ids = _strings(table, "id", nullable=False)
-        if schema.key != KeyType.STRING:
-            for record_id in ids:
-                if (problem := schema.key.problem(record_id)) is not None:
-                    raise ValueError(problem)
+    for table in _row_groups(data, _record_columns(schema), rows):
         yield RecordBatch(
-            ids,
+            _checked_ids(table, schema),
             _vectors(table, "vector", schema.dimension),
             _strings(table, "document", nullable=True),
             _metadatas(_strings(table, "metadata", nullable=True)),

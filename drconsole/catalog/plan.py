@@ -1,9 +1,11 @@
-"""The restore plan of a chain: its final state, streamed.
+"""The restore plan of a chain: its final state, as independent part-level tasks.
 
-Snapshots are read newest first. A record is written when no newer snapshot in the chain
-wrote or deleted its (tenant, id); so every record of the final state is written exactly
-once and nothing overwritten or deleted later is written at all. Memory is bounded by the
-id index: 64-bit keys of (tenant, id) in sorted numpy arrays, not by the data.
+A record is written when no newer snapshot in the chain wrote or deleted its (tenant,
+id); so every record of the final state is written exactly once and nothing overwritten
+or deleted later is written at all, whichever order the tasks run in. What decides it is
+the shadow: the keys the incrementals mention, each with the newest snapshot that does,
+64-bit keys in sorted numpy arrays (memory bounded by the incrementals' ids, not by the
+data).
 """
 
 from __future__ import annotations
@@ -31,44 +33,64 @@ def id_hashes(ids: list[str], tenants: list[str | None]) -> np.ndarray:
     return keys.view(np.uint64)
 
 
-class IdIndex:
-    """A set of 64-bit keys in one sorted numpy array."""
-
-    def __init__(self) -> None:
-        self.keys = np.zeros(0, dtype=np.uint64)
-
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        if not len(self.keys):
-            return np.zeros(len(keys), dtype=bool)
-        positions = np.searchsorted(self.keys, keys)
-        positions[positions == len(self.keys)] = 0
-        return self.keys[positions] == keys
-
-    def add(self, keys: np.ndarray) -> None:
-        self.keys = np.union1d(self.keys, keys)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
 @dataclass(frozen=True)
-class Position:
-    """Where a restore stands: snapshot (by id), part number, rows of that part done."""
+class PartTask:
+    """One records part of one snapshot of the chain. Restoring it writes the part's
+    rows that are in the final state; tasks are independent of one another, so they
+    may run in any order, on any worker, and be resumed one by one (a task is redone
+    whole: upserts make that harmless)."""
 
+    collection: str
     snapshot_id: str
-    part: int
-    rows_done: int
+    path: str
+    rows: int
 
-    def to_json(self) -> dict[str, object]:
-        return {"snapshot_id": self.snapshot_id, "part": self.part, "rows_done": self.rows_done}
+    @property
+    def name(self) -> str:
+        """How the run's checkpoints name it: ``SNAPSHOT/PATH``."""
+        return f"{self.snapshot_id}/{self.path}"
+
+
+class Shadow:
+    """Every (tenant, id) key that a snapshot after the chain's base wrote or deleted,
+    with the newest such snapshot's position in the chain: a row of the snapshot at
+    position p is in the final state when no newer snapshot mentions its key. Built
+    from the ids of the incrementals only (the base, usually the bulk, adds nothing)."""
+
+    def __init__(self, keys: np.ndarray, newest: np.ndarray) -> None:
+        self.keys = keys
+        self.newest = newest
+
+    @classmethod
+    def of(cls, mentions: list[tuple[int, np.ndarray]]) -> Shadow:
+        """From (chain position, keys) pairs, the newest snapshot first."""
+        if not mentions:
+            return cls(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32))
+        keys = np.concatenate([found for _, found in mentions])
+        where = np.concatenate(
+            [np.full(len(found), position, dtype=np.int32) for position, found in mentions]
+        )
+        unique, first = np.unique(keys, return_index=True)  # first: the newest mention
+        return cls(unique, where[first])
+
+    def final(self, keys: np.ndarray, position: int) -> np.ndarray:
+        """Which rows (by key) of the snapshot at ``position`` are in the final state."""
+        if not len(self.keys):
+            return np.ones(len(keys), dtype=bool)
+        slots = np.searchsorted(self.keys, keys)
+        slots[slots == len(self.keys)] = 0
+        mentioned = self.keys[slots] == keys
+        return ~mentioned | (self.newest[slots] == position)
 
 
 class RestorePlan:
-    """The final state of a chain (base first in ``chain``), collection by collection."""
+    """The final state of a chain (base first in ``chain``), collection by collection,
+    as part tasks."""
 
     def __init__(self, store: ObjectStore, chain: list[Manifest]) -> None:
         self.store = store
         self.chain = chain
+        self._shadows: dict[str, Shadow] = {}
 
     @property
     def target(self) -> Manifest:
@@ -81,31 +103,48 @@ class RestorePlan:
         entry = self.target.collection(collection)
         return entry.counts["total_after_apply"] if entry else 0
 
-    def batches(self, collection: str) -> Iterator[tuple[Position, RecordBatch]]:
-        """Batches of the final state, each with the position after it (for checkpoints).
-        A part's rows already written by a newer snapshot or deleted by one are left out.
-        The chain's oldest snapshot adds nothing to the index: nothing is read after it."""
-        written = IdIndex()
-        oldest = self.chain[0].id
+    def tasks(self, collection: str) -> list[PartTask]:
+        """Every records part of the chain for this collection, newest snapshot first."""
+        found = []
         for manifest in reversed(self.chain):
             entry = manifest.collection(collection)
-            if entry is None:
-                continue
-            reader = SnapshotReader(self.store, manifest)
-            remember = manifest.id != oldest
-            seen_here: list[np.ndarray] = (
-                [id_hashes(ids, tenants) for ids, tenants in reader.deletes(entry)]
-                if remember
-                else []
-            )
-            done: dict[int, int] = {}
-            for number, batch in reader.batches(entry):
-                keys = id_hashes(batch.ids, batch.tenants)
-                keep = ~written.contains(keys)
-                if remember:
-                    seen_here.append(keys)
-                final = batch if keep.all() else batch.take(np.flatnonzero(keep))
-                done[number] = done.get(number, 0) + len(batch)
-                yield Position(manifest.id, number, done[number]), final
-            if seen_here:
-                written.add(np.concatenate(seen_here))
+            if entry is not None:
+                reader = SnapshotReader(self.store, manifest)
+                found += [
+                    PartTask(collection, manifest.id, part.path, part.rows)
+                    for part in reader.records_parts(entry)
+                ]
+        return found
+
+    def shadow(self, collection: str) -> Shadow:
+        """The collection's shadow (read once per plan: ids of the incrementals' records
+        and deletes, no vectors)."""
+        if collection not in self._shadows:
+            mentions: list[tuple[int, np.ndarray]] = []
+            for position in range(len(self.chain) - 1, 0, -1):
+                manifest = self.chain[position]
+                entry = manifest.collection(collection)
+                if entry is None:
+                    continue
+                reader = SnapshotReader(self.store, manifest)
+                for ids, tenants in [*reader.deletes(entry), *reader.record_keys(entry)]:
+                    mentions.append((position, id_hashes(ids, tenants)))
+            self._shadows[collection] = Shadow.of(mentions)
+        return self._shadows[collection]
+
+    def task_batches(self, task: PartTask) -> Iterator[RecordBatch]:
+        """The rows of one part that are in the final state, a batch per row group."""
+        position = [manifest.id for manifest in self.chain].index(task.snapshot_id)
+        manifest = self.chain[position]
+        entry = manifest.collection(task.collection)
+        assert entry is not None
+        part = next(item for item in entry.files_of("records") if item.path == task.path)
+        shadow = self.shadow(task.collection)
+        for batch in SnapshotReader(self.store, manifest).part(entry, part):
+            keep = shadow.final(id_hashes(batch.ids, batch.tenants), position)
+            yield batch if keep.all() else batch.take(np.flatnonzero(keep))
+
+    def batches(self, collection: str) -> Iterator[RecordBatch]:
+        """The whole final state of a collection, task after task."""
+        for task in self.tasks(collection):
+            yield from self.task_batches(task)

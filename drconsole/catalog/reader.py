@@ -60,19 +60,67 @@ class SnapshotReader:
             )
         return buffer
 
+    def records_parts(self, collection: CollectionEntry) -> list[FileEntry]:
+        """The collection's records parts, in part order (format 1: each is read with
+        its vectors partner)."""
+        if self.manifest.version == 1:
+            return [records for _, records, _ in pair_parts(collection, self.manifest.id)]
+        return sorted(collection.files_of("records"), key=_order)
+
     def batches(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
         """(part number, batch) in part order: format 2 gives a batch per row group of a
         part, format 1 one per part."""
+        for entry in self.records_parts(collection):
+            for batch in self.part(collection, entry):
+                yield part_number(entry.path) or 0, batch
+
+    def part(self, collection: CollectionEntry, entry: FileEntry) -> Iterator[RecordBatch]:
+        """The records of one part: format 2 a batch per row group, format 1 one batch."""
         if self.manifest.version == 1:
-            yield from self._batches_v1(collection)
+            yield self._part_v1(collection, entry)
             return
         from drconsole.catalog import columnar  # pyarrow, loaded when a part is read
 
-        for entry in sorted(collection.files_of("records"), key=_order):
+        data = self.read_file(entry)
+        with self._decoding(entry):
+            yield from columnar.records_of(data, collection.schema, entry.rows)
+
+    def record_keys(
+        self, collection: CollectionEntry
+    ) -> Iterator[tuple[list[str], list[str | None]]]:
+        """(ids, tenants) of each records part, without decoding vectors or fields where
+        the format allows (format 2 reads only those two columns)."""
+        if self.manifest.version == 1:
+            for entry in self.records_parts(collection):
+                batch = self._part_v1(collection, entry)
+                yield batch.ids, batch.tenants
+            return
+        from drconsole.catalog import columnar
+
+        for entry in self.records_parts(collection):
             data = self.read_file(entry)
             with self._decoding(entry):
-                for batch in columnar.records_of(data, collection.schema, entry.rows):
-                    yield part_number(entry.path) or 0, batch
+                yield columnar.record_keys(data, collection.schema, entry.rows)
+
+    def _part_v1(self, collection: CollectionEntry, records: FileEntry) -> RecordBatch:
+        """Format 1: records-N.jsonl.gz with its vectors-N.npy."""
+        pairs = {
+            entry.path: vectors for _, entry, vectors in pair_parts(collection, self.manifest.id)
+        }
+        vectors = pairs[records.path]
+        record_bytes = self.read_file(records)
+        vector_bytes = self.read_file(vectors)
+        with self._decoding(records):
+            batch = parts.make_batch(
+                parts.decode_records(record_bytes),
+                parts.decode_vectors(vector_bytes, collection.schema.dimension),
+            )
+        if len(batch) != records.rows:
+            raise IntegrityError(
+                f"{records.path} of snapshot {self.manifest.id} has {len(batch)} rows, "
+                f"the manifest says {records.rows}"
+            )
+        return batch
 
     @contextmanager
     def _decoding(self, entry: FileEntry) -> Iterator[None]:
@@ -81,23 +129,6 @@ class SnapshotReader:
             yield
         except ValueError as error:
             raise IntegrityError(f"{entry.path} of snapshot {self.manifest.id}: {error}") from None
-
-    def _batches_v1(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
-        """Format 1: records-N.jsonl.gz paired with vectors-N.npy."""
-        for number, records, vectors in pair_parts(collection, self.manifest.id):
-            record_bytes = self.read_file(records)
-            vector_bytes = self.read_file(vectors)
-            with self._decoding(records):
-                batch = parts.make_batch(
-                    parts.decode_records(record_bytes),
-                    parts.decode_vectors(vector_bytes, collection.schema.dimension),
-                )
-            if len(batch) != records.rows:
-                raise IntegrityError(
-                    f"{records.path} of snapshot {self.manifest.id} has {len(batch)} rows, "
-                    f"the manifest says {records.rows}"
-                )
-            yield number, batch
 
     def deletes(self, collection: CollectionEntry) -> Iterator[tuple[list[str], list[str | None]]]:
         from drconsole.catalog import columnar

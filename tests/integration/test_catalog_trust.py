@@ -111,7 +111,7 @@ def _kinds(result_findings: list) -> set[str]:
 def _documents(store: ObjectStore, chain: list[Manifest]) -> set[str]:
     return {
         document
-        for _, batch in RestorePlan(store, chain).batches("help_articles")
+        for batch in RestorePlan(store, chain).batches("help_articles")
         for document in batch.documents
     }
 

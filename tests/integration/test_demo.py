@@ -64,7 +64,9 @@ def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     assert _processes_under(workdir) == []
 
     again = run_cli("drill", str(workdir / "demo.yaml"), "--yes", "--json", "--runs-dir", str(runs))
-    assert again.returncode == 0, "the demo's runbook drills again later, in a new process"
+    assert again.returncode == 0, (
+        "the demo's runbook drills again later, in a new process: " + again.stdout[-1500:]
+    )
     assert json.loads(again.stdout)["status"] == "succeeded"
     assert _processes_under(workdir) == [], "its sandbox S3 and Chroma were stopped again"
     checked = run_cli("catalog", "verify", str(workdir / "demo.yaml"), "--depth", "full", "--json")

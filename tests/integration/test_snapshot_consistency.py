@@ -113,7 +113,7 @@ def _snapshot(source: ChromaEngine, catalog: Path, writer: Writer, **hooks: list
 
 def _contents(store: LocalStore, manifest) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
-    for _, batch in RestorePlan(store, [manifest]).batches("docs"):
+    for batch in RestorePlan(store, [manifest]).batches("docs"):
         for record_id, document in zip(batch.ids, batch.documents, strict=True):
             assert record_id not in found, f"{record_id} appears twice"
             found[record_id] = document

@@ -43,11 +43,11 @@ class _Context:
 @pytest.mark.timeout(20)
 def test_a_failure_while_another_upsert_is_in_flight_ends_the_step() -> None:
     engine = FailsMidFlight()
-    tally = restore_data._Tally(collection="kb")
+    tally = restore_data._Tally(collection="kb", task=0)
     meter = restore_data._Meter(lambda progress: None, 10, 0)
     started = time.monotonic()
     with pytest.raises(DrconsoleError, match="Chroma went away") as caught:
-        restore_data._restore_collection(
+        restore_data._restore_task(
             engine,  # type: ignore[arg-type]
             "kb",
             _batches(10),
