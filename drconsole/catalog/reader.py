@@ -67,13 +67,6 @@ class SnapshotReader:
             return [records for _, records, _ in pair_parts(collection, self.manifest.id)]
         return sorted(collection.files_of("records"), key=_order)
 
-    def batches(self, collection: CollectionEntry) -> Iterator[tuple[int, RecordBatch]]:
-        """(part number, batch) in part order: format 2 gives a batch per row group of a
-        part, format 1 one per part."""
-        for entry in self.records_parts(collection):
-            for batch in self.part(collection, entry):
-                yield part_number(entry.path) or 0, batch
-
     def part(self, collection: CollectionEntry, entry: FileEntry) -> Iterator[RecordBatch]:
         """The records of one part: format 2 a batch per row group, format 1 one batch."""
         if self.manifest.version == 1:

@@ -103,7 +103,12 @@ def test_round_trip_through_parts(store: ObjectStore) -> None:
     )
     assert [entry.rows for entry in manifest.collections[0].files_of("records")] == [10, 10, 5]
     reader = SnapshotReader(store, load_catalog(store).snapshots["full-1"])
-    parts = [batch for _, batch in reader.batches(manifest.collections[0])]
+    collection = manifest.collections[0]
+    parts = [
+        batch
+        for entry in reader.records_parts(collection)
+        for batch in reader.part(collection, entry)
+    ]
     assert [i for batch in parts for i in batch.ids] == original.ids
     assert [d for batch in parts for d in batch.documents] == original.documents
     assert [m for batch in parts for m in batch.metadatas] == original.metadatas
@@ -253,7 +258,7 @@ def test_file_findings_at_their_depth(
         verify(view, store, ["full-1"], Depth.parse("sample:100%"), seed=1).findings[0].kind == kind
     )
     with pytest.raises(IntegrityError, match=r"records-00001\.parquet of snapshot full-1"):
-        list(SnapshotReader(store, view.snapshots["full-1"]).batches(manifest.collections[0]))
+        list(RestorePlan(store, [view.snapshots["full-1"]]).batches("help_articles"))
 
 
 def test_sample_depth_is_seeded_and_recorded(store: ObjectStore) -> None:
