@@ -13,6 +13,7 @@ from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
+from drconsole.engines.pgvector.server import PostgresServer
 from drconsole.sandbox import SeaweedS3, start_server
 
 BUCKET = "drconsole-tests"
@@ -50,6 +51,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
         endpoint=seaweed.endpoint,
         credentials=credentials,
     )
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL 18 with pgvector for the run, as an unprivileged user."""
+    folder = tmp_path_factory.mktemp("postgres")
+    server = start_server(lambda: PostgresServer(folder / "server", durable=False))
+    try:
+        yield server
+    finally:
+        server.discard()
 
 
 _databases = itertools.count()
