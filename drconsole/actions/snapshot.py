@@ -34,6 +34,7 @@ from drconsole.engines.base import CollectionInfo, Engine, ScanWindow
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.hooks import run_hook
 from drconsole.model.schema import (
+    CollectionSchema,
     FieldSpec,
     FieldType,
     ScalarType,
@@ -301,7 +302,7 @@ def _snapshot_collection(
     out.schema = replace(
         schema,
         vectors=(replace(schema.vector, dimension=dimension), *schema.vectors[1:]),
-        fields=profile.fields(),
+        fields=_fields(schema, profile),
         tenancy=(
             Tenancy(TenancyMode.FIELD, request.tenant_field)
             if request.tenant_field and schema.tenancy.mode == TenancyMode.NONE
@@ -473,6 +474,12 @@ def _type_name(kind: Any) -> str:
     if isinstance(kind, tuple):
         return f"{_TYPE_NAMES.get(kind[1], 'string')}[]"
     return _TYPE_NAMES.get(kind, "string")
+
+
+def _fields(schema: CollectionSchema, profile: _Profile) -> tuple[FieldSpec, ...]:
+    """The fields the engine declares, then those only the scan saw (typed by it)."""
+    declared = {item.name for item in schema.fields}
+    return schema.fields + tuple(item for item in profile.fields() if item.name not in declared)
 
 
 def _embedding(

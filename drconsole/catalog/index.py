@@ -136,7 +136,7 @@ def parse_segment(data: bytes) -> list[IndexEntry]:
             raise ValueError(f"snapshots[{number}] must have id, manifest and mac (text or null)")
         tag = item["mac"]
         entries.append(
-            IndexEntry(item["id"], item["manifest"].encode(), tag.encode() if tag else None)
+            IndexEntry(item["id"], item["manifest"].encode(), None if tag is None else tag.encode())
         )
     return entries
 

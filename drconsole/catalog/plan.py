@@ -25,11 +25,15 @@ def id_hashes(ids: list[str], tenants: list[str | None]) -> np.ndarray:
     """64-bit keys of (tenant, id), from Python's own string hashing: fast, and the same
     within one process (keys are never stored: whoever compares them computes both sides
     in the same process). Collisions are ~1e-8 likely at a million ids."""
-    if not any(tenants):
+    if all(tenant is None for tenant in tenants):
         keys = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
-    else:
+    else:  # a record without a tenant keys as its id alone, whatever its batch holds
         pairs = zip(tenants, ids, strict=True)
-        keys = np.fromiter((hash(pair) for pair in pairs), dtype=np.int64, count=len(ids))
+        keys = np.fromiter(
+            (hash(i) if t is None else hash((t, i)) for t, i in pairs),
+            dtype=np.int64,
+            count=len(ids),
+        )
     return keys.view(np.uint64)
 
 
@@ -44,11 +48,6 @@ class PartTask:
     snapshot_id: str
     path: str
     rows: int
-
-    @property
-    def name(self) -> str:
-        """How the run's checkpoints name it: ``SNAPSHOT/PATH``."""
-        return f"{self.snapshot_id}/{self.path}"
 
 
 class Shadow:

@@ -17,7 +17,10 @@ from drconsole.engines.memory.engine import forget
 from drconsole.model.schema import (
     CollectionSchema,
     Distance,
+    FieldSpec,
+    FieldType,
     KeyType,
+    ScalarType,
     SparseVectorSpec,
     VectorSpec,
 )
@@ -32,6 +35,7 @@ SCHEMA = CollectionSchema(
     vectors=(VectorSpec("text", 8, Distance.COSINE), VectorSpec("image", 4, Distance.L2)),
     key=KeyType.UUID,
     sparse_vectors=(SparseVectorSpec("bm25"),),
+    fields=(FieldSpec("n", FieldType(ScalarType.INT), nullable=False, indexed=True),),
 )
 
 
@@ -95,6 +99,9 @@ def test_named_and_sparse_vectors_and_uuid_keys_restore_exactly_and_are_checked(
     entry = incremental.collection("docs")
     assert entry is not None and entry.counts["records"] == 10 + 3 + 20, "named/sparse changes"
     assert entry.schema.vectors == SCHEMA.vectors and entry.schema.key == KeyType.UUID
+    fields = {item.name: item for item in entry.schema.fields}
+    assert fields["n"] == SCHEMA.fields[0], "what the engine declares wins over the scan"
+    assert str(fields["acl_groups"].type) == "string[]" and fields["tenant_id"].is_tenant
 
     forget(TARGET["url"])
     runbook = restore_runbook(tmp_path, catalog, TARGET, ["docs"], counts=True)

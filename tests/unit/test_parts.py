@@ -20,6 +20,7 @@ import pytest
 from drconsole.actions.snapshot import new_snapshot_id
 from drconsole.catalog import columnar
 from drconsole.catalog.parts import decode_records
+from drconsole.catalog.plan import id_hashes
 from drconsole.catalog.state import content_hashes
 from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
@@ -183,3 +184,12 @@ def test_a_part_is_decoded_a_row_group_at_a_time() -> None:
     assert [len(group) for group in groups] == [columnar.ROW_GROUP, columnar.ROW_GROUP, 5]
     whole = RecordBatch.join(groups, 3)
     assert whole.ids == batch.ids and whole.vectors.tobytes() == batch.vectors.tobytes()
+
+
+def test_a_records_key_does_not_depend_on_the_batch_it_comes_in() -> None:
+    """The shadow keys the incrementals' ids and the tasks key every part's rows: a
+    record without a tenant must key the same beside records with one."""
+    alone = id_hashes(["a"], [None])
+    mixed = id_hashes(["a", "a", "a"], [None, "t1", ""])
+    assert mixed[0] == alone[0]
+    assert len(set(mixed.tolist())) == 3, "a tenant, even an empty one, is part of the key"
