@@ -26,6 +26,8 @@ class SparseVector:
     values: np.ndarray
 
     def __post_init__(self) -> None:
+        if self.indices.dtype != np.uint32 or self.values.dtype != np.float32:
+            raise ValueError("a sparse vector holds uint32 indices and float32 values")
         if self.indices.shape != self.values.shape or self.indices.ndim != 1:
             raise ValueError("a sparse vector needs as many indices as values")
         if self.indices.size > 1 and not np.all(np.diff(self.indices.astype(np.int64)) > 0):

@@ -119,15 +119,13 @@ def _read_once(
     step of the run gathered one that covers it."""
     chain_ids = [manifest.id for manifest in plan.chain]
     kept = context.shared.kept_truth(chain_ids, name, spec)
-    builder = TruthBuilder(name, spec) if kept is None else None
-    if builder is None and content.depth.percent <= 0:
-        return kept  # type: ignore[return-value]
+    builder = TruthBuilder(name, spec)
     for batch in plan.batches(name):
         content.add(batch)
-        if builder is not None:
+        if kept is None:
             builder.add(batch)
-    if builder is None:
-        return kept  # type: ignore[return-value]
+    if kept is not None:
+        return kept
     truth = builder.finish()
     context.shared.keep_truth(chain_ids, name, spec, truth)
     return truth
