@@ -59,6 +59,39 @@ def snapshot(
     return create_snapshot(request)
 
 
+COUNTS_ONLY = """
+          - id: counts
+            action: check_counts
+            needs: [verify]
+            gate: true
+            marks: service_restored
+"""
+
+
+def reference_runbook(
+    folder: Path, catalog: Path, target_url: str, steps: str = COUNTS_ONLY, *, name: str
+) -> Path:
+    """A runbook on the reference engine: verify the catalog's newest chain, then
+    ``steps`` against the target at ``target_url`` (database ``restored``)."""
+    return write_runbook(
+        folder,
+        f"""
+        schema: drconsole/runbook/v1
+        id: kb-check
+        title: Check the restored knowledge base
+        objectives: {{rto: 1h, rpo: 1d}}
+        catalog: {{url: {catalog}, key: "file:{folder / KEY_FILE}"}}
+        target: {{engine: memory, url: "{target_url}", database: restored}}
+        source: {{engine: memory, database: prod}}
+        permissions: {{tenant_field: tenant_id, acl_field: acl_groups}}
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+        """
+        + steps,
+        name=name,
+    )
+
+
 COUNTS_STEP = """
           - id: counts
             action: check_counts

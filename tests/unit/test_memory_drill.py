@@ -13,8 +13,7 @@ from drconsole.engines import open_engine
 from drconsole.engines.memory.engine import forget
 from drconsole.records import RecordBatch
 
-from chroma_restore import dump, restore_runbook, run_drill, seed, snapshot
-from helpers import KEY_FILE, write_runbook
+from chroma_restore import dump, reference_runbook, restore_runbook, run_drill, seed, snapshot
 
 SOURCE = {"engine": "memory", "url": "memory://drill-source", "database": "prod"}
 
@@ -55,28 +54,7 @@ def test_the_counts_gate_fails_on_each_damage_to_the_reference_target(tmp_path: 
     forget(target["url"])
     restore = restore_runbook(tmp_path, catalog, target, ["tickets"])
     assert run_drill(restore, tmp_path / "runs").exit_code == 0
-    recheck = write_runbook(
-        tmp_path,
-        f"""
-        schema: drconsole/runbook/v1
-        id: kb-recheck
-        title: Check the restored knowledge base
-        objectives: {{rto: 1h, rpo: 1d}}
-        catalog: {{url: {catalog}, key: "file:{tmp_path / KEY_FILE}"}}
-        target: {{engine: memory, url: "{target["url"]}", database: restored}}
-        source: {{engine: memory, database: prod}}
-        steps:
-          - id: verify
-            action: verify_chain
-            gate: true
-          - id: counts
-            action: check_counts
-            needs: [verify]
-            gate: true
-            marks: service_restored
-        """,
-        name="recheck.yaml",
-    )
+    recheck = reference_runbook(tmp_path, catalog, target["url"], name="recheck.yaml")
     assert run_drill(recheck, tmp_path / "runs").exit_code == 0, "a faithful restore passes"
     engine = open_engine(target)
     ticket = engine.get_records("tickets", ["ticket-000001"])

@@ -26,8 +26,7 @@ from drconsole.model.schema import (
 )
 from drconsole.records import RecordBatch, SparseVector
 
-from chroma_restore import restore_runbook, run_drill, snapshot
-from helpers import KEY_FILE, write_runbook
+from chroma_restore import reference_runbook, restore_runbook, run_drill, snapshot
 
 SOURCE = {"engine": "memory", "url": "memory://named-source", "database": "prod"}
 TARGET = {"engine": "memory", "url": "memory://named-target", "database": "restored"}
@@ -116,26 +115,7 @@ def test_named_and_sparse_vectors_and_uuid_keys_restore_exactly_and_are_checked(
         "vector image": replace(one, named_vectors={"image": one.named_vectors["image"] + 1}),
         "sparse vector bm25": replace(one, sparse_vectors={"bm25": [SparseVector.of([1], [1])]}),
     }
-    recheck = write_runbook(
-        tmp_path,
-        f"""
-        schema: drconsole/runbook/v1
-        id: kb-recheck
-        title: Check the restored collection
-        objectives: {{rto: 1h, rpo: 1d}}
-        catalog: {{url: {catalog}, key: "file:{tmp_path / KEY_FILE}"}}
-        target: {{engine: memory, url: "{TARGET["url"]}", database: restored}}
-        source: {{engine: memory, database: prod}}
-        steps:
-          - {{id: verify, action: verify_chain, gate: true}}
-          - id: counts
-            action: check_counts
-            needs: [verify]
-            gate: true
-            marks: service_restored
-        """,
-        name="recheck.yaml",
-    )
+    recheck = reference_runbook(tmp_path, catalog, TARGET["url"], name="recheck.yaml")
     assert run_drill(recheck, tmp_path / "runs").exit_code == 0, "a faithful restore passes"
     for damage, changed in damages.items():
         target.upsert("docs", changed)

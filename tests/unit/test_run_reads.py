@@ -16,31 +16,10 @@ from drconsole.corpus import CorpusSpec
 from drconsole.engines import open_engine
 from drconsole.engines.memory.engine import forget
 
-from chroma_restore import run_drill, seed, snapshot
-from helpers import KEY_FILE, write_runbook
+from chroma_restore import reference_runbook, run_drill, seed, snapshot
 
 SOURCE = {"engine": "memory", "url": "memory://reads-source", "database": "prod"}
 TARGET = {"engine": "memory", "url": "memory://reads-target", "database": "restored"}
-
-
-def _runbook(folder: Path, catalog: Path, steps: str, name: str) -> Path:
-    return write_runbook(
-        folder,
-        f"""
-        schema: drconsole/runbook/v1
-        id: kb-reads
-        title: Restore and check
-        objectives: {{rto: 1h, rpo: 1d}}
-        catalog: {{url: {catalog}, key: "file:{folder / KEY_FILE}"}}
-        target: {{engine: memory, url: "{TARGET["url"]}", database: restored}}
-        source: {{engine: memory, database: prod}}
-        permissions: {{tenant_field: tenant_id, acl_field: acl_groups}}
-        steps:
-          - {{id: verify, action: verify_chain, gate: true}}
-        """
-        + steps,
-        name=name,
-    )
 
 
 RESTORE = """
@@ -84,12 +63,15 @@ def test_a_drill_reads_each_part_twice_and_its_gates_still_fail_on_damage(
 
     monkeypatch.setattr(columnar, "records_of", counted)
     forget(TARGET["url"])
-    result = run_drill(_runbook(tmp_path, catalog, RESTORE, "restore.yaml"), tmp_path / "runs")
+    result = run_drill(
+        reference_runbook(tmp_path, catalog, TARGET["url"], RESTORE, name="restore.yaml"),
+        tmp_path / "runs",
+    )
     assert result.exit_code == 0, result.message
     assert len(decoded) == 5, "the full's 5 parts (the incremental only deletes)"
     assert set(decoded.values()) == {2}, "restore once, the counts gate once, permissions never"
 
-    checks = _runbook(tmp_path, catalog, CHECKS, "checks.yaml")
+    checks = reference_runbook(tmp_path, catalog, TARGET["url"], CHECKS, name="checks.yaml")
     target = open_engine(TARGET)
     records = target.get_records("docs", ["doc-000002", "doc-000004"])
     tenants = [metadata["tenant_id"] for metadata in records.metadatas]  # type: ignore[index]
