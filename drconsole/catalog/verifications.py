@@ -110,12 +110,15 @@ def keep_verification(
 def last_verifications(
     store: ObjectStore, view: CatalogView, key: CatalogKey | None
 ) -> dict[str, Verification]:
-    """The newest record of each snapshot that still applies to its manifest."""
+    """The newest record of each snapshot that still applies to its manifest: the one in
+    its folder (a listing from the catalog index re-reads these snapshots' folders, so a
+    verification is never shown for an index copy the folder no longer holds)."""
     names: dict[str, list[str]] = {}
     for info in store.list(f"{VERIFICATIONS}/"):
         parts = info.key.split("/")
         if len(parts) == 3 and parts[2].endswith(".json"):
             names.setdefault(parts[1], []).append(info.key)
+    view.confirm(store, list(names))
     found = {}
     for snapshot_id, keys in names.items():
         manifest = view.snapshots.get(snapshot_id)

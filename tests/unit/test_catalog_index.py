@@ -16,10 +16,12 @@ from drconsole.catalog.index import INDEX, SEGMENT_FORMAT, parse_segment
 from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.select import select_recovery_point
+from drconsole.catalog.verifications import keep_verification, last_verifications
 from drconsole.catalog.verify import Depth, verify
 from drconsole.corpus import CorpusSpec
 from drconsole.engines import open_engine
 from drconsole.engines.memory.engine import forget
+from drconsole.timefmt import utc_now
 
 from chroma_restore import seed, snapshot
 from helpers import catalog_key
@@ -219,3 +221,25 @@ def test_rebuilding_replaces_the_index_with_the_folders_truth(tmp_path: Path) ->
     _same(view, rebuilt)
     assert view.unconfirmed == set(ids)
     assert not view.confirm(store, ids), "every entry now equals its folder"
+
+
+def test_a_verification_is_never_shown_for_an_index_copy_the_folder_no_longer_holds(
+    tmp_path: Path,
+) -> None:
+    catalog = tmp_path / "catalog"
+    ids = _chain(catalog, incrementals=1)
+    store = LocalStore(catalog)
+    view = load_catalog(store, use_index=True)
+    result = verify(view, store, ids, Depth.parse("full"))
+    assert result.intact and keep_verification(store, view, result, None, utc_now()) is None
+    assert set(last_verifications(store, load_catalog(store, use_index=True), None)) == set(ids)
+    folder_manifest = catalog / manifest_key(ids[-1])
+    original = folder_manifest.read_bytes()
+    folder_manifest.write_bytes(
+        original.replace(b'"kind": "incremental"', b'"kind":  "incremental"')
+    )
+    assert folder_manifest.read_bytes() != original
+    listed = load_catalog(store, use_index=True)
+    shown = last_verifications(store, listed, None)
+    assert ids[-1] not in shown, "the verified manifest is no longer the folder's"
+    assert ids[0] in shown and ids[-1] in listed.index_disagreed
