@@ -79,6 +79,8 @@ class ElementType(StrEnum):
 
     FLOAT32 = "float32"
     FLOAT16 = "float16"
+    BIT = "bit"
+    """A binary vector (one bit a dimension), measured by hamming distance."""
 
 
 class ScalarType(StrEnum):

@@ -1,0 +1,242 @@
+"""What a PostgreSQL table is, in the neutral model: read from the catalogs, never
+guessed. The primary key's type, every vector column (``vector`` and ``halfvec`` as
+dense vectors, ``sparsevec`` as sparse ones, ``bit`` as binary ones) with its dimension
+and the distance and parameters of the index built on it, the other columns as typed
+fields (which ones an index covers; a type the model has no name for is a string there, its
+own type kept in ``engine_config``), and the table's access state: its grants, whether
+row-level security is enabled or forced, and every policy with its command, roles and
+expressions (kept for this adapter in ``engine_config``: a policy is SQL, not a filter).
+
+Every query is parameterised; the table is found by its schema and name as values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drconsole.errors import EngineError
+from drconsole.model.schema import (
+    AccessPolicy,
+    CollectionSchema,
+    Distance,
+    ElementType,
+    FieldSpec,
+    FieldType,
+    Grant,
+    IndexSpec,
+    KeyType,
+    ScalarType,
+    SparseVectorSpec,
+    VectorSpec,
+)
+
+ENGINE = "pgvector"
+KEY_TYPES = {
+    "text": KeyType.STRING,
+    "varchar": KeyType.STRING,
+    "bpchar": KeyType.STRING,
+    "int2": KeyType.INT,
+    "int4": KeyType.INT,
+    "int8": KeyType.INT,
+    "uuid": KeyType.UUID,
+}
+SCALARS = {
+    "text": ScalarType.STRING,
+    "varchar": ScalarType.STRING,
+    "bpchar": ScalarType.STRING,
+    "uuid": ScalarType.STRING,
+    "int2": ScalarType.INT,
+    "int4": ScalarType.INT,
+    "int8": ScalarType.INT,
+    "float4": ScalarType.FLOAT,
+    "float8": ScalarType.FLOAT,
+    "numeric": ScalarType.FLOAT,
+    "bool": ScalarType.BOOL,
+    "timestamptz": ScalarType.DATETIME,
+    "timestamp": ScalarType.DATETIME,
+    "date": ScalarType.DATETIME,
+    "json": ScalarType.JSON,
+    "jsonb": ScalarType.JSON,
+}
+DENSE = {"vector": ElementType.FLOAT32, "halfvec": ElementType.FLOAT16, "bit": ElementType.BIT}
+OPERATOR_CLASSES = {"l2": Distance.L2, "cosine": Distance.COSINE, "ip": Distance.IP}
+OPERATOR_CLASSES |= {"l1": Distance.L1, "hamming": Distance.HAMMING}
+"""``vector_cosine_ops``, ``halfvec_l2_ops``, ``bit_hamming_ops``...: the distance an
+index measures, so the one the application searches with."""
+INDEX_OPTIONS = {"m": "m", "ef_construction": "ef_construction", "lists": "lists"}
+
+_TABLE = """
+select c.oid, c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class')
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')
+"""
+_COLUMNS = """
+select a.attname, t.typname, a.atttypmod, a.attnotnull, e.typname
+from pg_attribute a
+join pg_type t on t.oid = a.atttypid
+left join pg_type e on e.oid = t.typelem and t.typcategory = 'A'
+where a.attrelid = %s and a.attnum > 0 and not a.attisdropped
+order by a.attnum
+"""
+_PRIMARY_KEY = """
+select a.attname from pg_index i
+join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+where i.indrelid = %s and i.indisprimary
+"""
+_INDEXES = """
+select am.amname, a.attname, o.opcname, coalesce(c.reloptions, '{}'), c.relname
+from pg_index i
+join pg_class c on c.oid = i.indexrelid
+join pg_am am on am.oid = c.relam
+join lateral unnest(i.indkey::int2[], i.indclass::oid[])
+  with ordinality as k(attnum, opclass, position)
+  on true
+join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+join pg_opclass o on o.oid = k.opclass
+where i.indrelid = %s
+order by c.relname, k.position
+"""
+_POLICIES = """
+select p.polname, p.polcmd::text, p.polpermissive,
+       array(select case when r = 0 then 'public' else r::regrole::text end
+             from unnest(p.polroles) r),
+       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+from pg_policy p where p.polrelid = %s order by p.polname
+"""
+_GRANTS = """
+select grantee, privilege_type from information_schema.role_table_grants
+where table_schema = %s and table_name = %s and grantee <> current_user
+order by grantee, privilege_type
+"""
+
+
+class TableUnknown(EngineError):
+    """No such table (or not one drconsole can protect)."""
+
+
+def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema:
+    """The neutral schema of ``schema.table`` as PostgreSQL describes it."""
+    found = connection.execute(_TABLE, (schema, table)).fetchone()
+    if found is None:
+        raise TableUnknown(
+            f"no table {schema}.{table}", "check the schema and table names in the runbook"
+        )
+    oid, rls, forced, comment = found
+    columns = connection.execute(_COLUMNS, (oid,)).fetchall()
+    key = _primary_key(connection, oid, columns, f"{schema}.{table}")
+    indexes = connection.execute(_INDEXES, (oid,)).fetchall()
+    vector_indexes = {
+        column: (method, opclass, _options(options))
+        for method, column, opclass, options, _ in indexes
+        if method in ("hnsw", "ivfflat")
+    }
+    indexed = {column for method, column, *_ in indexes if method not in ("hnsw", "ivfflat")}
+    vectors, sparse, fields = [], [], []
+    for name, type_name, modifier, not_null, element in columns:
+        if name == key[0]:
+            continue
+        if type_name in DENSE:
+            vectors.append(_dense(name, type_name, modifier, vector_indexes.get(name)))
+        elif type_name == "sparsevec":
+            sparse.append(SparseVectorSpec(name, _index(vector_indexes.get(name))))
+        else:
+            fields.append(
+                FieldSpec(name, _field_type(type_name, element), not not_null, name in indexed)
+            )
+    policies = [
+        {
+            "name": name,
+            "command": command,
+            "permissive": permissive,
+            "roles": list(roles),
+            "using": using,
+            "with_check": with_check,
+        }
+        for name, command, permissive, roles, using, with_check in connection.execute(
+            _POLICIES, (oid,)
+        ).fetchall()
+    ]
+    grants = tuple(
+        Grant(role, privilege.lower())
+        for role, privilege in connection.execute(_GRANTS, (schema, table)).fetchall()
+    )
+    roles = sorted({grant.role for grant in grants} | {r for p in policies for r in p["roles"]})
+    return CollectionSchema(
+        vectors=tuple(vectors),
+        key=key[1],
+        fields=tuple(fields),
+        sparse_vectors=tuple(sparse),
+        access=AccessPolicy(tuple(roles), grants),
+        engine_config={
+            ENGINE: {
+                "schema": schema,
+                "table": table,
+                "primary_key": key[0],
+                "row_level_security": {"enabled": rls, "forced": forced},
+                "policies": policies,
+                "comment": comment,
+                "columns": {name: type_name for name, type_name, *_ in columns},
+                "indexes": [
+                    {"name": index_name, "method": method, "column": column, "opclass": opclass}
+                    for method, column, opclass, _, index_name in indexes
+                ],
+            }
+        },
+    )
+
+
+def _primary_key(
+    connection: Any, oid: int, columns: list[tuple[Any, ...]], where: str
+) -> tuple[str, KeyType]:
+    names = [row[0] for row in connection.execute(_PRIMARY_KEY, (oid,)).fetchall()]
+    if len(names) != 1:
+        raise TableUnknown(
+            f"table {where} has {'no' if not names else 'a composite'} primary key",
+            "drconsole protects tables keyed by one text, integer or uuid column",
+        )
+    type_name = next(row[1] for row in columns if row[0] == names[0])
+    if type_name not in KEY_TYPES:
+        raise TableUnknown(
+            f"table {where} is keyed by a {type_name} column",
+            "drconsole protects tables keyed by one text, integer or uuid column",
+        )
+    return names[0], KEY_TYPES[type_name]
+
+
+def _dense(
+    name: str, type_name: str, modifier: int, index: tuple[str, str, dict[str, int]] | None
+) -> VectorSpec:
+    """A vector column: its dimension is the type modifier (-1: not declared)."""
+    element = DENSE[type_name]
+    distance = _distance(index[1]) if index else None
+    default = Distance.HAMMING if element == ElementType.BIT else Distance.L2
+    return VectorSpec(name, max(modifier, 0), distance or default, element, _index(index))
+
+
+def _distance(opclass: str) -> Distance | None:
+    measure = opclass.rsplit("_ops", 1)[0].split("_", 1)[-1]
+    return OPERATOR_CLASSES.get(measure)
+
+
+def _index(index: tuple[str, str, dict[str, int]] | None) -> IndexSpec | None:
+    if index is None:
+        return None
+    method, _, options = index
+    params = {INDEX_OPTIONS[key]: value for key, value in options.items() if key in INDEX_OPTIONS}
+    return IndexSpec("ivf_flat" if method == "ivfflat" else method, params)
+
+
+def _options(options: list[str]) -> dict[str, int]:
+    """``{m=16,ef_construction=64}`` as numbers (other options are left out)."""
+    parsed = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if value.isdigit():
+            parsed[key] = int(value)
+    return parsed
+
+
+def _field_type(type_name: str, element: str | None) -> FieldType:
+    if element is not None:
+        return FieldType(SCALARS.get(element, ScalarType.STRING), array=True)
+    return FieldType(SCALARS.get(type_name, ScalarType.STRING))
