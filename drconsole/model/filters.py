@@ -199,7 +199,7 @@ def _compare(actual: Any, operator: str, operand: Any) -> bool:
     if kind not in (int, float):
         return False
     if kind is int and other is float:
-        operand = _truncate(operand)
+        operand = truncate_int64(operand)
     elif kind is float and other is int:
         operand = float(operand)
     return {
@@ -211,7 +211,8 @@ def _compare(actual: Any, operator: str, operand: Any) -> bool:
     }[operator]
 
 
-def _truncate(value: float) -> int:
+def truncate_int64(value: float) -> int:
+    """A float operand as an int field meets it: toward zero, NaN as 0, saturating."""
     if math.isnan(value):
         return 0
     if math.isinf(value):
