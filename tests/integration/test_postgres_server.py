@@ -33,9 +33,9 @@ def test_a_real_postgres_with_pgvector_as_an_unprivileged_user(postgres: Postgre
         backend = connection.execute("select pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         distance = connection.execute("select '[1,2,3]'::vector <-> '[1,2,5]'").fetchone()
         assert distance == (2.0,)
-    assert postgres.pid is not None
-    if os.geteuid() == 0:
-        assert _uid_of(postgres.pid) != 0 and _uid_of(backend) != 0, "PostgreSQL as root"
+        assert postgres.pid is not None
+        if os.geteuid() == 0:  # the backend lives while its connection does
+            assert _uid_of(postgres.pid) != 0 and _uid_of(backend) != 0, "PostgreSQL as root"
     exposed = Path(f"/proc/{postgres.pid}/cmdline").read_bytes()
     exposed += Path(f"/proc/{postgres.pid}/environ").read_bytes()
     assert postgres.password.encode() not in exposed
