@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 
@@ -137,22 +137,37 @@ class CatalogView:
         pending = [item for item in dict.fromkeys(snapshot_ids) if item in self.unconfirmed]
         if not pending:
             return False
-        changed = False
-        for folder, outcome in zip(
-            pending, parallel_map(store, lambda folder: _fetch(store, folder), pending), strict=True
-        ):
-            self.unconfirmed.discard(folder)
-            if isinstance(outcome, tuple) and self.stored[folder] == IndexEntry(
-                folder, outcome[1], outcome[2]
-            ):
-                continue
-            changed = True
-            self.index_disagreed[folder] = _found(outcome)
-            del self.snapshots[folder], self.stored[folder], self.authenticity[folder]
-            self.place(folder, outcome)
-        if changed:
-            self.__dict__.pop("_oldest_signed", None)
-        return changed
+        outcomes = parallel_map(store, lambda folder: _fetch(store, folder), pending)
+        self.unconfirmed = self.unconfirmed - set(pending)
+        differ = [
+            (folder, outcome)
+            for folder, outcome in zip(pending, outcomes, strict=True)
+            if not (
+                isinstance(outcome, tuple)
+                and self.stored[folder] == IndexEntry(folder, outcome[1], outcome[2])
+            )
+        ]
+        if not differ:
+            return False
+        # Changed on copies, then swapped in: the console's thread may be reading this view.
+        scratch = replace(
+            self,
+            snapshots=dict(self.snapshots),
+            invalid=dict(self.invalid),
+            unfinished=list(self.unfinished),
+            authenticity=dict(self.authenticity),
+            stored=dict(self.stored),
+            index_disagreed=dict(self.index_disagreed),
+        )
+        for folder, outcome in differ:
+            scratch.index_disagreed[folder] = _found(outcome)
+            del scratch.snapshots[folder], scratch.stored[folder], scratch.authenticity[folder]
+            scratch.place(folder, outcome)
+        for name in ("stored", "authenticity", "invalid", "unfinished", "index_disagreed"):
+            setattr(self, name, getattr(scratch, name))
+        self.snapshots = scratch.snapshots
+        self.__dict__.pop("_oldest_signed", None)
+        return True
 
     def confirmed_chain(
         self, store: ObjectStore, snapshot_id: str

@@ -162,8 +162,12 @@ def test_a_tampered_index_never_changes_what_is_selected_verified_or_chained(
     assert [m.sha256 for m in selection.chain] == [truth.snapshots[i].sha256 for i in ids]
     assert "stale or tampered index" in listed.index_disagreed[ids[-1]]
     again = load_catalog(store, use_index=True)
+    shown = again.snapshots  # what the console's thread may be iterating meanwhile
     chain, findings = again.confirmed_chain(store, ids[-1])
     assert not findings and chain[-1].sha256 == newest.sha256
+    assert shown[ids[-1]].recovery_point.year == 2001 and shown is not again.snapshots, (
+        "a confirm swaps in new mappings instead of changing the ones a reader holds"
+    )
 
 
 def test_a_signed_catalog_shows_a_tampered_index_entry_as_forged(tmp_path: Path) -> None:
