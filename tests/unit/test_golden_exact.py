@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drconsole.actions import golden_queries
 from drconsole.actions.golden_queries import RunningTopK
+from drconsole.errors import DrconsoleError
 
 
 @pytest.mark.parametrize("seed", range(50))
@@ -63,3 +65,13 @@ def test_exact_mode_keeps_a_true_filter_apart_from_a_1_filter() -> None:
     reports = [QueryReport(query, [], 0.0, 0.0, 0.0) for query in queries]
     _exact(engine, GoldenSet(queries), reports, _Clock())
     assert [report.exact_recall for report in reports] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("distance", ["l1", "hamming"])
+def test_exact_mode_refuses_a_distance_it_cannot_compute(distance: str) -> None:
+    """Measuring an l1 or hamming collection as l2 would pass or fail recall on the wrong
+    neighbours: exact mode says it cannot, instead."""
+    matrix = np.eye(3, dtype=np.float32)
+    with pytest.raises(DrconsoleError, match=f"not {distance}"):
+        golden_queries._distances(matrix, matrix, distance)
+    assert golden_queries._distances(matrix, matrix, "l2").shape == (3, 3)

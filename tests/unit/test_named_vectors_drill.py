@@ -124,3 +124,16 @@ def test_named_and_sparse_vectors_and_uuid_keys_restore_exactly_and_are_checked(
         assert damage in failed.message, failed.message
         target.upsert("docs", one)
         assert run_drill(recheck, tmp_path / "runs").exit_code == 0, f"{damage} undone"
+
+    everything = target.get_records("docs", list(_dump(target)))
+    target.delete_collection("docs")  # the same records, but "image" measured by ip
+    target.create_collection(
+        "docs",
+        replace(
+            SCHEMA, vectors=(SCHEMA.vectors[0], replace(SCHEMA.vectors[1], distance=Distance.IP))
+        ),
+    )
+    target.upsert("docs", everything)
+    failed = run_drill(recheck, tmp_path / "runs")
+    assert failed.exit_code != 0 and "vectors" in failed.message, failed.message
+    assert "image: 4 l2" in failed.message, failed.message
