@@ -24,8 +24,6 @@ class RunShared:
         self._lock = threading.RLock()
         self._catalog: Any = None
         self._truths: dict[tuple[tuple[str, ...], str], tuple[TruthSpec, Truth]] = {}
-        self.truths_gathered = 0
-        """How many truths were read from the chain (tests count the reads saved)."""
 
     def catalog(self, open_catalog: Callable[[], Any], *, fresh: bool = False) -> Any:
         """The run's catalog (store and view), opened by the first step that asks (and
@@ -40,7 +38,6 @@ class RunShared:
     def keep_truth(self, chain: list[str], collection: str, spec: TruthSpec, truth: Truth) -> None:
         """Keep the truth a step gathered, for the steps after it."""
         with self._lock:
-            self.truths_gathered += 1
             self._truths[(tuple(chain), collection)] = (spec, truth)
 
     def kept_truth(self, chain: list[str], collection: str, spec: TruthSpec) -> Truth | None:
