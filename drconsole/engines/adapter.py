@@ -40,6 +40,12 @@ class Capability(StrEnum):
     NATIVE_BACKUP = "native_backup"
     BULK_LOAD = "bulk_load"
     NEEDS_FLUSH = "needs_flush"
+    FREE_FIELDS = "free_fields"
+    """Records carry fields of any kind without declaring them (a typed table cannot)."""
+    CONSISTENT_READ = "consistent_read"
+    """``consistent_read()``: every read of a snapshot sees one instant, which it names."""
+    DEFERRED_INDEXES = "deferred_indexes"
+    """``create_collection(indexes=False)`` then ``finish_load``: indexes built after the data."""
 
     def describe(self) -> str:
         return _CAPABILITY_WORDS[self]
@@ -58,6 +64,9 @@ _CAPABILITY_WORDS = {
     Capability.NATIVE_BACKUP: "backups of its own",
     Capability.BULK_LOAD: "a bulk loader",
     Capability.NEEDS_FLUSH: "a flush before written records are counted",
+    Capability.FREE_FIELDS: "fields of any kind in any record, without declaring them",
+    Capability.CONSISTENT_READ: "snapshots read at one instant (a transaction), named exactly",
+    Capability.DEFERRED_INDEXES: "indexes built after a restore's data is loaded",
 }
 
 

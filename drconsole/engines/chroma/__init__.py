@@ -17,7 +17,9 @@ ADAPTER = EngineAdapter(
         TargetOption("tenant", "Chroma tenant", default=DEFAULT_TENANT),
         TargetOption("database", "Chroma database", default=DEFAULT_DATABASE),
     ),
-    capabilities=frozenset({Capability.RENAME, Capability.DOCUMENTS, Capability.URIS}),
+    capabilities=frozenset(
+        {Capability.RENAME, Capability.DOCUMENTS, Capability.URIS, Capability.FREE_FIELDS}
+    ),
     filter_operators=OPERATORS,
     distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
     sandbox_entry="drconsole.engines.chroma.server:ChromaServer",

