@@ -7,7 +7,9 @@ key is written), its collection's first dense vector (``vectors``), the others b
 (``named_vectors``), sparse vectors by name, a document, a uri, a tenant and its fields
 (``metadatas``: JSON values; a ``datetime`` field holds RFC 3339 UTC text, which the
 adapter turns into its engine's type). Row *i* of every column belongs to ``ids[i]``;
-dense vectors are float32, C-contiguous.
+dense vectors are float32, C-contiguous. A record without a value for a dense vector
+(a NULL vector column) holds NaN in every position of it: no engine stores a NaN vector
+(pgvector refuses them), so it can mean nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+def missing_vectors(rows: int, dimension: int) -> np.ndarray:
+    """``rows`` dense vectors without a value (all NaN)."""
+    return np.full((rows, dimension), np.nan, dtype=np.float32)
+
+
+def is_missing(vector: np.ndarray) -> bool:
+    """Whether a dense vector is one without a value (every position NaN)."""
+    return bool(vector.size) and bool(np.isnan(vector).all())
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import socket
 import threading
 import time as monotonic_clock
@@ -196,10 +195,9 @@ class Runner:
         folder = self.target.get("sandbox_dir")
         if self.state.finished is None or not folder or not Path(folder).exists():
             return False
-        from drconsole.sandbox import stop_pid
+        from drconsole.sandbox import remove_sandbox
 
-        stop_pid(int(self.target.get("sandbox_pid") or 0), Path(folder))
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_sandbox(int(self.target.get("sandbox_pid") or 0), Path(folder))
         return True
 
     def close(self) -> None:
@@ -676,10 +674,9 @@ class Runner:
             writer.close()
         target = state.facts.get("target") or {}
         if target.get("sandbox_dir") and Path(target["sandbox_dir"]).exists():
-            from drconsole.sandbox import stop_pid
+            from drconsole.sandbox import remove_sandbox
 
-            stop_pid(int(target.get("sandbox_pid") or 0), Path(target["sandbox_dir"]))
-            shutil.rmtree(target["sandbox_dir"], ignore_errors=True)
+            remove_sandbox(int(target.get("sandbox_pid") or 0), Path(target["sandbox_dir"]))
         return run_id
 
     def finish(self, status: str | None = None, reason: str | None = None) -> str:
@@ -903,6 +900,7 @@ def _with_sandbox(runbook: Runbook, target: dict[str, Any], folder: Path) -> dic
         "url": server.url,
         "sandbox_pid": server.pid,
         "sandbox_dir": str(folder),
+        **({"sandbox_token": server.token_reference} if server.token_reference else {}),
     }
 
 

@@ -82,6 +82,9 @@ def _python_path() -> dict[str, str]:
 class ServerProcess:
     """A child server process with a readiness check and a clean stop."""
 
+    stop_signal: int = signal.SIGTERM
+    """What asks the server to stop cleanly (before SIGKILL): for its owner and its watchdog."""
+
     def __init__(
         self, name: str, argv: list[str], workdir: Path, ready: Callable[[], bool]
     ) -> None:
@@ -150,7 +153,14 @@ class ServerProcess:
         try:
             with os.fdopen(open_private(self.log_path), "ab") as log:  # a pipe reader would wait
                 self._guard = subprocess.Popen(
-                    [sys.executable, "-m", "drconsole.sandbox_guard", str(self.pid), str(read_end)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "drconsole.sandbox_guard",
+                        str(self.pid),
+                        str(read_end),
+                        str(int(self.stop_signal)),
+                    ],
                     pass_fds=(read_end,),
                     env=child_environment(_python_path()),
                     stdin=subprocess.DEVNULL,
@@ -184,7 +194,7 @@ class ServerProcess:
         self._release_guard()
         process = self.process
         if process is not None and process.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
+            for sig in (self.stop_signal, signal.SIGKILL):
                 try:
                     os.killpg(process.pid, sig)
                 except ProcessLookupError:
@@ -214,6 +224,10 @@ class EngineServer(ServerProcess):
 
     url: str
     data_dir: Path
+    token_reference: str | None = None
+    """Where the server's credential is kept (a ``file:`` reference to a file in its own
+    folder that only its owner may read), when clients need one: a run's steps, and a
+    resumed run, read it from there."""
 
 
 class PortTaken(SandboxError):
@@ -430,6 +444,32 @@ def stop_pid(pid: int, folder: Path) -> bool:
                 return True
             time.sleep(0.05)
     return True
+
+
+def remove_sandbox(pid: int, folder: Path) -> bool:
+    """Stop a sandbox server (``stop_pid``) and delete its folder, with the data a server
+    kept outside it: a folder of ours under the system's temporary folder that a link in
+    it points to (PostgreSQL run as another user keeps its cluster there). False when the
+    server was already gone."""
+    running = stop_pid(pid, folder)
+    scratch = Path(tempfile.gettempdir()).resolve()
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if not entry.is_symlink():
+                continue
+            target = entry.resolve()
+            outside = next(
+                (
+                    parent
+                    for parent in (target, *target.parents)
+                    if parent.parent == scratch and parent.name.startswith("drconsole-")
+                ),
+                None,
+            )
+            if outside is not None:
+                shutil.rmtree(outside, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    return running
 
 
 def _zombie(pid: int) -> bool:

@@ -181,11 +181,16 @@ def dump(engine: Engine, name: str) -> dict[str, tuple[Any, Any, bytes, str | No
 
 
 def kill_drill_mid_restore(
-    runbook: Path, runs: Path, checkpoints: int, *flags: str, cwd: Path | None = None
+    runbook: Path,
+    runs: Path,
+    checkpoints: int,
+    *flags: str,
+    cwd: Path | None = None,
+    saying: str = "",
 ) -> None:
     """Run `drconsole drill` (with ``flags``; ``runs`` relative to ``cwd`` when given) in a
-    subprocess and SIGKILL it once restore_data has recorded ``checkpoints`` checkpoints
-    (bounded: fails after two minutes)."""
+    subprocess and SIGKILL it once restore_data has recorded ``checkpoints`` progress
+    events (whose message has ``saying`` in it) (bounded: fails after two minutes)."""
     drill = subprocess.Popen(
         [
             sys.executable,
@@ -210,7 +215,13 @@ def kill_drill_mid_restore(
         records = list(runs.glob("*.jsonl"))
         if records:
             events = read_record(records[0]).events
-            seen = sum(1 for e in events if e.type == "step.progress" and e.step_id == "data")
+            seen = sum(
+                1
+                for e in events
+                if e.type == "step.progress"
+                and e.step_id == "data"
+                and saying in str(e.data.get("message", ""))
+            )
     drill.send_signal(signal.SIGKILL)
     drill.wait(10)
     assert seen >= checkpoints, "restore_data never got going"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from drconsole.actions.base import SUCCEEDED, ActionContext, Outcome, ProgressCallback
-from drconsole.sandbox import stop_pid
+from drconsole.sandbox import remove_sandbox
 
 
 def run_drop_sandbox(context: ActionContext, progress: ProgressCallback) -> Outcome:
@@ -14,8 +13,7 @@ def run_drop_sandbox(context: ActionContext, progress: ProgressCallback) -> Outc
     folder = context.target.get("sandbox_dir")
     if not pid or not folder:
         return Outcome(SUCCEEDED, "no sandbox in this run: nothing to drop")
-    running = stop_pid(int(pid), Path(folder))
-    shutil.rmtree(folder, ignore_errors=True)
+    running = remove_sandbox(int(pid), Path(folder))
     state = "stopped" if running else "already gone"
     return Outcome(
         SUCCEEDED,

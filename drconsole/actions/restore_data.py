@@ -27,10 +27,17 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.lease import check_leases
-from drconsole.actions.restore_schema import schema_mismatch
-from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.actions.restore_schema import differences, schema_mismatch
+from drconsole.actions.sources import (
+    open_catalog,
+    open_target,
+    restore_order,
+    selected_chain,
+    target_adapter,
+)
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.plan import RestorePlan
+from drconsole.engines.adapter import Capability
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.records import RecordBatch
@@ -99,6 +106,9 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     plan = RestorePlan(store, chain)
     order = restore_order(context, chain[-1])
     engine = open_target(context)
+    deferred = target_adapter(context).can(Capability.DEFERRED_INDEXES)
+    not_restored: dict[str, list[str]] = {}
+    built: dict[str, list[str]] = {}
     try:
         check_leases(engine, order, context.run_id)
         _check_targets(engine, chain[-1], order)
@@ -137,6 +147,10 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
                     else f"{name} in the target is HALF-WRITTEN until this step completes"
                 )
                 raise DrconsoleError(f"{error.message}; {state}", error.hint) from None
+            if deferred:
+                built[name], not_restored[name] = _finish_load(
+                    engine, name, chain[-1], tally, meter
+                )
             tally.done_collections.append(name)
             tally.collection = None
             meter.report(tally, f"{name} done")
@@ -147,13 +161,21 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
         for name in order
     )
     table = ResultTable("records restored", ("collection", "written", "final state"), rows)
+    lost_note = "".join(
+        f"; NOT restored in {name}: {', '.join(items)}"
+        for name, items in not_restored.items()
+        if items
+    )
     return Outcome(
         SUCCEEDED,
         f"restored {plural(tally.records, 'record')} into {plural(len(order), 'collection')} "
         f"from {chain[-1].id} "
         f"in {format_duration(meter.elapsed)} ({meter.rate:.0f} records/s)"
-        + (f"; resumed after {resumed_at} records" if resumed_at else ""),
+        + (f"; resumed after {resumed_at} records" if resumed_at else "")
+        + lost_note,
         {
+            "not_restored": not_restored,
+            "indexes_built": built,
             "records": tally.records,
             "per_collection": tally.per_collection,
             "resumed_after": resumed_at,
@@ -161,6 +183,25 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
         },
         [table],
     )
+
+
+def _finish_load(
+    engine: Engine, name: str, manifest: Manifest, tally: _Tally, meter: _Meter
+) -> tuple[list[str], list[str]]:
+    """Build the collection's indexes now that its data is in (an engine that defers
+    them): the indexes built, and what of the snapshot's the target lacks afterwards."""
+    wanted = manifest.collection(name).schema
+    built = engine.finish_load(  # type: ignore[attr-defined]
+        name, wanted, lambda doing: meter.report(tally, f"{name}: {doing}")
+    )
+    current = engine.get_collection(name)
+    if current is None:
+        raise DrconsoleError(f"collection {name} vanished from the target while it was indexed")
+    return built, [
+        item
+        for item in differences(wanted.engine_config, current.schema.engine_config)
+        if ".indexes" in item
+    ]
 
 
 def _check_targets(engine: Engine, manifest: Manifest, order: list[str]) -> None:

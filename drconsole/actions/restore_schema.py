@@ -35,6 +35,7 @@ from drconsole.actions.sources import (
     selected_chain,
     target_adapter,
 )
+from drconsole.engines.adapter import Capability
 from drconsole.engines.base import CollectionInfo, Engine
 from drconsole.engines.placed import PlacedEngine
 from drconsole.model.schema import CollectionSchema
@@ -65,6 +66,7 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
         take_leases(engine, order, context.run_id)
         existing = {name: engine.get_collection(name) for name in order}
         adapter = target_adapter(context)
+        deferred = adapter.can(Capability.DEFERRED_INDEXES)
         refusals = [
             f"collection {name} has what the {adapter.title} engine cannot hold: "
             f"{', '.join(gaps)}; nothing was written. Restore it into an engine that can "
@@ -104,10 +106,15 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
             if name in ours and existing[name] is not None:
                 action, result = "created (by this run, before it was interrupted)", existing[name]
             else:
-                action, result = _apply(engine, name, entry.schema, existing[name], on_exists)
+                action, result = _apply(
+                    engine, name, entry.schema, existing[name], on_exists, deferred=deferred
+                )
             created.append(name)
             lost = entry.not_restorable + differences(
-                entry.schema.engine_config, result.schema.engine_config
+                _without_indexes(entry.schema.engine_config)
+                if deferred
+                else entry.schema.engine_config,
+                result.schema.engine_config,
             )
             if lost:
                 not_restored[name] = lost
@@ -206,9 +213,23 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _without_indexes(config: dict[str, Any]) -> dict[str, Any]:
+    """An engine's recorded settings less its indexes: an engine that builds them after
+    the data has none yet (restore_data compares them once built)."""
+    return {
+        engine: {key: value for key, value in settings.items() if key != "indexes"}
+        if isinstance(settings, dict)
+        else settings
+        for engine, settings in config.items()
+    }
+
+
 def schema_mismatch(current: CollectionSchema, wanted: CollectionSchema) -> str | None:
-    """Why a target collection cannot take the snapshot's data, or None."""
-    if current.distance != wanted.distance:
+    """Why a target collection cannot take the snapshot's data, or None. A collection
+    whose vector has no index yet while the snapshot's has one (indexes built after the
+    data) cannot tell its distance: only its dimension is compared."""
+    unindexed = current.vectors and current.index is None and wanted.index is not None
+    if current.distance != wanted.distance and not unindexed:
         return f"distance {current.distance} in the target, {wanted.distance} in the snapshot"
     if current.dimension and wanted.dimension and current.dimension != wanted.dimension:
         return f"dimension {current.dimension} in the target, {wanted.dimension} in the snapshot"
@@ -221,11 +242,18 @@ def _apply(
     schema: CollectionSchema,
     current: CollectionInfo | None,
     on_exists: str,
+    *,
+    deferred: bool,
 ) -> tuple[str, CollectionInfo]:
-    """What was done to the collection, and the collection as the engine now has it."""
+    """What was done to the collection, and the collection as the engine now has it (an
+    engine that builds indexes after the data gets a table without them)."""
     if current is not None and on_exists == "merge":
         return "kept", current
+    action = "created"
     if current is not None:
         engine.delete_collection(name)
-        return "replaced", engine.create_collection(name, schema)
-    return "created", engine.create_collection(name, schema)
+        action = "replaced"
+    if deferred:
+        result = engine.create_collection(name, schema, indexes=False)  # type: ignore[call-arg]
+        return f"{action} (indexes after the data)", result
+    return action, engine.create_collection(name, schema)

@@ -13,7 +13,9 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,9 @@ from drconsole.catalog.state import content_hashes
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth
 from drconsole.catalog.writer import PART_ROWS, CollectionWriter, SnapshotWriter
+from drconsole.engines.adapter import Capability
 from drconsole.engines.base import CollectionInfo, Engine, ScanWindow
+from drconsole.engines.registry import engine_adapter
 from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 from drconsole.hooks import run_hook
 from drconsole.model.schema import (
@@ -94,15 +98,9 @@ def _create(
     missing = engine.missing_namespace()
     if missing is not None:
         raise DrconsoleError(missing, "check --tenant and --database against the database")
-    collections = []
-    for name in request.collections:
-        collection = engine.get_collection(name)
-        if collection is None:
-            raise DrconsoleError(
-                f"collection {name} does not exist in {_namespace(info.namespace)} at {info.url}",
-                "check --collections against the database",
-            )
-        collections.append(collection)
+    for name in request.collections:  # before anything is written
+        _collection(engine, info, name)
+    consistent = engine_adapter(info.engine).can(Capability.CONSISTENT_READ)
     view = load_catalog(request.store, request.key, use_index=True)  # and keeps it current
     parent = _parent(request, view, info.to_json()) if request.incremental else None
     snapshot_id = new_snapshot_id(request.name, "I" if parent else "F")
@@ -110,8 +108,9 @@ def _create(
         request.store, snapshot_id, part_rows=request.part_rows, key=request.key
     )
     windows: list[ScanWindow] = []
-    with _Quiesced(request) as quiesced:
-        recovery_point = utc_now()
+    with _Quiesced(request) as quiesced, _reading(engine, consistent) as instant:
+        recovery_point = instant.get("at") or utc_now()
+        collections = [_collection(engine, info, name) for name in request.collections]
         for collection in collections:
             previous = parent.collection(collection.name) if parent else None
             window = ScanWindow()
@@ -142,7 +141,7 @@ def _create(
         source=info.to_json(),
         ingest_checkpoint=request.ingest_checkpoint,
         permissions=permissions,
-        point_in_time=point_in_time(windows, quiesced=request.quiesce is not None),
+        point_in_time=point_in_time(windows, quiesced=request.quiesce is not None, instant=instant),
     )
     _index(request.store, view, writer)
     if quiesced.resume_error is not None:
@@ -170,15 +169,25 @@ def new_snapshot_id(name: str, kind_letter: str) -> str:
     return f"{compact_utc_ms(utc_now())}-{name}-{kind_letter}-{secrets.token_hex(3)}"
 
 
-def point_in_time(windows: list[ScanWindow], *, quiesced: bool) -> dict[str, Any]:
-    """What the snapshot's point in time means: ``quiesced`` when a hook paused ingestion
-    and the scan saw no change, else ``fuzzy`` over the scan window, with the changes
-    the scan saw."""
+def point_in_time(
+    windows: list[ScanWindow], *, quiesced: bool, instant: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the snapshot's point in time means: ``consistent`` when the engine read every
+    collection at one instant (with the engine's name for it: a transaction snapshot and
+    WAL position), ``quiesced`` when a hook paused ingestion and the scan saw no change,
+    else ``fuzzy`` over the scan window, with the changes the scan saw."""
     changes = sum(window.changes_seen for window in windows)
     started = [window.started_at for window in windows if window.started_at]
     ended = [window.ended_at for window in windows if window.ended_at]
+    kind = "quiesced" if quiesced and not changes else "fuzzy"
+    exact = {
+        key: value for key, value in (instant or {}).items() if key != "at" and value is not None
+    }
+    if instant:
+        kind = "consistent"
     return {
-        "kind": "quiesced" if quiesced and not changes else "fuzzy",
+        **({"engine_instant": exact} if instant else {}),
+        "kind": kind,
         "quiesced": quiesced,
         "scan_started_at": format_utc(min(started)) if started else None,
         "scan_ended_at": format_utc(max(ended)) if ended else None,
@@ -217,6 +226,28 @@ class _Quiesced:
                 run_hook(self.request.unquiesce, "unquiesce")
             except DrconsoleError as error:
                 self.resume_error = error
+
+
+@contextmanager
+def _reading(engine: Any, consistent: bool) -> Iterator[dict[str, Any]]:
+    """Inside, the engine's reads see one instant when it can read so (its
+    ``consistent_read``: the instant as it names it, ``at`` in UTC); else nothing."""
+    if not consistent:
+        yield {}
+        return
+    with engine.consistent_read() as instant:
+        at = instant.get("at")
+        yield {**instant, "at": at.astimezone(UTC) if at is not None else None}
+
+
+def _collection(engine: Any, info: Any, name: str) -> CollectionInfo:
+    collection = engine.get_collection(name)
+    if collection is None:
+        raise DrconsoleError(
+            f"collection {name} does not exist in {_namespace(info.namespace)} at {info.url}",
+            "check --collections against the database",
+        )
+    return collection
 
 
 def _namespace(namespace: dict[str, str]) -> str:

@@ -13,7 +13,7 @@ from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_runbook_catalog
 from drconsole.catalog.source import Source
 from drconsole.catalog.store import ObjectStore
-from drconsole.engines import default_namespace, open_engine
+from drconsole.engines import default_namespace, namespace_keys, open_engine
 from drconsole.engines.adapter import EngineAdapter
 from drconsole.engines.base import Engine
 from drconsole.engines.placed import PlacedEngine
@@ -44,9 +44,10 @@ def runbook_source(runbook: Runbook) -> Source:
     and namespace (unknown for a sandbox target), and its collections."""
     source, target = runbook.source, runbook.target
     engine = source.get("engine") or target.get("engine")
-    named = {key: source[key] for key in ("tenant", "database") if key in source}
+    keys = namespace_keys(engine or "")
+    named = {key: source[key] for key in keys if key in source}
     if not named and target.get("url"):
-        named = {key: target[key] for key in ("tenant", "database") if target.get(key)}
+        named = {key: target[key] for key in keys if target.get(key)}
     elif not named:
         return Source(engine, None, runbook.collections)
     return Source(engine, {**default_namespace(engine or ""), **named}, runbook.collections)

@@ -130,8 +130,9 @@ class Manifest:
         return sum(entry.bytes for entry in self.all_files)
 
     def point_in_time_note(self) -> str:
-        """What the recovery point means, for people: ``fuzzy over 42s, 600 changes seen``
-        or ``quiesced over 12s, no change seen``."""
+        """What the recovery point means, for people: ``fuzzy over 42s, 600 changes seen``,
+        ``quiesced over 12s, no change seen`` or ``consistent: every collection read at
+        one instant (wal lsn 0/1A2B3C0, ...)``."""
         window = self.point_in_time
         if not window.get("kind"):
             return "unknown (taken before drconsole recorded scan windows)"
@@ -143,6 +144,14 @@ class Manifest:
             span = f" over {format_duration(seconds)}"
         changes = int(window.get("changes_seen") or 0)
         seen = "no change seen" if not changes else f"{changes} changes seen"
+        if window["kind"] == "consistent":
+            named = ", ".join(
+                f"{key.replace('_', ' ')} {value}"
+                for key, value in (window.get("engine_instant") or {}).items()
+            )
+            return (
+                f"consistent: every collection read at one instant{f' ({named})' if named else ''}"
+            )
         if window["kind"] == "quiesced":
             return f"quiesced{span}, {seen}"
         if window.get("quiesced"):

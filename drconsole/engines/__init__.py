@@ -24,6 +24,16 @@ def default_namespace(engine: str) -> dict[str, str]:
         return {}
 
 
+def namespace_keys(engine: str) -> tuple[str, ...]:
+    """The target options that make up an engine's namespace (Chroma: tenant, database;
+    pgvector: schema); none for an engine that is not installed."""
+    try:
+        adapter = engine_adapter(engine)
+    except UsageError:
+        return ()
+    return tuple(option.name for option in adapter.options if option.namespace)
+
+
 def open_engine(target: dict[str, Any], add_secret: Any = None) -> Engine:
     """The engine a runbook target (or CLI flags) describes; the token is resolved from
     its reference here and handed to ``add_secret`` so it is masked everywhere."""
@@ -36,10 +46,10 @@ def open_engine(target: dict[str, Any], add_secret: Any = None) -> Engine:
         raise UsageError(
             "the target has no url", "set target.url in the runbook or pass --target URL"
         )
-    # A sandbox started for this run needs no token (and the production one is not needed).
-    token = (
-        resolve(target["token"]) if target.get("token") and not target.get("sandbox_pid") else None
-    )
+    # A sandbox started for this run has its own credential, if any (the production
+    # token is not needed).
+    reference = target.get("sandbox_token" if target.get("sandbox_pid") else "token")
+    token = resolve(reference) if reference else None
     if token and add_secret is not None:
         add_secret(token)
     options = {option.name: target.get(option.name) for option in adapter.options}

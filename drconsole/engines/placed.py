@@ -20,6 +20,7 @@ _BY_NAME = (
     "count",
     "query",
     "delete",
+    "finish_load",
 )
 
 

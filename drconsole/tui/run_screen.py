@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, RichLog, Static
 
+from drconsole.engines import namespace_keys
 from drconsole.errors import DrconsoleError
 from drconsole.incident.describe import describe, describe_finding
 from drconsole.incident.replay import StepState
@@ -212,7 +213,8 @@ class RunScreen(ConsoleScreen):
             return line.append("no target: this runbook restores nothing", style="dim")
         if target.get("sandbox_pid") or target.get("sandbox"):
             line.append("SANDBOX ", style="bold black on green")
-        namespace = "/".join(str(target[key]) for key in ("tenant", "database") if target.get(key))
+        keys = namespace_keys(str(target.get("engine") or target.get("sandbox") or ""))
+        namespace = "/".join(str(target[key]) for key in keys if target.get(key))
         line.append(f"{target.get('engine', '?')} {target.get('url', '(starting)')}")
         return line.append(f" {namespace}" if namespace else "", style="bold")
 

@@ -16,12 +16,13 @@ faster than maintaining them row by row), then ANALYZEs.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -39,7 +40,9 @@ from drconsole.errors import EngineError
 from drconsole.model.filters import Filter, FilterError
 from drconsole.model.schema import CollectionSchema, Distance, ElementType
 from drconsole.records import RecordBatch
+from drconsole.retry import DEFAULT
 
+T = TypeVar("T")
 DEFAULT_SCHEMA = "public"
 CONNECT_TIMEOUT_S = 10
 OPERATORS = {
@@ -49,6 +52,7 @@ OPERATORS = {
     Distance.L1: "<+>",
     Distance.HAMMING: "<~>",
 }
+PROGRESS_EVERY_S = 1.0
 BUILD_SETTINGS = {"maintenance_work_mem": "256MB", "max_parallel_maintenance_workers": "2"}
 """Session settings of an index build after a load (memory for the HNSW graph, and the
 parallel workers PostgreSQL may use)."""
@@ -86,6 +90,22 @@ _SQLSTATE_CLASSES = {
     "23": ErrorKind.INVALID,
     "42": ErrorKind.INVALID,
 }
+
+
+def _retried(method: Callable[..., T]) -> Callable[..., T]:
+    """The method tried again under the retry policy when PostgreSQL cannot be reached
+    or ended the session (a restart, a failover): each is one transaction or a read, so
+    running it again is safe."""
+
+    @functools.wraps(method)
+    def call(self: PgVectorEngine, *args: Any, **kwargs: Any) -> T:
+        return DEFAULT.run(lambda: method(self, *args, **kwargs), _transient)
+
+    return call
+
+
+def _transient(error: BaseException) -> bool:
+    return isinstance(error, PgVectorError) and error.kind == ErrorKind.TRANSIENT
 
 
 class PgVectorError(EngineError):
@@ -156,7 +176,7 @@ class PgVectorEngine:
         """The connection reads use: the consistent read's, when one is open."""
         if self._reader is not None:
             return self._reader[0]
-        if self._connection is None or self._connection.closed:
+        if self._connection is None or self._connection.closed or self._connection.broken:
             self._connection = self._connect()
             self._types()
         return self._connection
@@ -194,6 +214,7 @@ class PgVectorEngine:
 
     # ----- server and namespace ------------------------------------------------------
 
+    @_retried
     def info(self) -> EngineInfo:
         with self._lock, self._errors("reading the server version"):
             row = (
@@ -208,6 +229,7 @@ class PgVectorEngine:
         version = f"PostgreSQL {row[0]}" + (f", pgvector {row[1]}" if row[1] else "")
         return EngineInfo(ENGINE, self.url, version, {"schema": self.schema})
 
+    @_retried
     def ensure_namespace(self) -> None:
         with self._lock, self._errors(f"creating schema {self.schema}"):
             connection = self._conn()
@@ -217,6 +239,7 @@ class PgVectorEngine:
             )
             self._types()
 
+    @_retried
     def missing_namespace(self) -> str | None:
         with self._lock, self._errors("reading the schemas"):
             row = (
@@ -252,20 +275,25 @@ class PgVectorEngine:
     def _qualified(self, name: str) -> str:
         return f"{self.schema}.{name}"
 
+    @_retried
     def list_collections(self) -> list[CollectionInfo]:
         with self._lock, self._errors("listing tables in schema", self.schema):
             names = [row[0] for row in self._conn().execute(_TABLES, (self.schema,)).fetchall()]
         found = []
         for name in names:
             try:
-                info = self.get_collection(name)
+                info = self._collection_info(name)
             except PgVectorError:
                 continue  # a table drconsole cannot protect (no single key, no vector)
             if info is not None and info.schema.vectors:
                 found.append(info)
         return found
 
+    @_retried
     def get_collection(self, name: str) -> CollectionInfo | None:
+        return self._collection_info(name)
+
+    def _collection_info(self, name: str) -> CollectionInfo | None:
         self._layouts.pop(name, None)
         try:
             schema, _ = self._describe(name)
@@ -291,7 +319,7 @@ class PgVectorEngine:
     ) -> CollectionInfo:
         """The table as ``schema`` describes it (its indexes now, or, with ``indexes``
         False, left to ``finish_load``); an existing table is returned as it is."""
-        existing = self.get_collection(name)
+        existing = self._collection_info(name)
         if existing is not None:
             return existing
         created = self.try_create_collection(name, schema, metadata, indexes=indexes)
@@ -327,7 +355,7 @@ class PgVectorEngine:
         return self._must_exist(name)
 
     def _must_exist(self, name: str) -> CollectionInfo:
-        info = self.get_collection(name)
+        info = self._collection_info(name)
         if info is None:
             raise PgVectorError(
                 f"table {self._qualified(name)} vanished right after it was created",
@@ -339,6 +367,7 @@ class PgVectorEngine:
         rows = self._conn().execute(_RELATIONS, (self.schema,)).fetchall()
         return {row[0] for row in rows}
 
+    @_retried
     def finish_load(
         self,
         name: str,
@@ -365,14 +394,7 @@ class PgVectorEngine:
                         continue
                     if progress is not None:
                         progress(f"building index {index_name}")
-                    with connection.transaction():
-                        for setting, value in BUILD_SETTINGS.items():
-                            connection.execute(
-                                sql.SQL("set local {} = {}").format(
-                                    sql.Identifier(setting), sql.Literal(value)
-                                )
-                            )
-                        connection.execute(statement)
+                    self._build(connection, statement, name, index_name, progress)
                     built.append(index_name)
                 if progress is not None:
                     progress("analyzing")
@@ -380,6 +402,46 @@ class PgVectorEngine:
         self._layouts.pop(name, None)
         return built
 
+    def _build(
+        self,
+        connection: psycopg.Connection[Any],
+        statement: sql.Composable,
+        table: str,
+        index_name: str,
+        progress: Callable[[str], None] | None,
+    ) -> None:
+        """Run one CREATE INDEX (in a transaction, with the build settings) while another
+        connection reports how far it is from ``pg_stat_progress_create_index``."""
+        failure: list[BaseException] = []
+
+        def build() -> None:
+            try:
+                with connection.transaction():
+                    for setting, value in BUILD_SETTINGS.items():
+                        connection.execute(
+                            sql.SQL("set local {} = {}").format(
+                                sql.Identifier(setting), sql.Literal(value)
+                            )
+                        )
+                    connection.execute(statement)
+            except BaseException as error:  # noqa: BLE001 (raised again below)
+                failure.append(error)
+
+        worker = threading.Thread(target=build, name=f"build {index_name}", daemon=True)
+        worker.start()
+        watcher = self._connect() if progress is not None else None
+        try:
+            while worker.is_alive():
+                worker.join(PROGRESS_EVERY_S)
+                if watcher is not None and progress is not None and worker.is_alive():
+                    progress(_build_progress(watcher, self.schema, table, index_name))
+        finally:
+            if watcher is not None:
+                watcher.close()
+        if failure:
+            raise failure[0]
+
+    @_retried
     def delete_collection(self, name: str) -> None:
         with self._lock, self._errors("dropping table", self._qualified(name)):
             self._conn().execute(
@@ -415,6 +477,7 @@ class PgVectorEngine:
 
     # ----- records -------------------------------------------------------------------
 
+    @_retried
     def upsert(self, name: str, batch: RecordBatch) -> None:
         """Each record replaces the row with its key, in one transaction: COPY straight
         in, or (keys already there) COPY into a temporary table and merge from it."""
@@ -559,11 +622,13 @@ class PgVectorEngine:
         for rows in self._copy_out(name, (layout.key, *layout.fields), page_size):
             yield [str(row[0]) for row in rows], [layout.metadata(row[1:]) for row in rows]
 
+    @_retried
     def get_records(self, name: str, ids: list[str]) -> RecordBatch:
         _, layout = self._describe(name)
         rows = self._select(name, layout, layout.columns, ids)
         return layout.batch(rows)
 
+    @_retried
     def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         _, layout = self._describe(name)
         rows = self._select(name, layout, (layout.key, *layout.fields), ids)
@@ -592,6 +657,7 @@ class PgVectorEngine:
         """Vectors come back bit for bit (binary COPY, no text conversion)."""
         return 0
 
+    @_retried
     def count(self, name: str, where: Filter | None = None) -> int:
         _, layout = self._describe(name)
         with self._lock, self._errors("counting", self._qualified(name)):
@@ -611,6 +677,7 @@ class PgVectorEngine:
         assert row is not None
         return int(row[0])
 
+    @_retried
     def query(
         self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
     ) -> list[QueryResult]:
@@ -662,6 +729,7 @@ class PgVectorEngine:
                     )
         return results
 
+    @_retried
     def delete(self, name: str, ids: list[str]) -> None:
         if not ids:
             return
@@ -680,6 +748,22 @@ class PgVectorEngine:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def _build_progress(watcher: psycopg.Connection[Any], schema: str, table: str, index: str) -> str:
+    """``building index X: loading tuples 41% (41,000 of 100,000)``, as PostgreSQL says."""
+    row = watcher.execute(
+        "select p.phase, p.tuples_done, p.tuples_total, p.blocks_done, p.blocks_total "
+        "from pg_stat_progress_create_index p join pg_class c on c.oid = p.relid "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    if row is None:
+        return f"building index {index}"
+    phase, tuples_done, tuples_total, blocks_done, blocks_total = row
+    done, total = (tuples_done, tuples_total) if tuples_total else (blocks_done, blocks_total)
+    share = f" {100 * done // total}% ({done:,} of {total:,})" if total else ""
+    return f"building index {index}: {phase}{share}"
 
 
 def _display_url(settings: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from drconsole.engines.pgvector.codecs import NotRepresentable, encode
 from drconsole.engines.pgvector.introspect import ENGINE
 from drconsole.engines.pgvector.table import type_modifier
 from drconsole.model.schema import CollectionSchema, KeyType
-from drconsole.records import RecordBatch
+from drconsole.records import RecordBatch, is_missing, missing_vectors
 
 
 class RecordRefused(ValueError):
@@ -103,7 +103,9 @@ class Layout:
                 rows[record_id] = (
                     self.key_value(record_id),
                     *(
-                        encode(column.type_name, vectors[row], column.dimension)
+                        None
+                        if is_missing(vectors[row])
+                        else encode(column.type_name, vectors[row], column.dimension)
                         for column, vectors in zip(self.vectors, self._dense(batch), strict=True)
                     ),
                     *(
@@ -178,11 +180,20 @@ class Layout:
 
 
 def _stack(vectors: list[np.ndarray | None], dimension: int, name: str) -> np.ndarray:
-    if any(vector is None for vector in vectors):
-        raise RecordRefused(f"a record has no value in vector column {name}")
+    """One column's vectors as rows (NULL: a vector without a value, all NaN)."""
     if not vectors:
         return np.zeros((0, dimension), dtype=np.float32)
-    return np.ascontiguousarray(np.stack(vectors), dtype=np.float32)  # type: ignore[arg-type]
+    present = [vector for vector in vectors if vector is not None]
+    if len(present) == len(vectors):
+        return np.ascontiguousarray(np.stack(present), dtype=np.float32)
+    width = dimension or (len(present[0]) if present else 0)
+    stacked = missing_vectors(len(vectors), width)
+    for row, vector in enumerate(vectors):
+        if vector is not None:
+            if len(vector) != width:
+                raise RecordRefused(f"vector column {name} holds vectors of several dimensions")
+            stacked[row] = vector
+    return stacked
 
 
 _KINDS: dict[str, type | tuple[type, ...]] = {

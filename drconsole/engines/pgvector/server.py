@@ -9,7 +9,8 @@ private to it, which ``data`` in the sandbox folder links to (a resumed drill fi
 again; ``discard`` removes it). It listens on 127.0.0.1 only, with
 scram-sha-256 password authentication for every connection, also over its Unix socket;
 the password is made here, given to ``initdb`` in a file the server's user alone can
-read and that is deleted once the cluster exists, and kept in memory only.
+read and that is deleted once the cluster exists, and kept in ``password`` in the
+sandbox folder (ours alone to read), where a run's steps and a resumed drill find it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
 
+from drconsole.durable import open_private, private_folder
 from drconsole.errors import SandboxError
 from drconsole.hooks import child_environment
 from drconsole.sandbox import EngineServer, free_ports
@@ -48,11 +51,18 @@ def pg_install() -> Path:
 class PostgresServer(EngineServer):
     """``postgres`` on a free port of 127.0.0.1, its cluster in ``workdir/data``."""
 
+    stop_signal = signal.SIGINT
+    """PostgreSQL's fast shutdown: sessions are ended and the cluster closed cleanly
+    (SIGTERM would wait for every client, e.g. an index build, to finish)."""
+
     def __init__(self, workdir: Path, port: int | None = None, *, durable: bool = True) -> None:
         self.port = port or free_ports(1)[0]
         self.url = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
         self.data_dir = workdir / "data"
-        self.password = secrets.token_urlsafe(24)
+        self.password_file = workdir / "password"
+        self.token_reference = f"file:{self.password_file}"
+        self.password = self._password()
+        """None until the first start makes one (a folder is never written before)."""
         self.install = pg_install()
         self.user = _run_as()
         self.cluster = self._cluster_folder(workdir)
@@ -75,6 +85,21 @@ class PostgresServer(EngineServer):
         ]
         super().__init__("postgres", argv, workdir, self._accepts_connections)
 
+    def _password(self) -> str | None:
+        """The password this folder's cluster was made with (a resumed drill starts it
+        again); None for a new folder."""
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def _new_password(self) -> str:
+        """A new superuser password, kept in a file only we may read."""
+        password = secrets.token_urlsafe(24)
+        with os.fdopen(open_private(self.password_file, append=False), "w") as out:
+            out.write(password)
+        return password
+
     def _cluster_folder(self, workdir: Path) -> Path:
         """Where the cluster lives: the sandbox folder itself, or (as root) the folder
         its ``data`` link names, made on first start."""
@@ -82,19 +107,27 @@ class PostgresServer(EngineServer):
             return workdir
         if self.data_dir.is_symlink():
             return self.data_dir.resolve().parent
-        return Path(tempfile.mkdtemp(prefix="drconsole-postgres-"))
+        return Path(tempfile.gettempdir()) / f"drconsole-postgres-{secrets.token_hex(6)}"
 
     def start(self, timeout_s: float = 60) -> None:
         """Make the cluster on first start (a resumed drill starts the same folder
         again), then start the server."""
-        self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(self.workdir)
         if self.user is not None:
+            self.cluster.mkdir(mode=0o700, exist_ok=True)
             os.chmod(self.cluster, 0o700)
             self._own(self.cluster)
             if not self.data_dir.is_symlink():
                 self.data_dir.symlink_to(self.cluster / "data")
+        _remove_stale_lock(self.cluster / "data" / "postmaster.pid")
         if not (self.cluster / "data" / "PG_VERSION").is_file():
+            self.password = self._new_password()
             self._initdb()
+        elif self.password is None:
+            raise SandboxError(
+                f"the PostgreSQL cluster of {self.workdir} has no password file",
+                "discard this sandbox and start a new one",
+            )
         super().start(timeout_s)
 
     def discard(self) -> None:
@@ -109,7 +142,7 @@ class PostgresServer(EngineServer):
 
     def _initdb(self) -> None:
         password_file = self.cluster / "initdb.password"
-        password_file.write_text(self.password)
+        password_file.write_text(self.password or "")
         os.chmod(password_file, 0o600)
         self._own(password_file)
         try:
@@ -177,6 +210,19 @@ class PostgresServer(EngineServer):
                 return True
         except psycopg.OperationalError:
             return False
+
+
+def _remove_stale_lock(lock: Path) -> None:
+    """Remove the lock file of a server that was killed and is now a zombie nobody
+    reaps (its parent, drconsole, was killed too): PostgreSQL takes a zombie's pid for a
+    running server and would refuse to start. A live server's lock is left alone."""
+    try:
+        pid = int(lock.read_text().splitlines()[0])
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return  # no lock, or its server is gone: PostgreSQL sees to that itself
+    if state == "Z":
+        lock.unlink(missing_ok=True)
 
 
 def _run_as() -> tuple[int, int] | None:
