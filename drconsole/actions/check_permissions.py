@@ -9,8 +9,11 @@ records that belong there. Every violation names the ids, the tenant or group, a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from drconsole.actions.access_check import access_findings, role_findings
 from drconsole.actions.base import (
     FAILED,
     SUCCEEDED,
@@ -21,7 +24,13 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.golden_source import golden_vectors, load_run_golden
-from drconsole.actions.sources import open_catalog, open_target, restore_order, selected_chain
+from drconsole.actions.sources import (
+    open_catalog,
+    open_target,
+    restore_order,
+    selected_chain,
+    target_adapter,
+)
 from drconsole.actions.truth import (
     EMPTY,
     KeySet,
@@ -31,10 +40,12 @@ from drconsole.actions.truth import (
     permission_values,
 )
 from drconsole.catalog.plan import RestorePlan
+from drconsole.engines.adapter import Capability, EngineAdapter
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.golden import GoldenSet
 from drconsole.model.filters import Compare, Filter, to_where
+from drconsole.model.schema import CollectionSchema
 from drconsole.wording import plural
 
 NAMED = 20
@@ -57,6 +68,7 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
     plan = RestorePlan(store, chain)
     golden = load_run_golden(context, store, view)
     engine = open_target(context)
+    adapter = target_adapter(context)
     findings: list[Finding] = []
     try:
         for name in restore_order(context, chain[-1]):
@@ -81,6 +93,8 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
                 check.queries("acl group", group, _group_filter(acl_field, acl_type, group), ids)
                 for group, ids in sorted(groups.items())
             ]
+            if adapter.can(Capability.ACCESS_POLICIES):
+                findings += _enforced(check, adapter, entry.schema, permissions)
     finally:
         engine.close()
     for finding in findings:
@@ -106,6 +120,35 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
         {"checks": len(findings)},
         [table],
     )
+
+
+def _enforced(
+    check: _Checker, adapter: EngineAdapter, wanted: CollectionSchema, permissions: dict[str, Any]
+) -> list[Finding]:
+    """The database's own isolation: its access state against the snapshot's, and what
+    the application's role sees as each tenant (when the runbook names the role)."""
+    current = check.engine.get_collection(check.name)
+    if current is None:
+        raise DrconsoleError(f"collection {check.name} is not in the target")
+    found = access_findings(check.name, wanted, current.schema, adapter)
+    role = permissions.get("tenant_role")
+    if role:
+        setting = permissions.get("tenant_setting")
+        if not setting:
+            raise DrconsoleError(
+                "permissions.tenant_role is set without permissions.tenant_setting",
+                "name the setting the policies read the tenant from (e.g. app.tenant)",
+            )
+        found += role_findings(
+            check.engine,
+            check.name,
+            check.truth,
+            role=role,
+            setting=setting,
+            vectors=check.vectors,
+            k=check.k,
+        )
+    return found
 
 
 def _truth(context: ActionContext, plan: RestorePlan, name: str, spec: TruthSpec) -> Truth:
@@ -260,7 +303,19 @@ def _query_vectors(
 
 
 def _ids(finding: Finding) -> str:
+    """What a violation is: the ids it concerns, or the differences it found."""
+    named = finding.details.get("problems") or [
+        f"{kind} {item}"
+        for kind in ("missing", "added")
+        for item in finding.details.get(kind) or []
+    ]
+    if named:
+        return "; ".join(named[:3]) + (" ..." if len(named) > 3 else "")
+    if finding.details.get("error"):
+        return str(finding.details["error"])
     ids = finding.details.get("ids") or []
+    if not ids and finding.details.get("why"):
+        return str(finding.details["why"])
     return (
         f"{plural(finding.actual, 'id')} " + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
     )

@@ -26,8 +26,9 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
+from drconsole.actions.finish_load import FinishedLoad, finish_load
 from drconsole.actions.lease import check_leases
-from drconsole.actions.restore_schema import differences, schema_mismatch
+from drconsole.actions.restore_schema import schema_mismatch
 from drconsole.actions.sources import (
     open_catalog,
     open_target,
@@ -106,9 +107,8 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     plan = RestorePlan(store, chain)
     order = restore_order(context, chain[-1])
     engine = open_target(context)
-    deferred = target_adapter(context).can(Capability.DEFERRED_INDEXES)
-    not_restored: dict[str, list[str]] = {}
-    built: dict[str, list[str]] = {}
+    adapter = target_adapter(context)
+    finished: dict[str, FinishedLoad] = {}
     try:
         check_leases(engine, order, context.run_id)
         _check_targets(engine, chain[-1], order)
@@ -147,9 +147,14 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
                     else f"{name} in the target is HALF-WRITTEN until this step completes"
                 )
                 raise DrconsoleError(f"{error.message}; {state}", error.hint) from None
-            if deferred:
-                built[name], not_restored[name] = _finish_load(
-                    engine, name, chain[-1], tally, meter
+            if adapter.can(Capability.DEFERRED_INDEXES):
+                finished[name] = finish_load(
+                    engine,
+                    adapter,
+                    name,
+                    chain[-1].collection(name).schema,
+                    authenticity=view.authenticity.get(chain[-1].id, ("unsigned", ""))[0],
+                    progress=lambda doing, name=name: meter.report(tally, f"{name}: {doing}"),
                 )
             tally.done_collections.append(name)
             tally.collection = None
@@ -162,10 +167,10 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     )
     table = ResultTable("records restored", ("collection", "written", "final state"), rows)
     lost_note = "".join(
-        f"; NOT restored in {name}: {', '.join(items)}"
-        for name, items in not_restored.items()
-        if items
-    )
+        f"; NOT restored in {name}: {', '.join(done.not_restored)}"
+        for name, done in finished.items()
+        if done.not_restored
+    ) + "".join(f"; to do: {note}" for done in finished.values() for note in done.notes)
     return Outcome(
         SUCCEEDED,
         f"restored {plural(tally.records, 'record')} into {plural(len(order), 'collection')} "
@@ -174,8 +179,9 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
         + (f"; resumed after {resumed_at} records" if resumed_at else "")
         + lost_note,
         {
-            "not_restored": not_restored,
-            "indexes_built": built,
+            "not_restored": {name: done.not_restored for name, done in finished.items()},
+            "indexes_built": {name: done.indexes for name, done in finished.items()},
+            "to_do": [note for done in finished.values() for note in done.notes],
             "records": tally.records,
             "per_collection": tally.per_collection,
             "resumed_after": resumed_at,
@@ -183,25 +189,6 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
         },
         [table],
     )
-
-
-def _finish_load(
-    engine: Engine, name: str, manifest: Manifest, tally: _Tally, meter: _Meter
-) -> tuple[list[str], list[str]]:
-    """Build the collection's indexes now that its data is in (an engine that defers
-    them): the indexes built, and what of the snapshot's the target lacks afterwards."""
-    wanted = manifest.collection(name).schema
-    built = engine.finish_load(  # type: ignore[attr-defined]
-        name, wanted, lambda doing: meter.report(tally, f"{name}: {doing}")
-    )
-    current = engine.get_collection(name)
-    if current is None:
-        raise DrconsoleError(f"collection {name} vanished from the target while it was indexed")
-    return built, [
-        item
-        for item in differences(wanted.engine_config, current.schema.engine_config)
-        if ".indexes" in item
-    ]
 
 
 def _check_targets(engine: Engine, manifest: Manifest, order: list[str]) -> None:

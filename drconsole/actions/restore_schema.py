@@ -35,7 +35,7 @@ from drconsole.actions.sources import (
     selected_chain,
     target_adapter,
 )
-from drconsole.engines.adapter import Capability
+from drconsole.engines.adapter import Capability, EngineAdapter
 from drconsole.engines.base import CollectionInfo, Engine
 from drconsole.engines.placed import PlacedEngine
 from drconsole.model.schema import CollectionSchema
@@ -111,7 +111,7 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
                 )
             created.append(name)
             lost = entry.not_restorable + differences(
-                _without_indexes(entry.schema.engine_config)
+                _without(entry.schema.engine_config, adapter)
                 if deferred
                 else entry.schema.engine_config,
                 result.schema.engine_config,
@@ -213,15 +213,14 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _without_indexes(config: dict[str, Any]) -> dict[str, Any]:
-    """An engine's recorded settings less its indexes: an engine that builds them after
-    the data has none yet (restore_data compares them once built)."""
-    return {
-        engine: {key: value for key, value in settings.items() if key != "indexes"}
-        if isinstance(settings, dict)
-        else settings
-        for engine, settings in config.items()
-    }
+def _without(config: dict[str, Any], adapter: EngineAdapter) -> dict[str, Any]:
+    """An engine's recorded settings less those it restores after the data (indexes,
+    access: restore_data compares them once it has)."""
+    settings = config.get(adapter.name)
+    if not isinstance(settings, dict):
+        return config
+    kept = {key: value for key, value in settings.items() if key not in adapter.deferred_config}
+    return {**config, adapter.name: kept}
 
 
 def schema_mismatch(current: CollectionSchema, wanted: CollectionSchema) -> str | None:

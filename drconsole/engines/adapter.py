@@ -118,6 +118,15 @@ class EngineAdapter:
     tested_against: str = ""
     """Which server versions the suite runs this adapter against, and how."""
     url_example: str = ""
+    deferred_config: tuple[str, ...] = ()
+    """``engine_config`` settings that ``finish_load`` restores (indexes, access), not
+    the collection's creation: compared once the load is finished."""
+    access_config: tuple[str, ...] = ()
+    """``engine_config`` settings that decide who sees what (row-level security,
+    policies): ``check_permissions`` compares them with the snapshot's, both ways."""
+    executable_config: tuple[str, ...] = ()
+    """``engine_config`` settings the engine runs as code (SQL policies): restored only
+    from a manifest the catalog key authenticated."""
     in_process: bool = False
     """The engine lives inside drconsole's process (the reference engine): nothing a
     separate command could reach later."""

@@ -82,6 +82,15 @@ class ScanWindow:
 
 
 @dataclass(frozen=True)
+class LoadFinished:
+    """What ``finish_load`` did after a restore's data: the indexes it built, and what
+    the operator must still do (e.g. set a password of a role it made)."""
+
+    indexes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """Nearest neighbours of one query vector, best first."""
 

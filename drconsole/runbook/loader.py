@@ -318,12 +318,19 @@ class _Reader:
             return {}
         check_keys(
             node,
-            ("tenant_field", "acl_field", "principals", "require_fields"),
+            (
+                "tenant_field",
+                "acl_field",
+                "principals",
+                "require_fields",
+                "tenant_role",
+                "tenant_setting",
+            ),
             "permissions",
             self.problems,
         )
         result: dict[str, Any] = {}
-        for key in ("tenant_field", "acl_field"):
+        for key in ("tenant_field", "acl_field", "tenant_role", "tenant_setting"):
             if (text := string(values.get(key), f"permissions.{key}", self.problems)) is not None:
                 result[key] = text
         required = boolean(

@@ -98,16 +98,18 @@ def test_a_table_is_described_as_postgres_has_it(postgres: PostgresServer, schem
     assert described.access.grants == (Grant("kb_reader", "select"),)
     config = described.engine_config["pgvector"]
     assert config["row_level_security"] == {"enabled": True, "forced": False}
-    assert config["policies"] == [
-        {
-            "name": "tenant_rows",
+    assert config["policies"] == {
+        "tenant_rows": {
             "command": "r",
             "permissive": True,
             "roles": ["kb_reader"],
             "using": "(tenant_id = current_setting('app.tenant'::text))",
             "with_check": None,
         }
-    ]
+    }
+    assert config["roles"] == {
+        "kb_reader": {"login": False, "bypass_row_level_security": False, "superuser": False}
+    }
     assert config["primary_key"] == "id" and config["columns"]["embedding"] == "vector"
 
 

@@ -19,6 +19,7 @@ ADAPTER = EngineAdapter(
             Capability.SPARSE_VECTORS,
             Capability.CONSISTENT_READ,
             Capability.DEFERRED_INDEXES,
+            Capability.ACCESS_POLICIES,
         }
     ),
     filter_operators=OPERATORS,
@@ -31,4 +32,7 @@ ADAPTER = EngineAdapter(
         "test suite)"
     ),
     url_example="postgresql://drconsole@db.internal:5432/app",
+    deferred_config=("indexes", "row_level_security", "policies", "roles", "schema_usage"),
+    access_config=("row_level_security", "policies", "schema_usage"),
+    executable_config=("policies",),
 )

@@ -30,7 +30,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from drconsole.engines.adapter import ErrorKind
-from drconsole.engines.base import CollectionInfo, EngineInfo, QueryResult, ScanWindow
+from drconsole.engines.base import (
+    CollectionInfo,
+    EngineInfo,
+    LoadFinished,
+    QueryResult,
+    ScanWindow,
+)
+from drconsole.engines.pgvector.access import AccessRefused, restore_access
 from drconsole.engines.pgvector.codecs import binary_dumper, register_types
 from drconsole.engines.pgvector.filters import compile_filter
 from drconsole.engines.pgvector.introspect import ENGINE, TableUnknown, describe_table
@@ -207,7 +214,7 @@ class PgVectorEngine:
             raise PgVectorError(f"{doing}{where} at {self.url}: {detail}", kind, hint) from None
         except TableUnknown as error:
             raise PgVectorError(error.message, ErrorKind.NOT_FOUND, error.hint) from None
-        except (RecordRefused, FilterError) as error:
+        except (RecordRefused, FilterError, AccessRefused) as error:
             raise PgVectorError(
                 f"{doing}{f' {table}' if table else ''}: {error}", ErrorKind.INVALID
             ) from None
@@ -373,10 +380,11 @@ class PgVectorEngine:
         name: str,
         schema: CollectionSchema,
         progress: Callable[[str], None] | None = None,
-    ) -> list[str]:
-        """Build the indexes ``schema`` has that the table lacks, then ANALYZE it; what
-        was built, by name. Safe to run again: an interrupted build left nothing behind
-        (it ran in a transaction), and a built index is not built twice."""
+    ) -> LoadFinished:
+        """Build the indexes ``schema`` has that the table lacks, ANALYZE it, then give it
+        its access state (roles, grants, row-level security, policies: last, so that the
+        load ran unhindered by them). Safe to run again: an interrupted build left nothing
+        behind (it ran in a transaction), and nothing is made twice."""
         with self._lock:
             connection = self._conn()
             table = sql.Identifier(self.schema, name)
@@ -399,8 +407,18 @@ class PgVectorEngine:
                 if progress is not None:
                     progress("analyzing")
                 connection.execute(sql.SQL("analyze {}").format(table))
+                if progress is not None:
+                    progress("restoring roles, grants and row-level security")
+                with connection.transaction():
+                    notes = restore_access(
+                        connection,
+                        self.schema,
+                        name,
+                        schema.access,
+                        schema.engine_config.get(ENGINE) or {},
+                    )
         self._layouts.pop(name, None)
-        return built
+        return LoadFinished(built, notes)
 
     def _build(
         self,
@@ -728,6 +746,43 @@ class PgVectorEngine:
                         )
                     )
         return results
+
+    @_retried
+    def visible_as(
+        self, name: str, role: str, settings: dict[str, str], vectors: np.ndarray, k: int
+    ) -> tuple[int, list[list[str]]]:
+        """What ``role`` sees of the table with ``settings`` (``app.tenant``...) set, as the
+        application would: how many rows, and the ids an unfiltered similarity query of
+        each vector returns. Row-level security decides; drconsole filters nothing."""
+        schema, layout = self._describe(name)
+        column = layout.vectors[0]
+        table = sql.Identifier(self.schema, name)
+        with self._lock, self._errors(f"reading as role {role}", self._qualified(name)):
+            connection = self._conn()
+            with connection.transaction():
+                connection.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+                for setting, value in settings.items():
+                    connection.execute("select set_config(%s, %s, true)", (setting, value))
+                row = connection.execute(
+                    sql.SQL("select count(*) from {}").format(table)
+                ).fetchone()
+                statement = sql.SQL("select {} from {} order by {} {} %s::{} limit %s").format(
+                    sql.Identifier(layout.key.name),
+                    table,
+                    sql.Identifier(column.name),
+                    sql.SQL(OPERATORS[schema.vector.distance]),
+                    sql.SQL(column.type_name),
+                )
+                found = [
+                    [
+                        str(hit[0])
+                        for hit in connection.execute(
+                            statement, (_vector_text(vector, schema.vector.element), k)
+                        ).fetchall()
+                    ]
+                    for vector in np.asarray(vectors, dtype=np.float32)
+                ]
+        return int(row[0]) if row else 0, found
 
     @_retried
     def delete(self, name: str, ids: list[str]) -> None:

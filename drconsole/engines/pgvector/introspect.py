@@ -106,6 +106,14 @@ select p.polname, p.polcmd::text, p.polpermissive,
        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
 from pg_policy p where p.polrelid = %s order by p.polname
 """
+_ROLES = """
+select rolname, rolcanlogin, rolbypassrls, rolsuper from pg_roles
+where rolname = any(%s) order by rolname
+"""
+_SCHEMA_USAGE = """
+select r.rolname from pg_roles r
+where r.rolname = any(%s) and has_schema_privilege(r.oid, %s, 'USAGE')
+"""
 _GRANTS = """
 select grantee, privilege_type from information_schema.role_table_grants
 where table_schema = %s and table_name = %s and grantee <> current_user
@@ -190,9 +198,8 @@ def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema
             fields.append(
                 FieldSpec(name, _field_type(type_name, element), not not_null, name in indexed)
             )
-    policies = [
-        {
-            "name": name,
+    policies = {
+        name: {
             "command": command,
             "permissive": permissive,
             "roles": list(roles),
@@ -202,12 +209,18 @@ def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema
         for name, command, permissive, roles, using, with_check in connection.execute(
             _POLICIES, (oid,)
         ).fetchall()
-    ]
+    }
     grants = tuple(
         Grant(role, privilege.lower())
         for role, privilege in connection.execute(_GRANTS, (schema, table)).fetchall()
     )
-    roles = sorted({grant.role for grant in grants} | {r for p in policies for r in p["roles"]})
+    roles = sorted(
+        {grant.role for grant in grants} | {r for p in policies.values() for r in p["roles"]}
+    )
+    role_settings = {
+        name: {"login": login, "bypass_row_level_security": bypass, "superuser": superuser}
+        for name, login, bypass, superuser in connection.execute(_ROLES, (roles,)).fetchall()
+    }
     return CollectionSchema(
         vectors=tuple(vectors),
         key=key[1],
@@ -219,6 +232,11 @@ def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema
                 "primary_key": key[0],
                 "row_level_security": {"enabled": rls, "forced": forced},
                 "policies": policies,
+                "roles": role_settings,
+                "schema_usage": sorted(
+                    role
+                    for (role,) in connection.execute(_SCHEMA_USAGE, (roles, schema)).fetchall()
+                ),
                 "comment": comment,
                 "columns": {name: type_name for name, type_name, *_ in columns},
                 "column_types": {name: row[-1] for name, *row in columns},
