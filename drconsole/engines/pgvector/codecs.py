@@ -20,7 +20,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from drconsole.records import SparseVector
+from drconsole.records import SparseVector, missing_vectors
 
 SPARSE_MAX_DIMENSION = 1_000_000_000
 """pgvector's limit; a column declared without a dimension gets values of this one."""
@@ -111,7 +111,9 @@ def register_types(connection: Any) -> dict[str, int]:
 
 
 def _loader(name: str) -> type[Loader]:
-    load = load_sparse if name == "sparsevec" else _CODECS[name][1]
+    """Sparse vectors are decoded row by row; dense ones are kept as their bytes and
+    decoded a whole column at a time (``load_column``), far faster than per row."""
+    load = load_sparse if name == "sparsevec" else bytes
 
     class _Load(Loader):
         format = Format.BINARY
@@ -120,6 +122,28 @@ def _loader(name: str) -> type[Loader]:
             return load(bytes(data))
 
     return _Load
+
+
+def load_column(type_name: str, values: list[bytes | None], dimension: int) -> np.ndarray:
+    """A dense vector column's binary values as ``(rows, dimension)`` float32; a NULL is
+    a vector without a value (all NaN: ``records.missing_vectors``)."""
+    present = [value for value in values if value is not None]
+    if type_name == "bit" or len({len(value) for value in present}) > 1:
+        decoded = [_CODECS[type_name][1](value) for value in present]
+        width = dimension or (len(decoded[0]) if decoded else 0)
+        if any(len(vector) != width for vector in decoded):
+            raise NotRepresentable(f"a {type_name} column holding vectors of several dimensions")
+        stacked = np.array(decoded, dtype=np.float32).reshape(len(decoded), width)
+    else:
+        width = _HEAD.unpack_from(present[0])[0] if present else dimension
+        element = ">f2" if type_name == "halfvec" else ">f4"
+        layout = np.dtype([("head", ">u4"), ("values", element, (width,))])
+        stacked = np.frombuffer(b"".join(present), dtype=layout)["values"].astype(np.float32)
+    if len(present) == len(values):
+        return np.ascontiguousarray(stacked)
+    filled = missing_vectors(len(values), stacked.shape[1] if present else dimension)
+    filled[[row for row, value in enumerate(values) if value is not None]] = stacked
+    return filled
 
 
 def binary_dumper(oid: int) -> type[Dumper]:

@@ -169,6 +169,7 @@ class PgVectorEngine:
                 autocommit=autocommit,
                 connect_timeout=CONNECT_TIMEOUT_S,
                 application_name="drconsole",
+                options="-c TimeZone=UTC",
             )
         if self._oids:
             self._register(connection)

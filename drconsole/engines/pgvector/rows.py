@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from psycopg.types.json import Json, Jsonb
 
-from drconsole.engines.pgvector.codecs import NotRepresentable, encode
+from drconsole.engines.pgvector.codecs import NotRepresentable, encode, load_column
 from drconsole.engines.pgvector.introspect import ENGINE
 from drconsole.engines.pgvector.table import type_modifier
 from drconsole.model.schema import CollectionSchema, KeyType
-from drconsole.records import RecordBatch, is_missing, missing_vectors
+from drconsole.records import RecordBatch, is_missing
 
 
 class RecordRefused(ValueError):
@@ -148,19 +148,22 @@ class Layout:
             raise RecordRefused("records have uris: the table has no uri column")
 
     def batch(self, rows: list[tuple[Any, ...]]) -> RecordBatch:
-        """Rows in ``columns`` order as records."""
+        """Rows in ``columns`` order as records (decoded column by column)."""
         count = len(rows)
         dense, sparse = len(self.vectors), len(self.sparse)
-        vectors = [
-            _stack([row[1 + number] for row in rows], column.dimension, column.name)
-            for number, column in enumerate(self.vectors)
-        ]
+        try:
+            vectors = [
+                load_column(column.type_name, [row[1 + n] for row in rows], column.dimension)
+                for n, column in enumerate(self.vectors)
+            ]
+        except NotRepresentable as error:
+            raise RecordRefused(str(error)) from None
         first = 1 + dense + sparse
         return RecordBatch(
             ids=[str(row[0]) for row in rows],
             vectors=vectors[0] if vectors else np.zeros((count, 0), dtype=np.float32),
             documents=[None] * count,
-            metadatas=[self.metadata(row[first:]) for row in rows],
+            metadatas=self.metadatas([row[first:] for row in rows]),
             tenants=[None] * count,
             named_vectors={c.name: v for c, v in zip(self.vectors[1:], vectors[1:], strict=True)},
             sparse_vectors={
@@ -170,31 +173,40 @@ class Layout:
         )
 
     def metadata(self, values: tuple[Any, ...]) -> dict[str, Any] | None:
-        """The field columns' values as metadata (NULL: the key is missing)."""
-        found = {
-            column.name: _from_column(column.type_name, value)
-            for column, value in zip(self.fields, values, strict=True)
-            if value is not None
-        }
-        return found or None
+        """One row's field values as metadata (NULL: the key is missing)."""
+        return self.metadatas([values])[0]
+
+    def metadatas(self, rows: list[tuple[Any, ...]]) -> list[dict[str, Any] | None]:
+        """Rows of field values as metadata, converted a column at a time (the types
+        Python already holds as JSON values are not touched)."""
+        names = [column.name for column in self.fields]
+        columns = []
+        for number, column in enumerate(self.fields):
+            values = [row[number] for row in rows]
+            if column.type_name not in _AS_IS:
+                values = [
+                    None if value is None else _from_column(column.type_name, value)
+                    for value in values
+                ]
+            columns.append(values)
+        return (
+            [
+                {
+                    name: value
+                    for name, value in zip(names, values, strict=True)
+                    if value is not None
+                }
+                or None
+                for values in zip(*columns, strict=True)
+            ]
+            if columns
+            else [None] * len(rows)
+        )
 
 
-def _stack(vectors: list[np.ndarray | None], dimension: int, name: str) -> np.ndarray:
-    """One column's vectors as rows (NULL: a vector without a value, all NaN)."""
-    if not vectors:
-        return np.zeros((0, dimension), dtype=np.float32)
-    present = [vector for vector in vectors if vector is not None]
-    if len(present) == len(vectors):
-        return np.ascontiguousarray(np.stack(present), dtype=np.float32)
-    width = dimension or (len(present[0]) if present else 0)
-    stacked = missing_vectors(len(vectors), width)
-    for row, vector in enumerate(vectors):
-        if vector is not None:
-            if len(vector) != width:
-                raise RecordRefused(f"vector column {name} holds vectors of several dimensions")
-            stacked[row] = vector
-    return stacked
-
+_AS_IS = {"text", "varchar", "bpchar", "int2", "int4", "int8", "float4", "float8", "bool"}
+_AS_IS |= {"json", "jsonb", *(f"_{name}" for name in _AS_IS)}
+"""Column types whose Python values are the record's values already."""
 
 _KINDS: dict[str, type | tuple[type, ...]] = {
     "text": str,
@@ -255,7 +267,7 @@ def _from_column(type_name: str, value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.isoformat()
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
