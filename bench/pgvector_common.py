@@ -58,11 +58,17 @@ def rows(count: int, seed: int = 7) -> list[tuple[Any, ...]]:
     ]
 
 
-def create_source(connection: Any, schema: str, data: list[tuple[Any, ...]]) -> None:
+def create_source(
+    connection: Any, schema: str, data: list[tuple[Any, ...]], *, index: bool = True
+) -> None:
+    """The source table, with its HNSW index unless a benchmark does not need it."""
     connection.execute(f"create schema {schema}")
     connection.execute(f"create table {schema}.items ({COLUMNS})")
     copy_in(connection, f"{schema}.items", data)
-    connection.execute(f"create index items_embedding_idx on {schema}.items {INDEX}")
+    if index:
+        for setting in BUILD:
+            connection.execute(setting)
+        connection.execute(f"create index items_embedding_idx on {schema}.items {INDEX}")
     connection.execute(f"analyze {schema}.items")
 
 

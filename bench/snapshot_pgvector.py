@@ -61,7 +61,7 @@ def main() -> None:
         server = start(folder)
         try:
             connection = connect(server)
-            create_source(connection, "src", rows(args.records))
+            create_source(connection, "src", rows(args.records), index=False)
             ours, bare = [], []
             for number in range(args.rounds):
                 bare.append(bare_round(connection, folder / f"bare{number}.copy"))

@@ -1,6 +1,7 @@
 """``drconsole demo``: the whole job on this machine, with no outside services.
 
-1. A sandbox Chroma plays production: two collections of a seeded knowledge base.
+1. A sandbox Chroma (or PostgreSQL with pgvector) plays production: two collections
+   (tables) of a seeded knowledge base.
 2. A golden set is captured from the healthy system.
 3. A full snapshot goes into a catalog (a local folder, or a sandbox S3 bucket); the data
    changes (adds, updates, deletes) and two incrementals follow.
@@ -22,26 +23,19 @@ from drconsole.catalog.local import LocalStore
 from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.corpus import CorpusSpec, batches, records
+from drconsole.demo_production import CHROMA_RUNBOOK, Production, start_production
 from drconsole.drill import DrillOptions, DrillResult, drive
-from drconsole.engines.chroma.engine import ChromaEngine
-from drconsole.engines.chroma.server import ChromaServer
 from drconsole.errors import DrconsoleError, UsageError
 from drconsole.golden import capture, save_golden
 from drconsole.incident.report import markdown_report
 from drconsole.incident.store import RunStore
-from drconsole.model.schema import CollectionSchema, IndexSpec
 from drconsole.runbook.loader import load_runbook
 from drconsole.runner import Runner
-from drconsole.sandbox import serve_s3, start_server, stop_all
+from drconsole.sandbox import serve_s3, stop_all
 
 SIZES = {"small": (2000, 1000), "medium": (20000, 8000)}
 BUCKET = "demo-backups"
 COLLECTIONS = ("help_articles", "support_tickets")
-DEMO_INDEX = IndexSpec("hnsw", {"m": 32, "ef_construction": 200, "ef_search": 200})
-"""Wider than Chroma's defaults (16, 100, 100): the demo's vectors are mostly noise around
-their topic, and with the defaults a graph built under load now and then answered a few
-golden queries with none of their neighbours (recall 0.87 in 1 of about 10 loaded runs),
-failing the demo's golden gate though the data was exact."""
 KEY_FILE = "catalog.key"
 LOCAL_CATALOG = 'catalog: {url: catalog, key: "file:catalog.key"}'
 
@@ -52,6 +46,7 @@ class DemoOptions:
     headless: bool = False
     size: str = "small"
     s3: bool = False
+    engine: str = "chroma"
 
 
 def demo_runbook_source() -> Path:
@@ -100,26 +95,20 @@ def run_demo(
 def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
     workdir = options.workdir
     help_count, ticket_count = SIZES[options.size]
-    say(f"starting a sandbox Chroma as production in {workdir / 'production'}")
-    production_server = start_server(lambda: ChromaServer(workdir / "production"))
-    production = ChromaEngine(production_server.url, database="production")
-    production.ensure_namespace()
+    say(f"starting a sandbox {options.engine} as production in {workdir / 'production'}")
+    production = start_production(options.engine, workdir / "production")
     specs = {
         "help_articles": CorpusSpec("help", help_count, seed=1),
         "support_tickets": CorpusSpec("ticket", ticket_count, seed=2),
     }
     for name, spec in specs.items():
         say(f"seeding {name}: {spec.count} records, 384-d vectors clustered by topic, 4 tenants")
-        production.create_collection(
-            name,
-            CollectionSchema.dense(spec.dimension, "cosine", index=DEMO_INDEX),
-            {"embedding_model": "demo-minilm", "embedding_version": "2026-01"},
-        )
+        production.create(name, spec)
         for batch in batches(spec, 1000):
-            production.upsert(name, batch)
+            production.engine.upsert(name, production.shaped(batch))
     store, catalog_section = _catalog(options, say)
     request = SnapshotRequest(
-        engine=production,
+        engine=production.engine,
         store=store,
         key=CatalogKey.from_reference(f"file:{workdir / KEY_FILE}", create=True),
         collections=list(COLLECTIONS),
@@ -136,7 +125,7 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
         if number == 2:
             say("capturing golden queries from the healthy system (kept with the next snapshot)")
             golden = capture(
-                production, "help_articles", queries=30, k=10, filter_field="tenant_id"
+                production.engine, "help_articles", queries=30, k=10, filter_field="tenant_id"
             )
             (workdir / "golden").mkdir(exist_ok=True)
             request.golden = save_golden(golden, workdir / "golden" / "kb.json")
@@ -145,12 +134,14 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
         create_snapshot(request)
     say("DISASTER: the collections are deleted from production")
     for name in COLLECTIONS:
-        production.delete_collection(name)
-    production.close()
-    production_server.stop()
+        production.engine.delete_collection(name)
+    production.engine.close()
+    production.server.stop()
     runbook = workdir / "demo.yaml"
-    text = demo_runbook_source().read_text(encoding="utf-8")
-    runbook.write_text(text.replace(LOCAL_CATALOG, catalog_section), encoding="utf-8")
+    text = demo_runbook_source().read_text(encoding="utf-8").replace(LOCAL_CATALOG, catalog_section)
+    for key, line in production.runbook.items():
+        text = text.replace(CHROMA_RUNBOOK[key], line)
+    runbook.write_text(text, encoding="utf-8")
     load_runbook(runbook)
     return runbook
 
@@ -171,14 +162,14 @@ def _catalog(options: DemoOptions, say: Callable[[str], None]) -> tuple[ObjectSt
     )
 
 
-def _change(engine: ChromaEngine, specs: dict[str, CorpusSpec], number: int) -> None:
+def _change(production: Production, specs: dict[str, CorpusSpec], number: int) -> None:
     """Adds, updates and deletes between snapshots, like a live system."""
+    engine = production.engine
     for name, spec in specs.items():
         grown = CorpusSpec(spec.prefix, spec.count + 100 * number, seed=spec.seed, version=number)
-        engine.upsert(
-            name, records(grown, spec.count + 100 * (number - 1), spec.count + 100 * number)
-        )
-        engine.upsert(name, records(grown, 50 * number, 50 * number + 40))
+        added = records(grown, spec.count + 100 * (number - 1), spec.count + 100 * number)
+        engine.upsert(name, production.shaped(added))
+        engine.upsert(name, production.shaped(records(grown, 50 * number, 50 * number + 40)))
         engine.delete(
             name, [f"{spec.prefix}-{n:06d}" for n in range(500 + 10 * number, 505 + 10 * number)]
         )

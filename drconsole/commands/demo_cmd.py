@@ -12,6 +12,7 @@ from rich.markup import escape
 from drconsole.commands.output import require_terminal, stderr, stdout
 from drconsole.commands.runs_cmd import print_metrics
 from drconsole.demo import SIZES, DemoOptions, run_demo
+from drconsole.demo_production import ENGINES
 from drconsole.incident.store import RunStore
 
 
@@ -33,6 +34,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         + "; ".join(f"{name} {a:,} articles and {b:,} tickets" for name, (a, b) in SIZES.items()),
     )
     demo.add_argument("--s3", action="store_true", help="keep the catalog in a sandbox S3 bucket")
+    demo.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="chroma",
+        help="the production database to back up and restore (pgvector: PostgreSQL 18 with "
+        "pgvector, from the pgvector extra)",
+    )
     demo.set_defaults(handler=demo_command)
 
 
@@ -55,7 +63,9 @@ def demo_command(args: argparse.Namespace) -> int:
             app.close_run()
 
     say(f"demo folder: {workdir}")
-    code = run_demo(DemoOptions(workdir, args.headless, args.size, args.s3), say, open_console)
+    code = run_demo(
+        DemoOptions(workdir, args.headless, args.size, args.s3, args.engine), say, open_console
+    )
     if args.headless:
         runs = RunStore(workdir / "runs")
         print_metrics(runs.metrics(runs.run_ids()[-1]))

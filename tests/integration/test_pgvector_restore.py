@@ -23,6 +23,7 @@ from drconsole.engines.pgvector.introspect import describe_table
 from drconsole.engines.pgvector.server import PostgresServer
 
 from chroma_restore import restore_runbook, run_drill, snapshot
+from helpers import KEY_FILE, write_runbook
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +248,63 @@ def test_a_snapshot_under_a_concurrent_writer_is_one_committed_instant(
         .point_in_time_note()
         .startswith("consistent")
     )
+
+
+def test_a_restore_through_staging_cuts_over_with_the_original_index_names(
+    postgres: PostgresServer, source: tuple[Engine, str], tmp_path: Path
+) -> None:
+    """Production holds an older copy of the table; the restore writes a staging table
+    beside it, the counts gate passes on staging, and the cutover renames production
+    aside and staging into place, each in one transaction: the restored table has the
+    snapshot's rows, and its HNSW index the original name again."""
+    engine, schema = source
+    catalog = tmp_path / "catalog"
+    snapshot(engine, catalog, ["docs"], part_rows=64)
+    expected = _rows(engine, "docs")
+    target = _target(postgres)
+    with postgres.connect() as connection:
+        connection.execute(f"create schema {target['schema']}")
+        connection.execute(TABLES.format(s=target["schema"]))
+        _fill(connection, target["schema"], range(1, 11), range(3), version=9)
+    runbook = write_runbook(
+        tmp_path,
+        f"""
+        schema: drconsole/runbook/v1
+        id: staged
+        title: Restore through staging
+        objectives: {{rto: 1h}}
+        catalog: {{url: catalog, key: "file:{KEY_FILE}"}}
+        target: {{engine: pgvector, url: "{target["url"]}", schema: {target["schema"]},
+                  token: "{target["token"]}"}}
+        source: {{engine: pgvector, schema: {schema}}}
+        collections: [docs]
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+          - {{id: schema, action: restore_schema, with: {{into: staging}}}}
+          - {{id: data, action: restore_data}}
+          - {{id: counts, action: check_counts, gate: true}}
+          - {{id: cutover, action: cutover, marks: service_restored}}
+        """,
+        name="staged.yaml",
+    )
+    result = run_drill(runbook, tmp_path / "runs")
+    assert result.exit_code == 0, result.message
+    restored = open_engine(target)
+    assert _rows(restored, "docs") == expected
+    with postgres.connect() as connection:
+        names = {
+            row[0]
+            for row in connection.execute(
+                "select indexname from pg_indexes where schemaname = %s and tablename = 'docs'",
+                (target["schema"],),
+            ).fetchall()
+        }
+        aside = [
+            row[0]
+            for row in connection.execute(
+                "select tablename from pg_tables where schemaname = %s", (target["schema"],)
+            ).fetchall()
+            if row[0].startswith("docs.replaced.")
+        ]
+    assert "docs_embedding_idx" in names, names
+    assert len(aside) == 1 and len(_rows(restored, aside[0])) == 10, "production kept aside"

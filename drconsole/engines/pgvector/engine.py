@@ -436,12 +436,7 @@ class PgVectorEngine:
         def build() -> None:
             try:
                 with connection.transaction():
-                    for setting, value in BUILD_SETTINGS.items():
-                        connection.execute(
-                            sql.SQL("set local {} = {}").format(
-                                sql.Identifier(setting), sql.Literal(value)
-                            )
-                        )
+                    _set_local(connection, BUILD_SETTINGS)
                     connection.execute(statement)
             except BaseException as error:  # noqa: BLE001 (raised again below)
                 failure.append(error)
@@ -728,12 +723,7 @@ class PgVectorEngine:
                 condition=condition,
             )
             with connection.transaction():
-                for setting, value in settings.items():
-                    connection.execute(
-                        sql.SQL("set local {} = {}").format(
-                            sql.Identifier(*setting.split(".")), sql.Literal(value)
-                        )
-                    )
+                _set_local(connection, settings)
                 if where is not None:
                     connection.execute("set local hnsw.iterative_scan = strict_order")
                 for query_vector in np.asarray(vectors, dtype=np.float32):
@@ -804,6 +794,16 @@ class PgVectorEngine:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def _set_local(connection: psycopg.Connection[Any], settings: dict[str, str]) -> None:
+    """Settings for the rest of the transaction (``hnsw.ef_search``, ``maintenance_work_mem``)."""
+    for setting, value in settings.items():
+        connection.execute(
+            sql.SQL("set local {} = {}").format(
+                sql.Identifier(*setting.split(".")), sql.Literal(value)
+            )
+        )
 
 
 def _build_progress(watcher: psycopg.Connection[Any], schema: str, table: str, index: str) -> str:
