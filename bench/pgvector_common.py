@@ -89,4 +89,3 @@ def ratio_line(label: str, ours: list[float], theirs: list[float], goal: str) ->
         f"[{min(theirs):.2f}-{max(theirs):.2f}]; ratio median {statistics.median(ratios):.2f}x "
         f"[{min(ratios):.2f}-{max(ratios):.2f}] ({goal})"
     )
-

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pgvector_common import (  # noqa: E402
+from pgvector_common import (
     BUILD,
     COLUMNS,
     INDEX,
@@ -36,14 +36,14 @@ from pgvector_common import (  # noqa: E402
     start,
 )
 
-from drconsole.actions.snapshot import SnapshotRequest, create_snapshot  # noqa: E402
-from drconsole.catalog.local import LocalStore  # noqa: E402
-from drconsole.drill import DrillOptions, drive  # noqa: E402
-from drconsole.engines import open_engine  # noqa: E402
-from drconsole.incident.record import read_record  # noqa: E402
-from drconsole.incident.store import RunStore  # noqa: E402
-from drconsole.runbook.loader import load_runbook  # noqa: E402
-from drconsole.runner import Runner  # noqa: E402
+from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.local import LocalStore
+from drconsole.drill import DrillOptions, drive
+from drconsole.engines import open_engine
+from drconsole.incident.record import read_record
+from drconsole.incident.store import RunStore
+from drconsole.runbook.loader import load_runbook
+from drconsole.runner import Runner
 
 
 def bare_round(connection, schema: str, data) -> float:  # type: ignore[no-untyped-def]
@@ -159,9 +159,10 @@ def main() -> None:
             print(ratio_line(f"restore of {args.records:,} x 384", ours, bare, "goal <= 1.3x"))
             if args.pg_dump:
                 dumped, restored = pg_dump_round(server, folder)
+                median = sorted(ours)[len(ours) // 2]
                 print(
                     f"pg_dump -Fc {dumped:.1f} s, pg_restore {restored:.1f} s; "
-                    f"drconsole restore / pg_restore: {sorted(ours)[len(ours) // 2] / restored:.2f}x"
+                    f"drconsole restore / pg_restore: {median / restored:.2f}x"
                 )
         finally:
             server.discard()

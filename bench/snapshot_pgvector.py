@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pgvector_common import connect, create_source, ratio_line, rows, start  # noqa: E402
+from pgvector_common import connect, create_source, ratio_line, rows, start
 
-from drconsole.actions.snapshot import SnapshotRequest, create_snapshot  # noqa: E402
-from drconsole.catalog.local import LocalStore  # noqa: E402
-from drconsole.engines import open_engine  # noqa: E402
+from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.local import LocalStore
+from drconsole.engines import open_engine
 
 COLUMNS = "id, embedding, title, n, score, tenant_id, created"
 
@@ -44,7 +44,9 @@ def drconsole_round(server, folder: Path) -> float:  # type: ignore[no-untyped-d
     folder.mkdir(parents=True)
     started = time.perf_counter()
     create_snapshot(
-        SnapshotRequest(engine=engine, store=LocalStore(folder), collections=["items"], name="bench")
+        SnapshotRequest(
+            engine=engine, store=LocalStore(folder), collections=["items"], name="bench"
+        )
     )
     took = time.perf_counter() - started
     engine.close()

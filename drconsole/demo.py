@@ -136,7 +136,7 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
     for name in COLLECTIONS:
         production.engine.delete_collection(name)
     production.engine.close()
-    production.server.stop()
+    production.server.discard()  # what the disaster left of it is not needed again
     runbook = workdir / "demo.yaml"
     text = demo_runbook_source().read_text(encoding="utf-8").replace(LOCAL_CATALOG, catalog_section)
     for key, line in production.runbook.items():

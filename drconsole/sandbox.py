@@ -229,6 +229,11 @@ class EngineServer(ServerProcess):
     folder that only its owner may read), when clients need one: a run's steps, and a
     resumed run, read it from there."""
 
+    def discard(self) -> None:
+        """Stop the server and delete its folder and the data it keeps outside it."""
+        self.stop()
+        remove_sandbox(self.pid or 0, self.workdir)
+
 
 class PortTaken(SandboxError):
     """Another process bound a port between our choosing it and the server binding it."""

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.incident import events as ev
 from drconsole.incident.record import read_record
 
 from chroma_restore import restore_runbook, seed, snapshot
@@ -74,6 +76,36 @@ def test_demo_headless_small_end_to_end(tmp_path: Path, catalog: str) -> None:
     verified = json.loads(checked.stdout)
     assert verified["intact"] is True and verified["depth"] == "full"
     assert len(verified["snapshots"]) == 3, "a full and two incrementals, read through the runbook"
+
+
+def test_demo_headless_on_pgvector(tmp_path: Path) -> None:
+    """The demo with PostgreSQL as production: typed tables, an application role and
+    row-level security, restored into a sandbox PostgreSQL and proven by every gate (the
+    permissions gate acting as the role); no server or cluster folder is left behind."""
+    clusters = set(Path(tempfile.gettempdir()).glob("drconsole-postgres-*"))
+    workdir = tmp_path / "demo"
+    result = run_cli(
+        "demo", "--headless", "--engine", "pgvector", "--workdir", str(workdir), timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "every gate passed" in result.stderr
+    runbook = (workdir / "demo.yaml").read_text()
+    assert "target: {sandbox: pgvector}" in runbook and "tenant_role: kb_app" in runbook
+    shown = json.loads(
+        run_cli("runs", "show", "latest", "--json", "--runs-dir", str(workdir / "runs")).stdout
+    )
+    steps = {step["id"]: step["status"] for step in shown["steps"]}
+    assert all(steps[gate] == "succeeded" for gate in ("verify", "counts", "permissions", "golden"))
+    events = read_record(next((workdir / "runs").glob("*.jsonl"))).events
+    as_role = [
+        e.data for e in events if e.type == ev.CHECK_RESULT and e.data["check"] == "visible_as_role"
+    ]
+    assert len(as_role) == 8 and all(check["passed"] for check in as_role), (
+        "four tenants in each of two tables, seen as kb_app"
+    )
+    left = set(Path(tempfile.gettempdir()).glob("drconsole-postgres-*")) - clusters
+    assert not left, f"cluster folders left behind: {left}"
+    assert _processes_under(workdir) == []
 
 
 def _finished_steps(runs: Path) -> dict[str, str]:

@@ -130,16 +130,6 @@ class PostgresServer(EngineServer):
             )
         super().start(timeout_s)
 
-    def discard(self) -> None:
-        """Stop the server and remove its cluster (a sandbox released for good)."""
-        self.stop()
-        if self.cluster != self.workdir:
-            shutil.rmtree(self.cluster, ignore_errors=True)
-        if self.data_dir.is_symlink():
-            self.data_dir.unlink()
-        else:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
     def _initdb(self) -> None:
         password_file = self.cluster / "initdb.password"
         password_file.write_text(self.password or "")
