@@ -12,13 +12,17 @@ from drconsole.errors import UsageError
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     installed = adapters()
-    servers = [adapter.name for adapter in installed.values() if not adapter.in_process]
-    only = servers[0] if len(servers) == 1 else None
     parser.add_argument(
         "--engine",
         choices=list(installed),
-        default=only,
-        help=f"the database's engine (default: {only})" if only else "the database's engine",
+        help="the database's engine (default: the one whose servers the url's scheme names: "
+        + ", ".join(
+            f"{scheme}:// {adapter.name}"
+            for adapter in installed.values()
+            if not adapter.in_process
+            for scheme in adapter.url_schemes[:1]
+        )
+        + ")",
     )
     examples = [adapter.url_example for adapter in installed.values() if adapter.url_example]
     parser.add_argument(
@@ -38,9 +42,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The target the flags describe; a flag the chosen engine has no use for is refused."""
-    if not args.engine:
-        raise UsageError("--engine is required", "`drconsole engines` lists the installed ones")
-    adapter = engine_adapter(args.engine)
+    adapter = engine_adapter(args.engine or _engine_of(args.url))
     own = {option.name for option in adapter.options}
     others = {
         option.name
@@ -61,6 +63,19 @@ def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "token": args.token,
         **{name: getattr(args, name) for name in own},
     }
+
+
+def _engine_of(url: str) -> str:
+    """The engine a URL's scheme names, when exactly one adapter claims it."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    claimed = [adapter.name for adapter in adapters().values() if scheme in adapter.url_schemes]
+    if len(claimed) != 1:
+        raise UsageError(
+            f"--engine is required: the url {url!r} does not name one engine"
+            + (f" (claimed by {', '.join(claimed)})" if claimed else ""),
+            "`drconsole engines` lists the installed ones",
+        )
+    return claimed[0]
 
 
 def snapshot_name(target: dict[str, Any]) -> str:

@@ -118,6 +118,9 @@ class EngineAdapter:
     tested_against: str = ""
     """Which server versions the suite runs this adapter against, and how."""
     url_example: str = ""
+    url_schemes: tuple[str, ...] = ()
+    """The URL schemes of its servers (``http``, ``postgresql``): a URL names its engine
+    when only one adapter claims its scheme."""
     deferred_config: tuple[str, ...] = ()
     """``engine_config`` settings that ``finish_load`` restores (indexes, access), not
     the collection's creation: compared once the load is finished."""

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from drconsole.corpus import CorpusSpec, records
 from drconsole.engines.chroma.engine import ChromaEngine
+from drconsole.engines.pgvector.server import cluster_folder
 from drconsole.incident import events as ev
 from drconsole.incident.record import read_record
 
@@ -82,7 +82,6 @@ def test_demo_headless_on_pgvector(tmp_path: Path) -> None:
     """The demo with PostgreSQL as production: typed tables, an application role and
     row-level security, restored into a sandbox PostgreSQL and proven by every gate (the
     permissions gate acting as the role); no server or cluster folder is left behind."""
-    clusters = set(Path(tempfile.gettempdir()).glob("drconsole-postgres-*"))
     workdir = tmp_path / "demo"
     result = run_cli(
         "demo", "--headless", "--engine", "pgvector", "--workdir", str(workdir), timeout=300
@@ -103,8 +102,9 @@ def test_demo_headless_on_pgvector(tmp_path: Path) -> None:
     assert len(as_role) == 8 and all(check["passed"] for check in as_role), (
         "four tenants in each of two tables, seen as kb_app"
     )
-    left = set(Path(tempfile.gettempdir()).glob("drconsole-postgres-*")) - clusters
-    assert not left, f"cluster folders left behind: {left}"
+    sandbox = next(e for e in events if e.type == "run.started").data["target"]["sandbox_dir"]
+    for folder in (workdir / "production", Path(sandbox)):
+        assert not cluster_folder(folder).exists(), f"the cluster of {folder} was left behind"
     assert _processes_under(workdir) == []
 
 

@@ -26,4 +26,5 @@ ADAPTER = EngineAdapter(
     classify_entry="drconsole.engines.chroma.engine:classify",
     tested_against="Chroma 1.5 (`chroma run`, a real server in the test suite)",
     url_example="http://chroma.internal:8000",
+    url_schemes=("http", "https"),
 )

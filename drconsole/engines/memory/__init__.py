@@ -27,5 +27,6 @@ ADAPTER = EngineAdapter(
     classify_entry="drconsole.engines.memory.engine:classify",
     tested_against="itself: the reference of the contract suite (in the unit tests)",
     url_example="memory://test",
+    url_schemes=("memory",),
     in_process=True,
 )

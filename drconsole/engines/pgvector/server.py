@@ -15,6 +15,7 @@ sandbox folder (ours alone to read), where a run's steps and a resumed drill fin
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -107,7 +108,7 @@ class PostgresServer(EngineServer):
             return workdir
         if self.data_dir.is_symlink():
             return self.data_dir.resolve().parent
-        return Path(tempfile.gettempdir()) / f"drconsole-postgres-{secrets.token_hex(6)}"
+        return cluster_folder(workdir)
 
     def start(self, timeout_s: float = 60) -> None:
         """Make the cluster on first start (a resumed drill starts the same folder
@@ -200,6 +201,13 @@ class PostgresServer(EngineServer):
                 return True
         except psycopg.OperationalError:
             return False
+
+
+def cluster_folder(workdir: Path) -> Path:
+    """Where the cluster of a server working in ``workdir`` lives when we run as root:
+    named after the folder, so that what a server left can be found from its folder."""
+    digest = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"drconsole-postgres-{digest}"
 
 
 def _remove_stale_lock(lock: Path) -> None:
