@@ -183,7 +183,9 @@ class Layout:
         columns = []
         for number, column in enumerate(self.fields):
             values = [row[number] for row in rows]
-            if column.type_name not in _AS_IS:
+            if column.type_name == "timestamptz":
+                values = [None if value is None else _utc_text(value) for value in values]
+            elif column.type_name not in _AS_IS:
                 values = [
                     None if value is None else _from_column(column.type_name, value)
                     for value in values
@@ -265,9 +267,7 @@ def _from_column(type_name: str, value: Any) -> Any:
     if type_name.startswith("_") and isinstance(value, list):
         return [None if item is None else _from_column(type_name[1:], item) for item in value]
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.isoformat()
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return value.isoformat() if value.tzinfo is None else _utc_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -275,6 +275,15 @@ def _from_column(type_name: str, value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def _utc_text(value: datetime) -> str:
+    """RFC 3339 UTC text with microseconds (the sessions run in UTC, so this is mostly a
+    formatting; a value in another zone is converted)."""
+    text = value.isoformat(timespec="microseconds")
+    if text.endswith("+00:00"):
+        return text[:-6] + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _kind(value: Any) -> str:
