@@ -109,7 +109,7 @@ def test_a_sandbox_drill_killed_during_the_index_build_resumes(
     transaction, so nothing half-built is left; the resumed drill builds it again on the
     restored rows, the counts and content gate passes, and the finished drill removes
     the sandbox and its cluster."""
-    engine, _ = _source(postgres, 20_000, 96)
+    engine, _ = _source(postgres, 8_000, 64)
     snapshot(engine, tmp_path / "catalog", ["items"], part_rows=4096)
     target = {"engine": "pgvector", "url": postgres.url, "schema": "public"}
     runbook = restore_runbook(
@@ -138,7 +138,7 @@ def test_a_sandbox_drill_killed_during_the_index_build_resumes(
 def test_the_server_restarted_mid_restore(postgres: PostgresServer, tmp_path: Path) -> None:
     """The target PostgreSQL goes down for a second while the data is copied in: the
     upserts' retries carry the restore through, and the table ends exact."""
-    engine, _ = _source(postgres, 20_000, 16)
+    engine, _ = _source(postgres, 8_000, 16)
     expected = _rows(engine, "items")
     snapshot(engine, tmp_path / "catalog", ["items"], part_rows=500)
     server = start_server(lambda: PostgresServer(tmp_path / "target", durable=False))
