@@ -216,7 +216,8 @@ def _tick_label(seconds: int) -> str:
 class ResultTables(Vertical):
     """An action's result tables (title, columns, rows) as DataTables. The core puts the
     verdict first and the failures on top; a cell is cut at CELL_WIDTH so every column
-    stays on screen (the failed checks in full are one key away)."""
+    stays on screen (the failed checks in full are one key away). Cells are plain text:
+    a subject like ``docs[tenant acme]`` must not be read as markup and lose its tenant."""
 
     DEFAULT_CSS = (
         "ResultTables { height: auto; } ResultTables DataTable { height: auto; max-height: 12; }"
@@ -233,12 +234,12 @@ class ResultTables(Vertical):
         self.shown = tables
         self.remove_children()
         for table in tables:
-            widget: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
+            widget: DataTable[Text] = DataTable(show_cursor=False, zebra_stripes=True)
             self.mount(Static(Text(str(table.get("title", "")), style="bold")))
             self.mount(widget)
             widget.add_columns(*[str(c) for c in table.get("columns", [])])  # type: ignore[union-attr]
             for row in table.get("rows", []):  # type: ignore[union-attr]
-                widget.add_row(*[_cut(str(cell), self.CELL_WIDTH) for cell in row])
+                widget.add_row(*[Text(_cut(str(cell), self.CELL_WIDTH)) for cell in row])
 
 
 def _cut(text: str, width: int) -> str:
