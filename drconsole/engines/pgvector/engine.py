@@ -106,7 +106,14 @@ def _retried(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def call(self: PgVectorEngine, *args: Any, **kwargs: Any) -> T:
-        return DEFAULT.run(lambda: method(self, *args, **kwargs), _transient)
+        try:
+            return DEFAULT.run(lambda: method(self, *args, **kwargs), _transient)
+        except PgVectorError as error:
+            if not _transient(error):
+                raise
+            raise PgVectorError(
+                f"{error.message} (tried {DEFAULT.describe()})", error.kind, error.hint
+            ) from None
 
     return call
 
@@ -132,13 +139,25 @@ def classify(error: BaseException) -> ErrorKind:
     return error.kind if isinstance(error, PgVectorError) else ErrorKind.UNKNOWN
 
 
+_REFUSED_CONNECTIONS = {
+    "password authentication failed": ErrorKind.AUTH,
+    "no password supplied": ErrorKind.AUTH,
+    "authentication failed": ErrorKind.AUTH,
+    "pg_hba.conf": ErrorKind.AUTH,
+    "does not exist": ErrorKind.NOT_FOUND,
+}
+"""What a refused connection says (libpq gives it no SQLSTATE): not worth retrying."""
+
+
 def _kind_of(error: psycopg.Error) -> ErrorKind:
     state = error.sqlstate or ""
     if not state:
-        return (
-            ErrorKind.TRANSIENT
-            if isinstance(error, psycopg.OperationalError)
-            else ErrorKind.UNKNOWN
+        if not isinstance(error, psycopg.OperationalError):
+            return ErrorKind.UNKNOWN
+        text = str(error)
+        return next(
+            (kind for marker, kind in _REFUSED_CONNECTIONS.items() if marker in text),
+            ErrorKind.TRANSIENT,
         )
     return _SQLSTATE_KINDS.get(state) or _SQLSTATE_CLASSES.get(state[:2], ErrorKind.UNKNOWN)
 
@@ -162,7 +181,7 @@ class PgVectorEngine:
     # ----- connections ---------------------------------------------------------------
 
     def _connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-        with self._errors(f"connecting to {self.url}"):
+        with self._errors("connecting"):
             connection = psycopg.connect(
                 make_conninfo(**self._settings),
                 password=self._password,
@@ -205,7 +224,7 @@ class PgVectorEngine:
             yield
         except psycopg.Error as error:
             kind = _kind_of(error)
-            detail = (getattr(error.diag, "message_primary", None) or str(error)).strip()
+            detail = " ".join((getattr(error.diag, "message_primary", None) or str(error)).split())
             where = f" {table}" if table else ""
             hint = {
                 ErrorKind.AUTH: "check the role, its password (the target's token) and grants",
