@@ -310,8 +310,10 @@ class PgVectorEngine:
         for name in names:
             try:
                 info = self._collection_info(name)
-            except PgVectorError:
-                continue  # a table drconsole cannot protect (no single key, no vector)
+            except PgVectorError as error:
+                if error.kind != ErrorKind.NOT_FOUND:
+                    raise
+                continue  # a table drconsole cannot protect (no single key)
             if info is not None and info.schema.vectors:
                 found.append(info)
         return found
