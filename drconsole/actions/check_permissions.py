@@ -56,7 +56,9 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
     chain = selected_chain(context, store, view)
     permissions = {**chain[-1].permissions, **context.runbook.permissions}
     tenant_field, acl_field = permissions.get("tenant_field"), permissions.get("acl_field")
-    if not tenant_field and not acl_field:
+    adapter = target_adapter(context)
+    enforced = adapter.can(Capability.ACCESS_POLICIES)
+    if not tenant_field and not acl_field and not enforced:
         raise DrconsoleError(
             "no permission fields to check",
             "set permissions: {tenant_field: ..., acl_field: ...} in the runbook",
@@ -68,12 +70,15 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
     plan = RestorePlan(store, chain)
     golden = load_run_golden(context, store, view)
     engine = open_target(context)
-    adapter = target_adapter(context)
     findings: list[Finding] = []
     try:
         for name in restore_order(context, chain[-1]):
             entry = chain[-1].collection(name)
             assert entry is not None
+            if enforced:
+                findings += _enforced(engine, adapter, name, entry.schema)
+            if not tenant_field and not acl_field:
+                continue  # the database's own access state is all there is to check
             truth = _truth(context, plan, name, TruthSpec(tenant_field, acl_field))
             groups = {
                 g: ids for g, ids in truth.group_ids.items() if not principals or g in principals
@@ -93,8 +98,8 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
                 check.queries("acl group", group, _group_filter(acl_field, acl_type, group), ids)
                 for group, ids in sorted(groups.items())
             ]
-            if adapter.can(Capability.ACCESS_POLICIES):
-                findings += _enforced(check, adapter, entry.schema, permissions)
+            if enforced and permissions.get("tenant_role"):
+                findings += _as_role(check, permissions)
     finally:
         engine.close()
     for finding in findings:
@@ -123,32 +128,34 @@ def run_check_permissions(context: ActionContext, progress: ProgressCallback) ->
 
 
 def _enforced(
-    check: _Checker, adapter: EngineAdapter, wanted: CollectionSchema, permissions: dict[str, Any]
+    engine: Engine, adapter: EngineAdapter, name: str, wanted: CollectionSchema
 ) -> list[Finding]:
-    """The database's own isolation: its access state against the snapshot's, and what
-    the application's role sees as each tenant (when the runbook names the role)."""
-    current = check.engine.get_collection(check.name)
+    """The database's own access state (grants, row-level security, policies, schema
+    usage) against the snapshot's."""
+    current = engine.get_collection(name)
     if current is None:
-        raise DrconsoleError(f"collection {check.name} is not in the target")
-    found = access_findings(check.name, wanted, current.schema, adapter)
-    role = permissions.get("tenant_role")
-    if role:
-        setting = permissions.get("tenant_setting")
-        if not setting:
-            raise DrconsoleError(
-                "permissions.tenant_role is set without permissions.tenant_setting",
-                "name the setting the policies read the tenant from (e.g. app.tenant)",
-            )
-        found += role_findings(
-            check.engine,
-            check.name,
-            check.truth,
-            role=role,
-            setting=setting,
-            vectors=check.vectors,
-            k=check.k,
+        raise DrconsoleError(f"collection {name} is not in the target")
+    return access_findings(name, wanted, current.schema, adapter)
+
+
+def _as_role(check: _Checker, permissions: dict[str, Any]) -> list[Finding]:
+    """What the application's role sees as each tenant (``tenant_role``, with the
+    tenant in ``tenant_setting``)."""
+    setting = permissions.get("tenant_setting")
+    if not setting or not permissions.get("tenant_field"):
+        raise DrconsoleError(
+            "permissions.tenant_role needs permissions.tenant_field and tenant_setting",
+            "name the tenant field and the setting the policies read it from (e.g. app.tenant)",
         )
-    return found
+    return role_findings(
+        check.engine,
+        check.name,
+        check.truth,
+        role=str(permissions["tenant_role"]),
+        setting=str(setting),
+        vectors=check.vectors,
+        k=check.k,
+    )
 
 
 def _truth(context: ActionContext, plan: RestorePlan, name: str, spec: TruthSpec) -> Truth:

@@ -15,7 +15,7 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from drconsole.engines.base import Engine
+from drconsole.engines.base import SCOPE, Engine
 from drconsole.errors import DrconsoleError
 from drconsole.model.schema import CollectionSchema
 from drconsole.timefmt import format_utc, parse_utc, utc_now
@@ -25,7 +25,9 @@ LEASE = timedelta(hours=24)
 
 
 def lease_name(collection: str) -> str:
-    return f"{PREFIX}{collection}"
+    """The marker beside the collection (in its scope, when its name has one)."""
+    scope, separator, name = collection.rpartition(SCOPE)
+    return f"{scope}{separator}{PREFIX}{name}"
 
 
 def take_leases(engine: Engine, collections: list[str], run_id: str) -> None:

@@ -18,6 +18,12 @@ from drconsole.model.schema import CollectionSchema
 from drconsole.records import RecordBatch
 from drconsole.timefmt import utc_now
 
+SCOPE = ":"
+"""``SCOPE:NAME`` names a collection in a part of the target other than its own namespace
+(a PostgreSQL schema: one schema per tenant). Names drconsole derives from a collection's
+(staging, lease, aside) change NAME and keep the scope; an engine without scopes refuses
+such a name as it would any name it cannot hold."""
+
 
 @dataclass(frozen=True)
 class EngineInfo:

@@ -3,7 +3,8 @@ restored into a fresh PostgreSQL 18 with pgvector, and the permissions gate acti
 application's role: it passes the faithful restore and fails, naming it, each damage (a
 dropped policy, a policy widened to all rows, a policy added, a missing grant, row-level
 security disabled). Policies are SQL: from an unsigned catalog they are not restored,
-and the restore and the gate both say so."""
+and the restore and the gate both say so. One schema per tenant: each tenant's table and
+its role's access restored, and a lost schema usage caught."""
 
 from __future__ import annotations
 
@@ -245,6 +246,14 @@ def test_policies_from_an_unsigned_catalog_are_not_run_and_the_gate_says_so(
     assert "policies.tenant_rows dropped" in violations
 
 
+def _records(engine: Engine, name: str) -> dict[str, tuple[object, bytes]]:
+    return {
+        record_id: (batch.metadatas[row], batch.vectors[row].tobytes())
+        for batch in engine.scan(name, 100)
+        for row, record_id in enumerate(batch.ids)
+    }
+
+
 def _execute(server: PostgresServer, statements: list[str]) -> None:
     with server.connect() as connection:
         for statement in statements:
@@ -256,3 +265,78 @@ def _as_role(connection, tenant: str, query: str) -> int:
         connection.execute("set local role kb_app")
         connection.execute("select set_config('app.tenant', %s, true)", (tenant,))
         return connection.execute(query).fetchone()[0]
+
+
+TENANT_SCHEMA = """
+create schema {s};
+create table {s}.docs (id bigint primary key, embedding vector(8) not null, body text);
+insert into {s}.docs select n,
+    (select array_agg(random()::real) from generate_series(1, 8) where n > 0)::vector,
+    '{s} ' || n from generate_series(1, {rows}) n;
+create index docs_embedding_idx on {s}.docs using hnsw (embedding vector_l2_ops);
+do $$ begin create role {s}_app nologin; exception when duplicate_object then null; end $$;
+grant usage on schema {s} to {s}_app;
+grant select on {s}.docs to {s}_app;
+"""
+
+
+def test_one_schema_per_tenant_restores_each_tenant_and_its_isolation(
+    postgres: PostgresServer, fresh: PostgresServer, tmp_path: Path
+) -> None:
+    """Each tenant's table lives in its own schema, named in the runbook as SCHEMA:TABLE:
+    every tenant's table is restored exactly with its role's schema usage and grant, and
+    a tenant role that lost the usage of its schema is caught by name."""
+    tenants = {f"tn{next(_schemas)}_{name}": rows for name, rows in (("acme", 30), ("globex", 20))}
+    with postgres.connect() as connection:
+        connection.execute("create extension if not exists vector")
+        for schema, rows in tenants.items():
+            connection.execute(TENANT_SCHEMA.format(s=schema, rows=rows))
+    collections = [f"{schema}:docs" for schema in tenants]
+    engine = open_engine(
+        {"engine": "pgvector", "url": postgres.url, "token": postgres.token_reference}
+    )
+    catalog = tmp_path / "catalog"
+    snapshot(engine, catalog, collections)
+    header = f"""
+        schema: drconsole/runbook/v1
+        id: per-tenant
+        title: Restore every tenant's schema
+        objectives: {{rto: 1h, rpo: 1d}}
+        catalog: {{url: {catalog}, key: "file:{tmp_path / KEY_FILE}"}}
+        target: {{engine: pgvector, url: "{fresh.url}", token: "{fresh.token_reference}"}}
+        source: {{engine: pgvector, schema: public}}
+        collections: [{", ".join(collections)}]
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+        """
+    runbook = write_runbook(
+        tmp_path,
+        header
+        + """
+          - {id: schema, action: restore_schema, needs: [verify]}
+          - {id: data, action: restore_data, needs: [schema]}
+          - {id: counts, action: check_counts, needs: [data], gate: true}
+          - {id: permissions, action: check_permissions, needs: [counts], gate: true,
+             marks: service_restored}
+        """,
+        name="per-tenant.yaml",
+    )
+    recheck = write_runbook(tmp_path, header + RECHECK, name="per-tenant-recheck.yaml")
+    runs = tmp_path / "runs"
+    result = run_drill(runbook, runs)
+    assert result.exit_code == 0, result.message
+    restored = open_engine({"engine": "pgvector", "url": fresh.url, "token": fresh.token_reference})
+    with postgres.connect() as source, fresh.connect() as target:
+        for schema, rows in tenants.items():
+            name = f"{schema}:docs"
+            assert restored.count(name) == rows
+            assert _records(restored, name) == _records(engine, name)
+            original = describe_table(source, schema, "docs").to_json()
+            assert describe_table(target, schema, "docs").to_json() == original
+            assert original["engine_config"]["pgvector"]["schema_usage"] == [f"{schema}_app"]
+    acme = next(iter(tenants))
+    assert run_drill(recheck, runs).exit_code == 0, "the faithful restore passes again"
+    _execute(fresh, [f"revoke usage on schema {acme} from {acme}_app"])
+    assert run_drill(recheck, runs).exit_code != 0
+    violations = str(_step(runs, "permissions")["details"]["violations"])
+    assert f"schema_usage is [], not ['{acme}_app']" in violations

@@ -153,3 +153,23 @@ def test_a_null_vector_reads_as_a_vector_without_a_value() -> None:
     loaded = load_column("vector", [None, dump_vector(vector), None], 3)
     assert np.isnan(loaded[0]).all() and np.isnan(loaded[2]).all()
     assert loaded[1].tobytes() == vector.tobytes()
+
+
+def test_names_derived_from_a_scoped_collection_keep_its_scope() -> None:
+    """``tenant_acme:docs`` is table docs in schema tenant_acme: its lease, staging and
+    aside names stay in that schema, and a plain name is left as it was."""
+    from drconsole.actions.cutover import replaced_name
+    from drconsole.actions.lease import lease_name
+    from drconsole.actions.restore_schema import staging_name
+    from drconsole.engines.pgvector.engine import PgVectorEngine
+
+    engine = PgVectorEngine("postgresql://u@127.0.0.1:1/db", schema="public")
+    assert lease_name("kb") == "drconsole.lease.kb"
+    for derived in (
+        lease_name("tenant_acme:docs"),
+        staging_name("tenant_acme:docs", "run-3f9a"),
+        replaced_name("tenant_acme:docs", "tenant_acme:docs.staging.3f9a"),
+    ):
+        assert engine._place(derived)[0] == "tenant_acme", derived
+    assert engine._place("docs") == ("public", "docs")
+    assert engine._place(lease_name("tenant_acme:docs")) == ("tenant_acme", "drconsole.lease.docs")

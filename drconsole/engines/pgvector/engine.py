@@ -31,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from drconsole.engines.adapter import ErrorKind
 from drconsole.engines.base import (
+    SCOPE,
     CollectionInfo,
     EngineInfo,
     LoadFinished,
@@ -293,14 +294,23 @@ class PgVectorEngine:
             if self._reader is None and name in self._layouts:
                 return self._layouts[name]
             with self._errors("describing table", self._qualified(name)):
-                schema = describe_table(self._conn(), self.schema, name)
+                schema = describe_table(self._conn(), *self._place(name))
                 layout = Layout.of(schema)
             if self._reader is None:
                 self._layouts[name] = (schema, layout)
             return schema, layout
 
+    def _place(self, name: str) -> tuple[str, str]:
+        """(schema, table) of a collection: ``SCHEMA:TABLE`` names a table in another
+        schema than the target's (one schema per tenant), a plain name one in it."""
+        scope, separator, table = name.partition(SCOPE)
+        return (scope, table) if separator else (self.schema, name)
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(*self._place(name))
+
     def _qualified(self, name: str) -> str:
-        return f"{self.schema}.{name}"
+        return ".".join(self._place(name))
 
     @_retried
     def list_collections(self) -> list[CollectionInfo]:
@@ -370,9 +380,16 @@ class PgVectorEngine:
             self._types()
             connection = self._conn()
             with self._errors("creating table", self._qualified(name)):
-                definition = define_table(self.schema, name, schema, self._relations())
+                where, table = self._place(name)
+                definition = define_table(where, table, schema, self._relations(where))
                 try:
                     with connection.transaction():
+                        if where != self.schema:
+                            connection.execute(
+                                sql.SQL("create schema if not exists {}").format(
+                                    sql.Identifier(where)
+                                )
+                            )
                         for statement in definition.create:
                             connection.execute(statement)
                         if indexes:
@@ -392,8 +409,8 @@ class PgVectorEngine:
             )
         return info
 
-    def _relations(self) -> set[str]:
-        rows = self._conn().execute(_RELATIONS, (self.schema,)).fetchall()
+    def _relations(self, schema: str) -> set[str]:
+        rows = self._conn().execute(_RELATIONS, (schema,)).fetchall()
         return {row[0] for row in rows}
 
     @_retried
@@ -407,9 +424,10 @@ class PgVectorEngine:
         its access state (roles, grants, row-level security, policies: last, so that the
         load ran unhindered by them). Safe to run again: an interrupted build left nothing
         behind (it ran in a transaction), and nothing is made twice."""
+        where, bare = self._place(name)
         with self._lock:
             connection = self._conn()
-            table = sql.Identifier(self.schema, name)
+            table = self._table(name)
             with self._errors("building the indexes of", self._qualified(name)):
                 present = {
                     row[0]
@@ -417,14 +435,15 @@ class PgVectorEngine:
                         _TABLE_INDEXES, (table.as_string(connection),)
                     ).fetchall()
                 }
-                definition = define_table(self.schema, name, schema, self._relations() - present)
+                taken = self._relations(where) - present
+                definition = define_table(where, bare, schema, taken)
                 built = []
                 for index_name, statement in definition.indexes:
                     if index_name in present:
                         continue
                     if progress is not None:
                         progress(f"building index {index_name}")
-                    self._build(connection, statement, name, index_name, progress)
+                    self._build(connection, statement, (where, bare, index_name), progress)
                     built.append(index_name)
                 if progress is not None:
                     progress("analyzing")
@@ -434,8 +453,8 @@ class PgVectorEngine:
                 with connection.transaction():
                     notes = restore_access(
                         connection,
-                        self.schema,
-                        name,
+                        where,
+                        bare,
                         schema.access,
                         schema.engine_config.get(ENGINE) or {},
                     )
@@ -446,12 +465,13 @@ class PgVectorEngine:
         self,
         connection: psycopg.Connection[Any],
         statement: sql.Composable,
-        table: str,
-        index_name: str,
+        index: tuple[str, str, str],
         progress: Callable[[str], None] | None,
     ) -> None:
         """Run one CREATE INDEX (in a transaction, with the build settings) while another
-        connection reports how far it is from ``pg_stat_progress_create_index``."""
+        connection reports how far it is from ``pg_stat_progress_create_index``;
+        ``index`` is (schema, table, index name)."""
+        index_name = index[2]
         failure: list[BaseException] = []
 
         def build() -> None:
@@ -469,7 +489,7 @@ class PgVectorEngine:
             while worker.is_alive():
                 worker.join(PROGRESS_EVERY_S)
                 if watcher is not None and progress is not None and worker.is_alive():
-                    progress(_build_progress(watcher, self.schema, table, index_name))
+                    progress(_build_progress(watcher, *index))
         finally:
             if watcher is not None:
                 watcher.close()
@@ -479,17 +499,22 @@ class PgVectorEngine:
     @_retried
     def delete_collection(self, name: str) -> None:
         with self._lock, self._errors("dropping table", self._qualified(name)):
-            self._conn().execute(
-                sql.SQL("drop table if exists {}").format(sql.Identifier(self.schema, name))
-            )
+            self._conn().execute(sql.SQL("drop table if exists {}").format(self._table(name)))
         self._layouts.pop(name, None)
 
     def rename_collection(self, name: str, new_name: str) -> None:
         """Rename the table and the indexes named after it, in one transaction."""
+        (where, table), (new_where, new_table) = self._place(name), self._place(new_name)
+        if where != new_where:
+            raise PgVectorError(
+                f"cannot rename {self._qualified(name)} to {self._qualified(new_name)}: "
+                "a rename stays in its schema",
+                ErrorKind.INVALID,
+            )
         with self._lock:
             connection = self._conn()
             with self._errors("renaming table", self._qualified(name)), connection.transaction():
-                old = sql.Identifier(self.schema, name)
+                old = self._table(name)
                 indexes = [
                     row[0]
                     for row in connection.execute(
@@ -497,14 +522,14 @@ class PgVectorEngine:
                     ).fetchall()
                 ]
                 connection.execute(
-                    sql.SQL("alter table {} rename to {}").format(old, sql.Identifier(new_name))
+                    sql.SQL("alter table {} rename to {}").format(old, sql.Identifier(new_table))
                 )
                 for index in indexes:
-                    if index.startswith(f"{name}_"):
-                        renamed = fit_name(new_name + index[len(name) :])
+                    if index.startswith(f"{table}_"):
+                        renamed = fit_name(new_table + index[len(table) :])
                         connection.execute(
                             sql.SQL("alter index {} rename to {}").format(
-                                sql.Identifier(self.schema, index), sql.Identifier(renamed)
+                                sql.Identifier(where, index), sql.Identifier(renamed)
                             )
                         )
             self._layouts.pop(name, None)
@@ -523,7 +548,7 @@ class PgVectorEngine:
             connection = self._conn()
             with self._errors("writing to", self._qualified(name)):
                 rows = layout.rows(batch)
-                table = sql.Identifier(self.schema, name)
+                table = self._table(name)
                 try:
                     with connection.transaction():
                         self._copy_in(connection, table, layout, rows)
@@ -635,7 +660,7 @@ class PgVectorEngine:
                     )
                 query = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
                     sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
-                    sql.Identifier(self.schema, name),
+                    self._table(name),
                 )
                 with connection.cursor().copy(query) as copy:
                     copy.set_types([column.copy_type for column in columns])
@@ -680,7 +705,7 @@ class PgVectorEngine:
                 cursor.execute(
                     sql.SQL("select {} from {} where {} = any(%s)").format(
                         sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
-                        sql.Identifier(self.schema, name),
+                        self._table(name),
                         sql.Identifier(layout.key.name),
                     ),
                     (keys,),
@@ -703,7 +728,7 @@ class PgVectorEngine:
                 self._conn()
                 .execute(
                     sql.SQL("select count(*) from {} where {}").format(
-                        sql.Identifier(self.schema, name), condition
+                        self._table(name), condition
                     ),
                     params,
                 )
@@ -740,7 +765,7 @@ class PgVectorEngine:
                 column=sql.Identifier(column.name),
                 op=sql.SQL(OPERATORS[vector.distance]),
                 kind=sql.SQL(column.type_name),
-                table=sql.Identifier(self.schema, name),
+                table=self._table(name),
                 condition=condition,
             )
             with connection.transaction():
@@ -768,7 +793,7 @@ class PgVectorEngine:
         each vector returns. Row-level security decides; drconsole filters nothing."""
         schema, layout = self._describe(name)
         column = layout.vectors[0]
-        table = sql.Identifier(self.schema, name)
+        table = self._table(name)
         with self._lock, self._errors(f"reading as role {role}", self._qualified(name)):
             connection = self._conn()
             with connection.transaction():
@@ -805,7 +830,7 @@ class PgVectorEngine:
             keys = [layout.key_value(record_id) for record_id in ids]
             self._conn().execute(
                 sql.SQL("delete from {} where {} = any(%s)").format(
-                    sql.Identifier(self.schema, name), sql.Identifier(layout.key.name)
+                    self._table(name), sql.Identifier(layout.key.name)
                 ),
                 (keys,),
             )
