@@ -130,6 +130,8 @@ class EngineAdapter:
     executable_config: tuple[str, ...] = ()
     """``engine_config`` settings the engine runs as code (SQL policies): restored only
     from a manifest the catalog key authenticated."""
+    extra: str | None = None
+    """The pip extra of drconsole that installs the libraries its engine needs."""
     in_process: bool = False
     """The engine lives inside drconsole's process (the reference engine): nothing a
     separate command could reach later."""
@@ -177,7 +179,21 @@ class EngineAdapter:
         return sorted(used - self.filter_operators)
 
     def open(self, url: str, options: dict[str, Any], token: str | None) -> Engine:
-        return load_entry(self.engine_entry)(url, options, token)
+        return self._load(self.engine_entry)(url, options, token)
+
+    def _load(self, entry: str) -> Any:
+        """The code behind an entry; a library it needs that is not installed is a usage
+        error naming it (drconsole's engines: an extra of the same name brings it)."""
+        try:
+            return load_entry(entry)
+        except ImportError as error:
+            missing = error.name or str(error)
+            raise UsageError(
+                f"the {self.title} engine needs {missing}, which is not installed",
+                f"install it: pip install 'drconsole[{self.extra}]'"
+                if self.extra
+                else "install the package that provides this engine",
+            ) from None
 
     def sandbox(self, folder: Path) -> EngineServer:
         if self.sandbox_entry is None:
@@ -186,7 +202,7 @@ class EngineAdapter:
                 "restore into a target with a url, or drill an engine that has one "
                 "(`drconsole engines` lists them)",
             )
-        return load_entry(self.sandbox_entry)(folder)
+        return self._load(self.sandbox_entry)(folder)
 
     def classify(self, error: BaseException) -> ErrorKind:
         if self.classify_entry is None:

@@ -244,3 +244,19 @@ def test_a_sandbox_drill_of_an_engine_without_a_sandbox_is_refused_in_two_lines(
         "error: --sandbox: the runbook's engine, memory, has no sandbox server to start"
     )
     assert not runs.exists() or not any(runs.iterdir()), "no run was started"
+
+
+def test_an_engine_whose_library_is_missing_says_which_extra_to_install() -> None:
+    """The declaration loads without the engine's libraries; opening the engine without
+    them is one usage error naming the library and the extra, not a traceback."""
+    from dataclasses import replace
+
+    from drconsole.engines.pgvector import ADAPTER
+
+    missing = replace(ADAPTER, engine_entry="no_such_driver_for_tests.engine:open_it")
+    with pytest.raises(UsageError) as refused:
+        missing.open("postgresql://u@127.0.0.1:1/db", {}, None)
+    assert refused.value.message == (
+        "the PostgreSQL (pgvector) engine needs no_such_driver_for_tests, which is not installed"
+    )
+    assert refused.value.hint == "install it: pip install 'drconsole[pgvector]'"

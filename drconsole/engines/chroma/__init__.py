@@ -27,4 +27,5 @@ ADAPTER = EngineAdapter(
     tested_against="Chroma 1.5 (`chroma run`, a real server in the test suite)",
     url_example="http://chroma.internal:8000",
     url_schemes=("http", "https"),
+    extra="sandbox",
 )

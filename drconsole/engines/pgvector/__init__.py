@@ -33,6 +33,7 @@ ADAPTER = EngineAdapter(
     ),
     url_example="postgresql://drconsole@db.internal:5432/app",
     url_schemes=("postgresql", "postgres"),
+    extra="pgvector",
     deferred_config=("indexes", "row_level_security", "policies", "roles", "schema_usage"),
     access_config=("row_level_security", "policies", "schema_usage"),
     executable_config=("policies",),
