@@ -140,6 +140,11 @@ def _stage(options: DemoOptions, say: Callable[[str], None]) -> Path:
     runbook = workdir / "demo.yaml"
     text = demo_runbook_source().read_text(encoding="utf-8").replace(LOCAL_CATALOG, catalog_section)
     for key, line in production.runbook.items():
+        if CHROMA_RUNBOOK[key] not in text:
+            raise DrconsoleError(
+                f"the demo runbook has no line {CHROMA_RUNBOOK[key]!r} to make {key!r} of",
+                "reinstall drconsole",
+            )
         text = text.replace(CHROMA_RUNBOOK[key], line)
     runbook.write_text(text, encoding="utf-8")
     load_runbook(runbook)
