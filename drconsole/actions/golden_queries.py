@@ -26,11 +26,14 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.golden_source import load_run_golden
-from drconsole.actions.sources import open_catalog, open_target, target_adapter
+from drconsole.actions.sources import open_catalog, open_target, selected_chain, target_adapter
+from drconsole.catalog.catalog import CatalogView
+from drconsole.catalog.store import ObjectStore
 from drconsole.engines.base import Engine
 from drconsole.errors import DrconsoleError
 from drconsole.golden import GoldenQuery, GoldenSet, rank_overlap, recall_at_k
 from drconsole.model.filters import Filter, evaluate
+from drconsole.model.schema import SEARCH_PARAMS
 from drconsole.wording import plural
 
 EXACT_PAGE = 2000  # records per page of the brute-force scan
@@ -81,10 +84,12 @@ def run_golden_queries(context: ActionContext, progress: ProgressCallback) -> Ou
         )
     k_override = params.get("k")
     clock = _Clock()
+    search = _snapshot_search(context, store, view)
     engine = open_target(context)
     try:
         reports = [
-            _run(engine, query, int(k_override or query.k), clock) for query in golden.queries
+            _run(engine, query, int(k_override or query.k), clock, search.get(query.collection))
+            for query in golden.queries
         ]
         if params.get("mode") == "exact":
             _exact(engine, golden, reports, clock)
@@ -93,10 +98,32 @@ def run_golden_queries(context: ActionContext, progress: ProgressCallback) -> Ou
     return _outcome(context, reports, clock, started)
 
 
-def _run(engine: Engine, query: GoldenQuery, k: int, clock: _Clock) -> QueryReport:
+def _snapshot_search(
+    context: ActionContext, store: ObjectStore, view: CatalogView
+) -> dict[str, dict[str, int | float]]:
+    """The search parameters (``ef_search``, ``probes``) of each collection's index in
+    the run's snapshot: the golden queries search as the source did (an engine that keeps
+    them per session, like PostgreSQL, would otherwise use the target's defaults)."""
+    if not context.snapshot:
+        return {}
+    manifest = selected_chain(context, store, view)[-1]
+    return {
+        entry.name: {k: v for k, v in entry.schema.index.params.items() if k in SEARCH_PARAMS}
+        for entry in manifest.collections
+        if entry.schema.vectors and entry.schema.index is not None
+    }
+
+
+def _run(
+    engine: Engine,
+    query: GoldenQuery,
+    k: int,
+    clock: _Clock,
+    search: dict[str, int | float] | None,
+) -> QueryReport:
     begun = time.perf_counter()
     result = clock.call(
-        engine.query, query.collection, query.vector[None, :], k, query.filter_tree
+        engine.query, query.collection, query.vector[None, :], k, query.filter_tree, search or None
     )[0]
     latency = (time.perf_counter() - begun) * 1000
     return QueryReport(

@@ -178,8 +178,17 @@ class Engine(Protocol):
         ...
 
     def query(
-        self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
-    ) -> list[QueryResult]: ...
+        self,
+        name: str,
+        vectors: np.ndarray,
+        k: int,
+        where: Filter | None = None,
+        search: dict[str, int | float] | None = None,
+    ) -> list[QueryResult]:
+        """Nearest neighbours; ``search`` holds search parameters by neutral names
+        (``ef_search``, ``probes``) to search with, e.g. the snapshot's, where the engine
+        keeps them per session and not with the collection."""
+        ...
 
     def delete(self, name: str, ids: list[str]) -> None: ...
 

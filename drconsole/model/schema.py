@@ -16,6 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 MAX_DIMENSION = 65536
+SEARCH_PARAMS = ("ef_search", "probes")
+"""Index parameters that shape a search, not the index built (HNSW's ``ef_search``,
+IVF's ``probes``)."""
 
 
 class SchemaError(ValueError):

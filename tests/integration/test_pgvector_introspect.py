@@ -74,10 +74,14 @@ def test_a_table_is_described_as_postgres_has_it(postgres: PostgresServer, schem
             "embedding",
             8,
             Distance.COSINE,
-            index=IndexSpec("hnsw", {"m": 24, "ef_construction": 100}),
+            index=IndexSpec("hnsw", {"m": 24, "ef_construction": 100, "ef_search": 40}),
         ),
         VectorSpec(
-            "image", 4, Distance.L2, ElementType.FLOAT16, IndexSpec("ivf_flat", {"lists": 10})
+            "image",
+            4,
+            Distance.L2,
+            ElementType.FLOAT16,
+            IndexSpec("ivf_flat", {"lists": 10, "probes": 1}),
         ),
         VectorSpec("signature", 64, Distance.HAMMING, ElementType.BIT),
     )

@@ -21,6 +21,9 @@ from drconsole.engines import open_engine
 from drconsole.engines.base import Engine
 from drconsole.engines.pgvector.introspect import describe_table
 from drconsole.engines.pgvector.server import PostgresServer
+from drconsole.golden import capture, save_golden
+from drconsole.incident import events as ev
+from drconsole.incident.record import read_record
 
 from chroma_restore import restore_runbook, run_drill, snapshot
 from helpers import KEY_FILE, write_runbook
@@ -308,3 +311,72 @@ def test_a_restore_through_staging_cuts_over_with_the_original_index_names(
         ]
     assert "docs_embedding_idx" in names, names
     assert len(aside) == 1 and len(_rows(restored, aside[0])) == 10, "production kept aside"
+
+
+def test_golden_queries_search_with_the_source_databases_ef_search(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """PostgreSQL keeps ``hnsw.ef_search`` per session (here the source database's default,
+    5), not in the table: the snapshot records it with the index, the engine searches
+    with it when asked (an HNSW scan returns at most ef_search rows), and the golden step
+    asks for the snapshot's, not the target database's default (40)."""
+    database = f"efsrc{next(_schemas)}"
+    with postgres.connect() as connection:
+        connection.autocommit = True
+        connection.execute(f"create database {database}")
+        connection.execute(f"alter database {database} set hnsw.ef_search = 5")
+    with postgres.connect(database) as connection:
+        connection.execute("create extension vector")
+        connection.execute("create table items (id bigint primary key, embedding vector(8))")
+        connection.execute(
+            "insert into items select n, (select array_agg(random()::real) "
+            "from generate_series(1, 8) where n > 0)::vector from generate_series(1, 5000) n"
+        )
+        connection.execute("create index on items using hnsw (embedding vector_l2_ops)")
+        connection.execute("analyze items")
+    url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
+    source = open_engine({"engine": "pgvector", "url": url, "token": postgres.token_reference})
+    info = source.get_collection("items")
+    assert info is not None and info.schema.index is not None
+    assert info.schema.index.params["ef_search"] == 5
+    vector = np.ones((1, 8), dtype=np.float32)
+    assert len(source.query("items", vector, 10)[0].ids) == 5, "the database's ef_search"
+    assert len(source.query("items", vector, 10, search={"ef_search": 10})[0].ids) == 10
+    golden = capture(source, "items", queries=4, k=10)
+    save_golden(golden, tmp_path / "golden.json")
+    snapshot(source, tmp_path / "catalog", ["items"])
+    target = _target(postgres)
+    runbook = write_runbook(
+        tmp_path,
+        f"""
+        schema: drconsole/runbook/v1
+        id: ef
+        title: Restore and search as the source did
+        objectives: {{rto: 1h}}
+        catalog: {{url: catalog, key: "file:{KEY_FILE}"}}
+        target: {{engine: pgvector, url: "{target["url"]}", schema: {target["schema"]},
+                  token: "{target["token"]}"}}
+        source: {{engine: pgvector, schema: public}}
+        collections: [items]
+        golden: golden.json
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+          - {{id: schema, action: restore_schema}}
+          - {{id: data, action: restore_data}}
+          - id: golden
+            action: golden_queries
+            with: {{min_recall: 0.0, k: 10}}
+            marks: service_restored
+        """,
+        name="ef.yaml",
+    )
+    result = run_drill(runbook, tmp_path / "runs")
+    assert result.exit_code == 0, result.message
+    events = read_record(next((tmp_path / "runs").glob("*.jsonl"))).events
+    returned = [
+        len(e.data["details"]["returned"])
+        for e in events
+        if e.type == ev.CHECK_RESULT and e.data["check"] == "golden_recall"
+    ]
+    assert returned and all(count == 5 for count in returned), returned
+    source.close()

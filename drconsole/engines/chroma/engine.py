@@ -375,8 +375,15 @@ class ChromaEngine:
         return dict(zip(page["ids"], page["metadatas"], strict=True))
 
     def query(
-        self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
+        self,
+        name: str,
+        vectors: np.ndarray,
+        k: int,
+        where: Filter | None = None,
+        search: dict[str, int | float] | None = None,
     ) -> list[QueryResult]:
+        """Chroma keeps its search settings (``ef_search``) with the collection, restored
+        from the snapshot's configuration: ``search`` is not needed here."""
         body: dict[str, Any] = {
             "query_embeddings": np.asarray(vectors, dtype=np.float32).tolist(),
             "n_results": k,

@@ -282,9 +282,15 @@ class MemoryEngine:
             return sum(1 for record in records.values() if evaluate(where, record.metadata))
 
     def query(
-        self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
+        self,
+        name: str,
+        vectors: np.ndarray,
+        k: int,
+        where: Filter | None = None,
+        search: dict[str, int | float] | None = None,
     ) -> list[QueryResult]:
-        """Exact nearest neighbours, ties broken by id; distances as Chroma's (squared
+        """Exact nearest neighbours (``search`` changes nothing in an exact search),
+        ties broken by id; distances as Chroma's (squared
         l2, 1 - dot product, 1 - cosine similarity)."""
         with self._server.lock:
             collection = self._collection(name)

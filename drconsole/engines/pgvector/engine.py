@@ -61,6 +61,11 @@ OPERATORS = {
     Distance.HAMMING: "<~>",
 }
 PROGRESS_EVERY_S = 1.0
+SEARCH_SETTINGS = {
+    "hnsw": ("ef_search", "hnsw.ef_search"),
+    "ivf_flat": ("probes", "ivfflat.probes"),
+}
+"""An index kind's search parameter (neutral name) and the session setting it is."""
 BUILD_SETTINGS = {"maintenance_work_mem": "256MB", "max_parallel_maintenance_workers": "2"}
 """Session settings of an index build after a load (memory for the HNSW graph, and the
 parallel workers PostgreSQL may use)."""
@@ -739,7 +744,12 @@ class PgVectorEngine:
 
     @_retried
     def query(
-        self, name: str, vectors: np.ndarray, k: int, where: Filter | None = None
+        self,
+        name: str,
+        vectors: np.ndarray,
+        k: int,
+        where: Filter | None = None,
+        search: dict[str, int | float] | None = None,
     ) -> list[QueryResult]:
         """Nearest rows by the first vector's distance operator, through its index when
         it has one (with the snapshot's ``ef_search`` or ``probes``); distances as the
@@ -747,7 +757,11 @@ class PgVectorEngine:
         schema, layout = self._describe(name)
         vector = schema.vector
         column = layout.vectors[0]
-        settings = _search_settings(schema)
+        index = schema.index
+        settings = _search_settings(
+            index.kind if index else "",
+            search if search is not None else index.params if index else {},
+        )
         results = []
         with self._lock, self._errors("searching", self._qualified(name)):
             condition, params = (
@@ -893,13 +907,11 @@ def _with_config(schema: CollectionSchema, config: dict[str, Any]) -> Collection
     return replace(schema, engine_config={**schema.engine_config, ENGINE: config})
 
 
-def _search_settings(schema: CollectionSchema) -> dict[str, str]:
-    index = schema.index
-    if index is None:
-        return {}
-    names = {"hnsw": ("ef_search", "hnsw.ef_search"), "ivf_flat": ("probes", "ivfflat.probes")}
-    param, setting = names.get(index.kind, ("", ""))
-    return {setting: str(int(index.params[param]))} if param in index.params else {}
+def _search_settings(kind: str, params: dict[str, int | float]) -> dict[str, str]:
+    """pgvector's session setting for an index's search parameter (``ef_search`` of an
+    HNSW index, ``probes`` of an IVFFlat one), when ``params`` has it."""
+    param, setting = SEARCH_SETTINGS.get(kind, ("", ""))
+    return {setting: str(int(params[param]))} if param in params else {}
 
 
 def _vector_text(vector: np.ndarray, element: ElementType) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 from drconsole.errors import EngineError
 from drconsole.model.schema import (
     AccessPolicy,
@@ -65,6 +67,7 @@ OPERATOR_CLASSES |= {"l1": Distance.L1, "hamming": Distance.HAMMING}
 """``vector_cosine_ops``, ``halfvec_l2_ops``, ``bit_hamming_ops``...: the distance an
 index measures, so the one the application searches with."""
 INDEX_OPTIONS = {"m": "m", "ef_construction": "ef_construction", "lists": "lists"}
+INDEX_OPTIONS |= {"ef_search": "ef_search", "probes": "probes"}
 
 _TABLE = """
 select c.oid, c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class')
@@ -176,8 +179,17 @@ def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema
     columns = connection.execute(_COLUMNS, (oid,)).fetchall()
     key = _primary_key(connection, oid, columns, f"{schema}.{table}")
     indexes = [Index.of(table, row) for row in connection.execute(_INDEXES, (oid,)).fetchall()]
+    search = (
+        _search_settings(connection)
+        if any(index.method in VECTOR_METHODS for index in indexes)
+        else {}
+    )
     vector_indexes = {
-        index.columns[0]: (index.method, index.opclasses[0], _options(index.options))
+        index.columns[0]: (
+            index.method,
+            index.opclasses[0],
+            _options(index.options) | search.get(index.method, {}),
+        )
         for index in indexes
         if index.method in VECTOR_METHODS and not index.partial
     }
@@ -286,6 +298,28 @@ def _index(index: tuple[str, str, dict[str, int]] | None) -> IndexSpec | None:
     method, _, options = index
     params = {INDEX_OPTIONS[key]: value for key, value in options.items() if key in INDEX_OPTIONS}
     return IndexSpec("ivf_flat" if method == "ivfflat" else method, params)
+
+
+def _search_settings(connection: Any) -> dict[str, dict[str, int]]:
+    """The session's ``hnsw.ef_search`` and ``ivfflat.probes`` (the database's or role's
+    defaults, what the application's queries search with), by index method, in the
+    neutral names. pgvector defines them once its library is loaded: a cast loads it."""
+    row = connection.execute(
+        "select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace "
+        "where e.extname = 'vector'"
+    ).fetchone()
+    if row is None:
+        return {}
+    connection.execute(sql.SQL("select '[1]'::{}").format(sql.Identifier(row[0], "vector")))
+    ef_search, probes = connection.execute(
+        "select current_setting('hnsw.ef_search', true), current_setting('ivfflat.probes', true)"
+    ).fetchone()
+    found: dict[str, dict[str, int]] = {}
+    if ef_search and ef_search.isdigit():
+        found["hnsw"] = {"ef_search": int(ef_search)}
+    if probes and probes.isdigit():
+        found["ivfflat"] = {"probes": int(probes)}
+    return found
 
 
 def _options(options: list[str]) -> dict[str, int]:
