@@ -1,5 +1,6 @@
-"""``PgVectorEngine``: collections are tables of one PostgreSQL schema (the target's
-``schema`` option), read and written with COPY in PostgreSQL's binary format.
+"""``PgVectorEngine``: collections are tables of the target's PostgreSQL schema (its
+``schema`` option; ``SCHEMA:TABLE`` names one in another schema, e.g. one per tenant),
+read and written with COPY in PostgreSQL's binary format.
 
 Reads are consistent: a scan is one COPY inside a REPEATABLE READ transaction, so it
 returns the table exactly as it was at one instant (no concurrent change is seen, and
@@ -11,7 +12,8 @@ Writes: an upsert COPYs its rows straight in (a restore into an empty table runs
 speed) and falls back to a merge through a temporary table when keys already exist (a
 retried batch), in one transaction either way. A table created for a restore may leave
 its secondary indexes to ``finish_load``, which builds them once the data is in (much
-faster than maintaining them row by row), then ANALYZEs.
+faster than maintaining them row by row), ANALYZEs, then gives the table its access
+state (``access``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ and the distance and parameters of the index built on it, the other columns as t
 fields (which ones an index covers; a type the model has no name for is a string there, its
 own type kept in ``engine_config``), and the table's access state: its grants, whether
 row-level security is enabled or forced, and every policy with its command, roles and
-expressions (kept for this adapter in ``engine_config``: a policy is SQL, not a filter).
+expressions (kept for this adapter in ``engine_config``: a policy is SQL, not a filter),
+the roles named with their attributes and their usage of the schema. A vector index's
+parameters include the session's ``hnsw.ef_search``/``ivfflat.probes`` (what the
+application searches with: PostgreSQL keeps them per session, not in the table).
 
 Every query is parameterised; the table is found by its schema and name as values.
 """
