@@ -51,5 +51,6 @@ def test_tables_it_cannot_use_are_named(postgres: PostgresServer) -> None:
     with pytest.raises(PgVectorError, match=r"errs\.loose has no primary key") as loose:
         engine.count("loose")
     assert loose.value.hint and "one text, integer or uuid column" in loose.value.hint
+    assert ADAPTER.classify(loose.value) is ErrorKind.INVALID, "there, but not protectable"
     assert [info.name for info in engine.list_collections()] == [], "only tables it can protect"
     engine.close()

@@ -43,7 +43,12 @@ from drconsole.engines.base import (
 from drconsole.engines.pgvector.access import AccessRefused, restore_access
 from drconsole.engines.pgvector.codecs import binary_dumper, register_types
 from drconsole.engines.pgvector.filters import compile_filter
-from drconsole.engines.pgvector.introspect import ENGINE, TableUnknown, describe_table
+from drconsole.engines.pgvector.introspect import (
+    ENGINE,
+    TableMissing,
+    TableUnknown,
+    describe_table,
+)
 from drconsole.engines.pgvector.rows import Layout, RecordRefused
 from drconsole.engines.pgvector.table import define_table, fit_name
 from drconsole.errors import EngineError
@@ -240,8 +245,9 @@ class PgVectorEngine:
                 ErrorKind.NOT_FOUND: "check the schema and table names, or restore the schema",
             }.get(kind)
             raise PgVectorError(f"{doing}{where} at {self.url}: {detail}", kind, hint) from None
-        except TableUnknown as error:
-            raise PgVectorError(error.message, ErrorKind.NOT_FOUND, error.hint) from None
+        except TableUnknown as error:  # missing: not found; not protectable: invalid
+            kind = ErrorKind.NOT_FOUND if isinstance(error, TableMissing) else ErrorKind.INVALID
+            raise PgVectorError(error.message, kind, error.hint) from None
         except (RecordRefused, FilterError, AccessRefused) as error:
             raise PgVectorError(
                 f"{doing}{f' {table}' if table else ''}: {error}", ErrorKind.INVALID
@@ -328,7 +334,7 @@ class PgVectorEngine:
             try:
                 info = self._collection_info(name)
             except PgVectorError as error:
-                if error.kind != ErrorKind.NOT_FOUND:
+                if error.kind != ErrorKind.INVALID:
                     raise
                 continue  # a table drconsole cannot protect (no single key)
             if info is not None and info.schema.vectors:
@@ -344,7 +350,7 @@ class PgVectorEngine:
         try:
             schema, _ = self._describe(name)
         except PgVectorError as error:
-            if error.kind == ErrorKind.NOT_FOUND and error.message.startswith("no table"):
+            if error.kind == ErrorKind.NOT_FOUND:
                 return None
             raise
         config = schema.engine_config[ENGINE]

@@ -171,11 +171,15 @@ class TableUnknown(EngineError):
     """No such table (or not one drconsole can protect)."""
 
 
+class TableMissing(TableUnknown):
+    """No table of that name in that schema."""
+
+
 def describe_table(connection: Any, schema: str, table: str) -> CollectionSchema:
     """The neutral schema of ``schema.table`` as PostgreSQL describes it."""
     found = connection.execute(_TABLE, (schema, table)).fetchone()
     if found is None:
-        raise TableUnknown(
+        raise TableMissing(
             f"no table {schema}.{table}", "check the schema and table names in the runbook"
         )
     oid, rls, forced, comment = found
