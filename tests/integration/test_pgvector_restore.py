@@ -174,6 +174,77 @@ def test_a_chain_of_tables_restores_exactly_and_as_described(
             original = describe_table(connection, schema, name)
             copy = describe_table(connection, target["schema"], name)
             assert copy.to_json() == original.to_json(), name
+            columns = [list(t.engine_config["pgvector"]["column_types"]) for t in (copy, original)]
+            assert columns[0] == columns[1], "the columns in their original order"
+    _the_counts_gate_names_each_damage(postgres, tmp_path, catalog, target)
+
+
+def _the_counts_gate_names_each_damage(
+    postgres: PostgresServer, folder: Path, catalog: Path, target: dict[str, str]
+) -> None:
+    """The faithful restore passes a counts and content gate run on its own; each damage
+    to the restored tables fails it naming the record, and passes again once undone."""
+    table = f"{target['schema']}.docs"
+    recheck = write_runbook(
+        folder,
+        f"""
+        schema: drconsole/runbook/v1
+        id: recheck
+        title: Check the restored tables
+        objectives: {{rto: 1h}}
+        catalog: {{url: {catalog}, key: "file:{folder / KEY_FILE}"}}
+        target: {{engine: pgvector, url: "{target["url"]}", schema: {target["schema"]},
+                  token: "{target["token"]}"}}
+        source: {{engine: pgvector, schema: {_source_schema(catalog)}}}
+        collections: [notes, docs]
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+          - {{id: counts, action: check_counts, gate: true, marks: service_restored}}
+        """,
+        name="recheck.yaml",
+    )
+    runs = folder / "recheck-runs"
+    assert run_drill(recheck, runs).exit_code == 0, "the faithful restore passes"
+    with postgres.connect() as connection:
+        kept = connection.execute(
+            f"select embedding::text, image::text, title, tags from {table} where id = 5"
+        ).fetchone()
+    damages = {
+        "5: metadata.title": f"update {table} set title = 'changed' where id = 5",
+        "5: vector image differs": f"update {table} set image = '[9,9,9,9]' where id = 5",
+        "5: metadata.tags": f"update {table} set tags = array['x'] where id = 5",
+        "5: vector differs": f"update {table} set embedding = "
+        f"(select embedding from {table} where id = 7) where id = 5",
+        "docs count expected 305, got 304": f"delete from {table} where id = 5",
+    }
+    for damage, statement in damages.items():
+        with postgres.connect() as connection:
+            connection.execute(statement)
+        failed = run_drill(recheck, runs)
+        assert failed.exit_code != 0, f"{damage}: the gate passed"
+        records = sorted(runs.glob("*.jsonl"), key=lambda path: path.stat().st_mtime_ns)
+        events = read_record(records[-1]).events
+        summary = next(
+            e.data["summary"] for e in events if e.type == "step.finished" and e.step_id == "counts"
+        )
+        assert damage in summary, summary
+        with postgres.connect() as connection:
+            connection.execute(f"delete from {table} where id = 5")
+            connection.execute(
+                f"insert into {table} select * from {_source_schema(catalog)}.docs where id = 5"
+            )
+            assert (
+                connection.execute(
+                    f"select embedding::text, image::text, title, tags from {table} where id = 5"
+                ).fetchone()
+                == kept
+            )
+        assert run_drill(recheck, runs).exit_code == 0, f"{damage} undone"
+
+
+def _source_schema(catalog: Path) -> str:
+    manifests = load_catalog(LocalStore(catalog)).ordered()
+    return str(manifests[0].source["namespace"]["schema"])
 
 
 def test_a_snapshot_under_a_concurrent_writer_is_one_committed_instant(

@@ -147,6 +147,9 @@ def define_table(
         columns.append(
             (item.name, _type(recorded.get(item.name), neutral_type(item.type)), not nullable)
         )
+    if recorded:  # the original table's column order (an INSERT without names relies on it)
+        order = {name: number for number, name in enumerate(recorded)}
+        columns.sort(key=lambda column: order.get(column[0], len(order)))
     target = sql.Identifier(schema_name, table)
     body = sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
