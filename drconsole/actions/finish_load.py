@@ -52,7 +52,7 @@ def finish_load(
         f"{key} (the manifest is {authenticity}: drconsole runs {key} only from a manifest "
         "the catalog key signed)"
         for key in withheld
-    ]
+    ] + done.skipped
     deferred = {
         adapter.name: _only(wanted.engine_config.get(adapter.name), adapter.deferred_config)
     }

@@ -94,6 +94,8 @@ class LoadFinished:
 
     indexes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """What of the schema it could not make (an index it cannot rebuild), for people."""
 
 
 @dataclass(frozen=True)

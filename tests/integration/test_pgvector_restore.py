@@ -451,3 +451,37 @@ def test_golden_queries_search_with_the_source_databases_ef_search(
     ]
     assert returned and all(count == 5 for count in returned), returned
     source.close()
+
+
+def test_indexes_it_cannot_rebuild_are_named_not_restored(
+    postgres: PostgresServer, source: tuple[Engine, str], tmp_path: Path
+) -> None:
+    """A partial index and an expression index cannot be re-created from their parts:
+    the restore says so by name, and never reports the table as restored whole."""
+    engine, schema = source
+    with postgres.connect() as connection:
+        connection.execute(f"create index docs_recent on {schema}.docs (n) where n > 5")
+        connection.execute(f"create index docs_lower_title on {schema}.docs (lower(title))")
+    snapshot(engine, tmp_path / "catalog", ["docs"])
+    target = _target(postgres)
+    runbook = restore_runbook(tmp_path, tmp_path / "catalog", target, ["docs"])
+    assert run_drill(runbook, tmp_path / "runs").exit_code == 0
+    events = read_record(next((tmp_path / "runs").glob("*.jsonl"))).events
+    schema_step = next(
+        e.data for e in events if e.type == "step.finished" and e.step_id == "schema"
+    )
+    assert "NOT restored in docs" in schema_step["summary"]
+    for name in ("docs_recent", "docs_lower_title"):
+        assert f"index {name} (it has a predicate or expressions)" in schema_step["summary"]
+    with postgres.connect() as connection:
+        names = {
+            row[0]
+            for row in connection.execute(
+                "select indexname from pg_indexes where schemaname = %s", (target["schema"],)
+            ).fetchall()
+        }
+    assert "docs_recent" not in names and "docs_embedding_idx" in names
+    data_step = next(e.data for e in events if e.type == "step.finished" and e.step_id == "data")
+    assert "index docs_recent (it has a predicate or expressions)" in str(
+        data_step["details"]["not_restored"]
+    )

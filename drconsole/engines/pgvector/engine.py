@@ -45,6 +45,7 @@ from drconsole.engines.pgvector.codecs import binary_dumper, register_types
 from drconsole.engines.pgvector.filters import compile_filter
 from drconsole.engines.pgvector.introspect import (
     ENGINE,
+    TABLE_PLACEHOLDER,
     TableMissing,
     TableUnknown,
     describe_table,
@@ -354,8 +355,10 @@ class PgVectorEngine:
                 return None
             raise
         config = schema.engine_config[ENGINE]
+        table = self._place(name)[1]
         unrestorable = [
-            f"index {index['name']} (it has a predicate or expressions)"
+            f"index {index['name'].replace(TABLE_PLACEHOLDER, table)} "
+            "(it has a predicate or expressions)"
             for index in config["indexes"]
             if index["partial"]
         ]
@@ -472,7 +475,7 @@ class PgVectorEngine:
                         schema.engine_config.get(ENGINE) or {},
                     )
         self._layouts.pop(name, None)
-        return LoadFinished(built, notes)
+        return LoadFinished(built, notes, definition.unrestorable)
 
     def _build(
         self,

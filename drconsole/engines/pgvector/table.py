@@ -228,19 +228,20 @@ def _index(
     schema_name: str, table: str, index: dict[str, Any], taken: set[str]
 ) -> tuple[str, sql.Composable]:
     recorded = str(index.get("name", ""))
+    shown = recorded.replace(TABLE_PLACEHOLDER, table)
     if index.get("partial"):
-        raise UnsafeDefinition(f"index {recorded} (it has a predicate or expressions)")
+        raise UnsafeDefinition(f"index {shown} (it has a predicate or expressions)")
     method = str(index.get("method", ""))
     columns = [str(column) for column in index.get("columns") or []]
     opclasses = [str(opclass) for opclass in index.get("opclasses") or []]
     options = [str(option) for option in index.get("options") or []]
     if method not in INDEX_METHODS or not columns:
-        raise UnsafeDefinition(f"index {recorded} (method {method!r})")
+        raise UnsafeDefinition(f"index {shown} (method {method!r})")
     if not all(_WORD.fullmatch(opclass) for opclass in opclasses):
-        raise UnsafeDefinition(f"index {recorded} (operator classes {opclasses})")
+        raise UnsafeDefinition(f"index {shown} (operator classes {opclasses})")
     parsed = [_OPTION.fullmatch(option) for option in options]
     if not all(parsed):
-        raise UnsafeDefinition(f"index {recorded} (options {options})")
+        raise UnsafeDefinition(f"index {shown} (options {options})")
     name = index_name(recorded, table, taken)
     keys = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(column), sql.Identifier(opclass))
