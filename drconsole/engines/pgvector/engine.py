@@ -696,7 +696,7 @@ class PgVectorEngine:
     ) -> Iterator[tuple[list[str], list[Any]]]:
         _, layout = self._describe(name)
         for rows in self._copy_out(name, (layout.key, *layout.fields), page_size):
-            yield [str(row[0]) for row in rows], [layout.metadata(row[1:]) for row in rows]
+            yield [str(row[0]) for row in rows], layout.metadatas([row[1:] for row in rows])
 
     @_retried
     def get_records(self, name: str, ids: list[str]) -> RecordBatch:
@@ -708,7 +708,8 @@ class PgVectorEngine:
     def get_metadata(self, name: str, ids: list[str]) -> dict[str, dict[str, Any] | None]:
         _, layout = self._describe(name)
         rows = self._select(name, layout, (layout.key, *layout.fields), ids)
-        return {str(row[0]): layout.metadata(row[1:]) for row in rows}
+        metadatas = layout.metadatas([row[1:] for row in rows])
+        return {str(row[0]): metadata for row, metadata in zip(rows, metadatas, strict=True)}
 
     def _select(
         self, name: str, layout: Layout, columns: tuple[Any, ...], ids: list[str]
@@ -804,7 +805,7 @@ class PgVectorEngine:
                         QueryResult(
                             [str(row[0]) for row in rows],
                             [_reference_distance(vector.distance, float(row[-1])) for row in rows],
-                            [layout.metadata(tuple(row[1:-1])) for row in rows],
+                            layout.metadatas([tuple(row[1:-1]) for row in rows]),
                         )
                     )
         return results

@@ -94,6 +94,8 @@ class Layout:
         """The batch as rows in ``columns`` order (a key sent twice: its last record)."""
         self._check_shape(batch)
         known = {column.name: column for column in self.fields}
+        absent = [None] * len(batch)
+        sparse = [batch.sparse_vectors.get(column.name, absent) for column in self.sparse]
         rows: dict[str, tuple[Any, ...]] = {}
         for row, record_id in enumerate(batch.ids):
             try:
@@ -110,12 +112,9 @@ class Layout:
                     ),
                     *(
                         None
-                        if (
-                            value := batch.sparse_vectors.get(column.name, [None] * len(batch))[row]
-                        )
-                        is None
-                        else encode("sparsevec", value, column.dimension)
-                        for column in self.sparse
+                        if values[row] is None
+                        else encode("sparsevec", values[row], column.dimension)
+                        for column, values in zip(self.sparse, sparse, strict=True)
                     ),
                     *(_to_column(column, metadata.get(column.name)) for column in self.fields),
                 )
@@ -171,10 +170,6 @@ class Layout:
                 for number, column in enumerate(self.sparse)
             },
         )
-
-    def metadata(self, values: tuple[Any, ...]) -> dict[str, Any] | None:
-        """One row's field values as metadata (NULL: the key is missing)."""
-        return self.metadatas([values])[0]
 
     def metadatas(self, rows: list[tuple[Any, ...]]) -> list[dict[str, Any] | None]:
         """Rows of field values as metadata, converted a column at a time (the types
