@@ -99,7 +99,7 @@ def _create(
     if missing is not None:
         raise DrconsoleError(missing, "check --tenant and --database against the database")
     for name in request.collections:  # before anything is written
-        _collection(engine, info, name)
+        require_collection(engine, info, name)
     consistent = engine_adapter(info.engine).can(Capability.CONSISTENT_READ)
     view = load_catalog(request.store, request.key, use_index=True)  # and keeps it current
     parent = _parent(request, view, info.to_json()) if request.incremental else None
@@ -110,11 +110,11 @@ def _create(
     windows: list[ScanWindow] = []
     with _Quiesced(request) as quiesced, _reading(engine, consistent) as instant:
         recovery_point = instant.get("at") or utc_now()
-        collections = [_collection(engine, info, name) for name in request.collections]
+        collections = [require_collection(engine, info, name) for name in request.collections]
         for collection in collections:
             previous = parent.collection(collection.name) if parent else None
             window = ScanWindow()
-            _snapshot_collection(
+            snapshot_collection(
                 request,
                 writer,
                 collection,
@@ -143,7 +143,7 @@ def _create(
         permissions=permissions,
         point_in_time=point_in_time(windows, quiesced=request.quiesce is not None, instant=instant),
     )
-    _index(request.store, view, writer)
+    index_written(request.store, view, writer)
     if quiesced.resume_error is not None:
         raise DrconsoleError(
             f"snapshot {manifest.id} was written, but {quiesced.resume_error.message}",
@@ -152,7 +152,7 @@ def _create(
     return manifest
 
 
-def _index(store: ObjectStore, view: CatalogView, writer: SnapshotWriter) -> None:
+def index_written(store: ObjectStore, view: CatalogView, writer: SnapshotWriter) -> None:
     """Add the snapshot to the catalog index. The index only speeds up listings: when
     it cannot be written, listings read this snapshot's folder, and the next snapshot
     taken folds it in (a writer that finds the index incomplete rewrites it whole)."""
@@ -240,7 +240,7 @@ def _reading(engine: Any, consistent: bool) -> Iterator[dict[str, Any]]:
         yield {**instant, "at": at.astimezone(UTC) if at is not None else None}
 
 
-def _collection(engine: Any, info: Any, name: str) -> CollectionInfo:
+def require_collection(engine: Any, info: Any, name: str) -> CollectionInfo:
     collection = engine.get_collection(name)
     if collection is None:
         raise DrconsoleError(
@@ -282,7 +282,7 @@ def _parent(request: SnapshotRequest, view: CatalogView, source: dict[str, Any])
     return selection.manifest
 
 
-def _snapshot_collection(
+def snapshot_collection(
     request: SnapshotRequest,
     writer: SnapshotWriter,
     collection: CollectionInfo,

@@ -27,7 +27,7 @@ from drconsole.catalog.index import (
     write_segments,
 )
 from drconsole.catalog.layout import SNAPSHOTS, mac_key, manifest_key, snapshot_prefix
-from drconsole.catalog.manifest import Manifest, ManifestError, parse_manifest
+from drconsole.catalog.manifest import BASE_KINDS, Manifest, ManifestError, parse_manifest
 from drconsole.catalog.store import MissingObject, ObjectStore, read_at_most
 from drconsole.errors import DrconsoleError
 from drconsole.timefmt import format_duration, format_utc
@@ -234,6 +234,14 @@ class CatalogView:
                     "(sha256 differs)",
                 )
             )
+        if parent.is_physical != manifest.is_physical:
+            findings.append(
+                Finding(
+                    snapshot_id,
+                    MISSING_PARENT,
+                    f"a {manifest.kind} snapshot cannot follow {parent.id}, a {parent.kind} one",
+                )
+            )
         if parent.recovery_point >= manifest.recovery_point:
             findings.append(
                 Finding(
@@ -270,9 +278,11 @@ class CatalogView:
                 )
             current = manifest.parent
         chain.reverse()
-        if chain and chain[0].kind != "full" and not findings:
+        if chain and chain[0].kind not in BASE_KINDS and not findings:
             findings.append(
-                Finding(snapshot_id, MISSING_PARENT, "chain does not start at a full snapshot")
+                Finding(
+                    snapshot_id, MISSING_PARENT, "chain does not start at a full or physical base"
+                )
             )
         return chain, findings
 
@@ -294,7 +304,7 @@ class CatalogView:
                     outcome = True
                     break
                 if manifest.parent is None:
-                    outcome = manifest.kind != "full"
+                    outcome = manifest.kind not in BASE_KINDS
                     break
                 current = manifest.parent
             else:
@@ -311,7 +321,7 @@ class CatalogView:
         roots: list[ChainNode] = []
         for manifest in self.ordered():
             node = nodes[manifest.id]
-            if manifest.kind == "full":
+            if manifest.kind in BASE_KINDS:
                 roots.append(node)
             elif manifest.parent in nodes:
                 nodes[manifest.parent].children.append(node)

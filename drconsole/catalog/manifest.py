@@ -18,13 +18,20 @@ from drconsole.catalog.layout import KNOWN_FILES
 from drconsole.errors import IntegrityError
 from drconsole.model.schema import CollectionSchema, SchemaError, legacy_schema, parse_schema
 from drconsole.timefmt import format_duration, format_utc, parse_utc
+from drconsole.wording import plural
 
 FORMAT_1 = "drconsole-snapshot/1"
 FORMAT_2 = "drconsole-snapshot/2"
 FORMATS = (FORMAT_1, FORMAT_2)
 FORMAT = FORMAT_2
 """What this drconsole writes."""
-KINDS = ("full", "incremental")
+KINDS = ("full", "incremental", "physical", "physical-incremental")
+BASE_KINDS = ("full", "physical")
+"""Kinds that start a chain (no parent)."""
+PHYSICAL_KINDS = ("physical", "physical-incremental")
+"""Kinds that hold a database's files (``catalog.physical``) beside their logical copy."""
+KIND_LETTERS = {"full": "F", "incremental": "I", "physical": "P", "physical-incremental": "P+"}
+"""How listings mark each kind."""
 FILE_KINDS = ("records", "vectors", "deletes", "state")
 COUNT_KEYS = ("records", "deletes", "total_after_apply")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -32,7 +39,7 @@ _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _NOT_A_STEP = frozenset(("..", ".", ""))
-_ENTRY_KINDS = (*FILE_KINDS, "golden")
+_ENTRY_KINDS = (*FILE_KINDS, "golden", "physical")
 
 
 class ManifestError(IntegrityError):
@@ -110,6 +117,15 @@ class Manifest:
     parent_format: str | None = None
     """The format of the parent, as its writer saw it (format 2 manifests record it, so a
     chain that mixes formats says so by itself)."""
+    physical: dict[str, Any] = field(default_factory=dict)
+    """Of a physical snapshot: how its files were taken (``method``), by which engine and
+    version, how many files and bytes (everything but the parts)."""
+    physical_parts: list[FileEntry] = field(default_factory=list)
+    """Of a physical snapshot: the packed parts of the database's files."""
+
+    @property
+    def is_physical(self) -> bool:
+        return self.kind in PHYSICAL_KINDS
 
     @property
     def version(self) -> int:
@@ -121,9 +137,11 @@ class Manifest:
 
     @property
     def all_files(self) -> list[FileEntry]:
-        return [
-            entry for collection in self.collections for entry in collection.files
-        ] + self.golden
+        return (
+            [entry for collection in self.collections for entry in collection.files]
+            + self.golden
+            + self.physical_parts
+        )
 
     @property
     def size(self) -> int:
@@ -152,6 +170,12 @@ class Manifest:
             return (
                 f"consistent: every collection read at one instant{f' ({named})' if named else ''}"
             )
+        if window["kind"] == "files":
+            unchecked = int(window.get("unchecked_processes") or 0)
+            unknown = plural(unchecked, "process", "processes")
+            return "files as of their newest change; no process used the folder while it was " + (
+                f"copied ({unknown} could not be checked)" if unchecked else "copied"
+            )
         if window["kind"] == "quiesced":
             return f"quiesced{span}, {seen}"
         if window.get("quiesced"):
@@ -176,6 +200,16 @@ class Manifest:
             "tool": self.tool,
             "point_in_time": self.point_in_time,
             **({"parent_format": self.parent_format} if self.parent_format else {}),
+            **(
+                {
+                    "physical": {
+                        **self.physical,
+                        "parts": [entry.to_json() for entry in self.physical_parts],
+                    }
+                }
+                if self.is_physical
+                else {}
+            ),
         }
 
     def to_bytes(self) -> bytes:
@@ -219,9 +253,9 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
     kind = reader.choice("kind", KINDS)
     parent = reader.optional_text("parent")
     parent_digest = reader.optional_text("parent_manifest_sha256")
-    if kind == "full" and (parent is not None or parent_digest is not None):
-        raise ManifestError("a full snapshot must have parent null")
-    if kind == "incremental":
+    if kind in BASE_KINDS and (parent is not None or parent_digest is not None):
+        raise ManifestError(f"a {kind} snapshot must have parent null")
+    if kind not in BASE_KINDS:
         if parent is None or not _SNAPSHOT_ID.match(parent):
             raise ManifestError("an incremental snapshot must name its parent")
         if parent_digest is None or not _SHA256.match(parent_digest):
@@ -241,8 +275,9 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
     names = [collection.name for collection in collections]
     if len(set(names)) != len(names):
         raise ManifestError("a collection is listed twice")
+    physical, physical_parts = _physical(reader, kind)
     paths = [entry.path for collection in collections for entry in collection.files] + [
-        g.path for g in golden
+        g.path for g in [*golden, *physical_parts]
     ]
     if len(set(paths)) != len(paths):
         raise ManifestError("a file is listed twice")
@@ -272,7 +307,24 @@ def parse_manifest(data: bytes, sha256: str, folder_id: str | None = None) -> Ma
         point_in_time=reader.optional_mapping("point_in_time"),
         format=version,
         parent_format=_parent_format(reader, parent),
+        physical=physical,
+        physical_parts=physical_parts,
     )
+
+
+def _physical(reader: _Fields, kind: str) -> tuple[dict[str, Any], list[FileEntry]]:
+    """A physical snapshot's description and parts; other kinds must have none."""
+    if kind not in PHYSICAL_KINDS:
+        if "physical" in reader.raw:
+            raise ManifestError(f"a {kind} snapshot must not have a physical section")
+        return {}, []
+    section = _Fields(reader.mapping("physical"), "physical")
+    section.text("method")
+    section.text("engine")
+    parts = [_file(item, f"physical.parts[{n}]") for n, item in enumerate(section.items("parts"))]
+    if not parts or any(entry.kind != "physical" for entry in parts):
+        raise ManifestError("physical.parts must list the packed parts (kind physical)")
+    return {key: value for key, value in section.raw.items() if key != "parts"}, parts
 
 
 def _parent_format(reader: _Fields, parent: str | None) -> str | None:
@@ -357,8 +409,10 @@ def _check_counts(
             f"{where}.counts.deletes is {counts['deletes']}, its deletes files hold "
             f"{rows['deletes']}"
         )
-    if kind == "full" and counts["total_after_apply"] != counts["records"]:
-        raise ManifestError(f"{where}: a full snapshot's total_after_apply must equal its records")
+    if kind in BASE_KINDS and counts["total_after_apply"] != counts["records"]:
+        raise ManifestError(
+            f"{where}: a {kind} snapshot's total_after_apply must equal its records"
+        )
     if counts["records"] and not dimension:
         raise ManifestError(f"{where}.schema.dimension is 0 but the collection has records")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from drconsole.catalog.catalog import CatalogView
 from drconsole.catalog.layout import manifest_key, snapshot_prefix, verification_prefix
-from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.manifest import BASE_KINDS, Manifest
 from drconsole.catalog.store import ObjectStore
 from drconsole.timefmt import parse_compact_utc
 
@@ -54,9 +54,10 @@ def plan_retention(view: CatalogView, policy: KeepPolicy) -> RetentionPlan:
             if key not in seen and len(seen) < size:
                 seen.append(key)
                 reasons[manifest.id].append(f"{label} #{len(seen)}")
-    newest_full = next((m for m in newest_first if m.kind == "full"), None)
-    if newest_full is not None:
-        reasons[newest_full.id].append("newest full")
+    for kind in BASE_KINDS:
+        newest_base = next((m for m in newest_first if m.kind == kind), None)
+        if newest_base is not None:
+            reasons[newest_base.id].append(f"newest {kind}")
     for manifest in newest_first:
         if not reasons[manifest.id] or any(
             r.startswith("base of kept") for r in reasons[manifest.id]

@@ -100,6 +100,8 @@ class SnapshotWriter:
         ingest_checkpoint: dict[str, str] | None = None,
         permissions: dict[str, Any] | None = None,
         point_in_time: dict[str, Any] | None = None,
+        physical: dict[str, Any] | None = None,
+        physical_parts: list[FileEntry] | None = None,
     ) -> Manifest:
         """Write ``manifest.json`` (after every part is durable, and after its tag when
         the catalog has a key) and return it."""
@@ -120,6 +122,8 @@ class SnapshotWriter:
             tool={"name": "drconsole", "version": __version__},
             point_in_time=dict(point_in_time or {}),
             parent_format=parent.format if parent else None,
+            physical=dict(physical or {}),
+            physical_parts=list(physical_parts or []),
         )
         data = manifest.to_bytes()
         tag = self.key.tag(data) if self.key is not None else None

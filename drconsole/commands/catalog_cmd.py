@@ -15,7 +15,7 @@ from drconsole.catalog.catalog import CatalogView, Finding, load_catalog, rebuil
 from drconsole.catalog.index import INDEX
 from drconsole.catalog.layout import manifest_key
 from drconsole.catalog.lock import lock_catalog
-from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.manifest import KIND_LETTERS, Manifest
 from drconsole.catalog.open import open_runbook_catalog, open_store
 from drconsole.catalog.retention import (
     KeepPolicy,
@@ -225,7 +225,7 @@ def _row(
         status = f"unverified, {authenticity_label(view, manifest.id)}"
     return [
         "  " * depth + ("└ " if depth else "") + manifest.id,
-        "F" if manifest.kind == "full" else "I",
+        KIND_LETTERS[manifest.kind],
         format_utc(manifest.recovery_point),
         age_text,
         format_bytes(manifest.size),

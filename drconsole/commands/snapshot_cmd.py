@@ -3,30 +3,58 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.actions.physical_snapshot import PhysicalRequest, create_physical_snapshot
+from drconsole.actions.snapshot import SnapshotProgress, SnapshotRequest, create_snapshot
 from drconsole.catalog.auth import CatalogKey
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.open import open_store
 from drconsole.catalog.s3 import S3Store
+from drconsole.catalog.store import ObjectStore
 from drconsole.commands.output import print_json, stderr, stdout
 from drconsole.commands.target_args import add_target_arguments, snapshot_name, target_from_args
 from drconsole.engines import open_engine
+from drconsole.engines.registry import engine_adapter
 from drconsole.errors import UsageError
 from drconsole.golden import load_golden
 from drconsole.hooks import hook_argv
+from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_utc
+from drconsole.wording import plural
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     snapshot = subparsers.add_parser("snapshot", help="take snapshots of a live database")
     commands = snapshot.add_subparsers(dest="snapshot_command", required=True)
     create = commands.add_parser("create", help="a full or incremental snapshot into a catalog")
-    add_target_arguments(create)
-    create.add_argument("--collections", required=True, help="comma-separated collection names")
+    add_target_arguments(create, url_required=False)
+    create.add_argument(
+        "--collections",
+        help="comma-separated collection names (with --physical: the ones its logical "
+        "description covers, default all of the namespace)",
+    )
+    create.add_argument(
+        "--physical",
+        action="store_true",
+        help="back up the database's files (--data-dir) instead of reading its records",
+    )
+    create.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --physical: a stopped server's data folder, or a frozen copy of it",
+    )
+    create.add_argument(
+        "--scratch",
+        type=Path,
+        metavar="DIR",
+        help="with --physical: where the backup is unpacked and read back (default: the "
+        "system's temporary folder)",
+    )
     create.add_argument("--catalog", required=True, help="s3://BUCKET/PREFIX or a folder")
     create.add_argument("--endpoint", help="S3-compatible endpoint URL")
     create.add_argument("--region", help="S3 region")
@@ -98,26 +126,22 @@ def create_command(args: argparse.Namespace) -> int:
         if not separator or not key:
             raise UsageError(f"--checkpoint {item!r} is not KEY=VALUE")
         checkpoint[key] = value
-    collections = [name.strip() for name in args.collections.split(",") if name.strip()]
-    if not collections:
-        raise UsageError("--collections names no collection")
-    target = target_from_args(args)
+    collections = [name.strip() for name in (args.collections or "").split(",") if name.strip()]
     if (args.object_lock_mode is None) != (args.object_lock_days is None):
         raise UsageError("--object-lock-mode and --object-lock-days go together")
     if args.object_lock_days is not None and args.object_lock_days <= 0:
         raise UsageError("--object-lock-days must be more than 0")
+    if args.physical:
+        return report(args, _physical(args, checkpoint, collections))
+    if args.data_dir or args.scratch:
+        raise UsageError("--data-dir and --scratch go with --physical")
+    if not collections:
+        raise UsageError("--collections names no collection")
+    if not args.url:
+        raise UsageError("--url is required", "give the database's url")
+    target = target_from_args(args)
     engine = open_engine(target)
-    store = open_store(
-        args.catalog,
-        endpoint=args.endpoint,
-        region=args.region,
-        credentials=args.credentials,
-        create=True,
-    )
-    if args.object_lock_mode:
-        if not isinstance(store, S3Store):
-            raise UsageError("--object-lock-mode needs an s3:// catalog")
-        store.lock_snapshots(args.object_lock_mode, args.object_lock_days)
+    store = _catalog_store(args)
     request = SnapshotRequest(
         engine=engine,
         store=store,
@@ -130,7 +154,7 @@ def create_command(args: argparse.Namespace) -> int:
         tenant_field=args.tenant_field,
         acl_field=args.acl_field,
         golden=golden_files(args.golden) if args.golden else [],
-        key=CatalogKey.from_reference(args.catalog_key, create=True) if args.catalog_key else None,
+        key=_catalog_key(args),
         quiesce=hook_argv(args.quiesce, "--quiesce") if args.quiesce else None,
         unquiesce=hook_argv(args.unquiesce, "--unquiesce") if args.unquiesce else None,
     )
@@ -138,9 +162,71 @@ def create_command(args: argparse.Namespace) -> int:
         if args.json or not stderr.is_terminal:
             manifest = create_snapshot(request)
         else:
-            manifest = _with_progress(request)
+            manifest = with_progress(lambda progress: create_snapshot(request, progress))
     finally:
         engine.close()
+    return report(args, (manifest, store))
+
+
+def _physical(
+    args: argparse.Namespace, checkpoint: dict[str, str], collections: list[str]
+) -> tuple[Manifest, ObjectStore]:
+    """``--physical``: the data folder packed, described from a server started on it."""
+    if args.data_dir is None:
+        raise UsageError("--physical needs --data-dir", "give the stopped server's data folder")
+    if args.incremental or args.parent or args.quiesce or args.unquiesce:
+        raise UsageError(
+            "--incremental, --parent, --quiesce and --unquiesce do not go with --physical",
+            "a physical backup copies a stopped server's whole folder",
+        )
+    if not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
+    target = target_from_args(args)
+    adapter = engine_adapter(target["engine"])
+    store = _catalog_store(args)
+    request = PhysicalRequest(
+        engine=adapter.name,
+        data_dir=args.data_dir,
+        store=store,
+        name=args.name or snapshot_name(target),
+        namespace={option.name: target.get(option.name) for option in adapter.options},
+        collections=collections,
+        source_url=args.url,
+        ingest_checkpoint=checkpoint,
+        embedding={"model": args.embedding_model, "version": args.embedding_version},
+        tenant_field=args.tenant_field,
+        acl_field=args.acl_field,
+        golden=golden_files(args.golden) if args.golden else [],
+        key=_catalog_key(args),
+        scratch=args.scratch,
+    )
+    if args.json or not stderr.is_terminal:
+        return create_physical_snapshot(request), store
+    return with_progress(lambda progress: create_physical_snapshot(request, progress)), store
+
+
+def _catalog_store(args: argparse.Namespace) -> ObjectStore:
+    store = open_store(
+        args.catalog,
+        endpoint=args.endpoint,
+        region=args.region,
+        credentials=args.credentials,
+        create=True,
+    )
+    if args.object_lock_mode:
+        if not isinstance(store, S3Store):
+            raise UsageError("--object-lock-mode needs an s3:// catalog")
+        store.lock_snapshots(args.object_lock_mode, args.object_lock_days)
+    return store
+
+
+def _catalog_key(args: argparse.Namespace) -> CatalogKey | None:
+    return CatalogKey.from_reference(args.catalog_key, create=True) if args.catalog_key else None
+
+
+def report(args: argparse.Namespace, written: tuple[Manifest, ObjectStore]) -> int:
+    """Print what a snapshot wrote (a summary, or JSON with --json)."""
+    manifest, store = written
     parent_format = manifest.parent_format
     summary = {
         "id": manifest.id,
@@ -164,6 +250,12 @@ def create_command(args: argparse.Namespace) -> int:
             for c in manifest.collections
         )
         stdout.print(f"{manifest.kind} snapshot {manifest.id} in {store.url} ({counts})")
+        if manifest.is_physical:
+            stdout.print(
+                f"files: {manifest.physical['files']} ({format_bytes(manifest.physical['bytes'])})"
+                f" packed into {plural(len(manifest.physical_parts), 'part')}, "
+                f"{format_bytes(sum(part.bytes for part in manifest.physical_parts))}"
+            )
         stdout.print(
             f"recovery point {format_utc(manifest.recovery_point)}: {manifest.point_in_time_note()}"
         )
@@ -176,7 +268,8 @@ def create_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_progress(request: SnapshotRequest) -> Manifest:
+def with_progress(create: Callable[[SnapshotProgress], Manifest]) -> Manifest:
+    """Run ``create`` with a progress bar per collection on the terminal."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -191,7 +284,7 @@ def _with_progress(request: SnapshotRequest) -> Manifest:
                 tasks[collection] = bar.add_task(collection, total=total)
             bar.update(tasks[collection], completed=done, total=max(total, done))
 
-        return create_snapshot(request, progress)
+        return create(progress)
 
 
 def golden_files(path: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from drconsole.engines.registry import adapters, engine_adapter
 from drconsole.errors import UsageError
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+def add_target_arguments(parser: argparse.ArgumentParser, *, url_required: bool = True) -> None:
     installed = adapters()
     parser.add_argument(
         "--engine",
@@ -26,7 +26,9 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     )
     examples = [adapter.url_example for adapter in installed.values() if adapter.url_example]
     parser.add_argument(
-        "--url", required=True, help=f"the database, e.g. {examples[0]}" if examples else None
+        "--url",
+        required=url_required,
+        help=f"the database, e.g. {examples[0]}" if examples else None,
     )
     parser.add_argument(
         "--token", metavar="REF", help="keyring:SERVICE/NAME or env:VAR of the API token"
@@ -42,6 +44,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The target the flags describe; a flag the chosen engine has no use for is refused."""
+    if not args.engine and not args.url:
+        raise UsageError("--engine or --url is required", "name the database's engine")
     adapter = engine_adapter(args.engine or _engine_of(args.url))
     own = {option.name for option in adapter.options}
     others = {

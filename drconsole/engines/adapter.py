@@ -19,6 +19,7 @@ from drconsole.retry import DEFAULT, RetryPolicy
 
 if TYPE_CHECKING:
     from drconsole.engines.base import Engine
+    from drconsole.engines.physical import PhysicalMethod
     from drconsole.model.schema import CollectionSchema
     from drconsole.sandbox import EngineServer
 
@@ -46,6 +47,9 @@ class Capability(StrEnum):
     """``consistent_read()``: every read of a snapshot sees one instant, which it names."""
     DEFERRED_INDEXES = "deferred_indexes"
     """``create_collection(indexes=False)`` then ``finish_load``: indexes built after the data."""
+    PHYSICAL_BACKUP = "physical_backup"
+    """Its data folder can be backed up as files and restored by unpacking them into a
+    stopped server's folder (``physical_entry``)."""
 
     def describe(self) -> str:
         return _CAPABILITY_WORDS[self]
@@ -67,6 +71,8 @@ _CAPABILITY_WORDS = {
     Capability.FREE_FIELDS: "fields of any kind in any record, without declaring them",
     Capability.CONSISTENT_READ: "snapshots read at one instant (a transaction), named exactly",
     Capability.DEFERRED_INDEXES: "indexes built after a restore's data is loaded",
+    Capability.PHYSICAL_BACKUP: "physical backups: its data folder packed as files, restored "
+    "by unpacking them into a stopped server's folder",
 }
 
 
@@ -112,6 +118,9 @@ class EngineAdapter:
     """The primary key types (``model.schema.KeyType``) the engine keeps as they are."""
     sandbox_entry: str | None = None
     """``module:class(folder) -> EngineServer``: a throwaway server for drills."""
+    physical_entry: str | None = None
+    """``module:object``: its ``physical.PhysicalMethod`` (how its files are taken, checked
+    and served), for engines with ``physical_backup``."""
     classify_entry: str | None = None
     """``module:function(error) -> ErrorKind``."""
     retry: RetryPolicy = DEFAULT
@@ -203,6 +212,15 @@ class EngineAdapter:
                 "(`drconsole engines` lists them)",
             )
         return self._load(self.sandbox_entry)(folder)
+
+    def physical(self) -> PhysicalMethod:
+        if self.physical_entry is None:
+            raise UsageError(
+                f"the {self.title} engine has no physical backups",
+                "take a logical snapshot (drop --physical); `drconsole engines` lists the "
+                "engines that have them",
+            )
+        return self._load(self.physical_entry)
 
     def classify(self, error: BaseException) -> ErrorKind:
         if self.classify_entry is None:

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker
 
 from drconsole.catalog.catalog import CatalogView, ChainNode
-from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.manifest import KIND_LETTERS, Manifest
 from drconsole.catalog.source import describe_source
 from drconsole.catalog.verifications import Verification, keep_verification, last_verifications
 from drconsole.catalog.verify import Depth, VerifyResult, verify
@@ -184,7 +184,7 @@ class CatalogScreen(ConsoleScreen):
             label = Text("✓ ", style="green")
         else:
             label = Text("· ", style="dim")
-        label.append("  " * indent + f"{'F' if manifest.kind == 'full' else 'I'} {manifest.id}  ")
+        label.append("  " * indent + f"{KIND_LETTERS[manifest.kind]} {manifest.id}  ")
         label.append(f"age {format_duration(age)}")
         if rpo is not None and age > rpo:
             label.append(" over RPO", style="red")

@@ -18,11 +18,18 @@ ADAPTER = EngineAdapter(
         TargetOption("database", "Chroma database", default=DEFAULT_DATABASE),
     ),
     capabilities=frozenset(
-        {Capability.RENAME, Capability.DOCUMENTS, Capability.URIS, Capability.FREE_FIELDS}
+        {
+            Capability.RENAME,
+            Capability.DOCUMENTS,
+            Capability.URIS,
+            Capability.FREE_FIELDS,
+            Capability.PHYSICAL_BACKUP,
+        }
     ),
     filter_operators=OPERATORS,
     distances={"cosine": "cosine", "l2": "l2", "ip": "ip"},
     sandbox_entry="drconsole.engines.chroma.server:ChromaServer",
+    physical_entry="drconsole.engines.chroma.physical:DATA_FOLDER",
     classify_entry="drconsole.engines.chroma.engine:classify",
     tested_against="Chroma 1.5 (`chroma run`, a real server in the test suite)",
     url_example="http://chroma.internal:8000",
