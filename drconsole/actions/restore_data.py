@@ -28,6 +28,7 @@ from drconsole.actions.base import (
 )
 from drconsole.actions.finish_load import FinishedLoad, finish_load
 from drconsole.actions.lease import check_leases
+from drconsole.actions.restore_physical import files_restore, restore_files
 from drconsole.actions.restore_schema import schema_mismatch
 from drconsole.actions.sources import (
     open_catalog,
@@ -104,6 +105,8 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     in_flight = int(context.params.get("in_flight", 2))
     store, view = open_catalog(context)
     chain = selected_chain(context, store, view)
+    if way := files_restore(context, chain[-1]):
+        return restore_files(context, progress, store, chain, way)
     plan = RestorePlan(store, chain)
     order = restore_order(context, chain[-1])
     engine = open_target(context)

@@ -28,6 +28,7 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.lease import release_leases, take_leases
+from drconsole.actions.restore_physical import files_restore
 from drconsole.actions.sources import (
     open_catalog,
     open_target,
@@ -38,6 +39,7 @@ from drconsole.actions.sources import (
 from drconsole.engines.adapter import Capability, EngineAdapter
 from drconsole.engines.base import CollectionInfo, Engine
 from drconsole.engines.placed import PlacedEngine
+from drconsole.errors import DrconsoleError
 from drconsole.model.schema import CollectionSchema
 
 
@@ -50,6 +52,19 @@ def run_restore_schema(context: ActionContext, progress: ProgressCallback) -> Ou
     on_exists = context.params.get("on_exists", "fail")
     store, view = open_catalog(context)
     manifest = selected_chain(context, store, view)[-1]
+    if files_restore(context, manifest):
+        if context.params.get("into") == "staging":
+            raise DrconsoleError(
+                "a physical restore replaces the whole data folder; it cannot go into staging",
+                "drop `into: staging` from this step, or prefer logical restores",
+            )
+        return Outcome(
+            SUCCEEDED,
+            f"nothing to create: physical snapshot {manifest.id} brings its collections and "
+            "their schemas with its files (the data step unpacks them; the counts gate "
+            "compares them with the snapshot)",
+            {"physical": True},
+        )
     order = restore_order(context, manifest)
     placement = (
         {name: staging_name(name, context.run_id) for name in order}

@@ -10,6 +10,8 @@ over are listed with the reason in the result (and the record).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from drconsole.actions.base import (
     FAILED,
     SUCCEEDED,
@@ -21,7 +23,8 @@ from drconsole.actions.base import (
     ResultTable,
 )
 from drconsole.actions.sources import open_catalog, runbook_source
-from drconsole.catalog.select import select_recovery_point
+from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.select import Selection, select_recovery_point
 from drconsole.catalog.source import describe_source
 from drconsole.catalog.verify import Depth
 from drconsole.errors import IntegrityError
@@ -59,17 +62,31 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
                 f"not of this runbook's source ({source.describe()})",
                 "choose a snapshot of this runbook's source",
             )
-        selection = select_recovery_point(
-            view,
-            store,
-            depth,
-            at_or_before=at_or_before,
-            snapshot_id=wanted,
-            where=source.accepts,
-            allow_unsigned=bool(context.runbook.catalog.get("allow_unsigned")),
-            progress=hashed,
-            cancel=context.cancel,
-        )
+
+        def select(where: Callable[[Manifest], bool]) -> Selection:
+            return select_recovery_point(
+                view,
+                store,
+                depth,
+                at_or_before=at_or_before,
+                snapshot_id=wanted,
+                where=where,
+                allow_unsigned=bool(context.runbook.catalog.get("allow_unsigned")),
+                progress=hashed,
+                cancel=context.cancel,
+            )
+
+        no_physical = None
+        if context.runbook.prefer == "physical" and not wanted:
+            try:
+                selection = select(
+                    lambda manifest: source.accepts(manifest) and manifest.is_physical
+                )
+            except IntegrityError as error:
+                no_physical = error.message
+                selection = select(source.accepts)
+        else:
+            selection = select(source.accepts)
     except IntegrityError as error:
         return Outcome(FAILED, error.message, {"hint": error.hint})
     for skipped in selection.skipped:
@@ -124,10 +141,15 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
     else:
         impact_note = f"; AFTER the impact start {format_utc(impact)}, because: {after_impact}"
     point = format_utc(selection.manifest.recovery_point)
+    preferred = (
+        f"; the runbook prefers physical backups, but there is NO restorable one ({no_physical})"
+        if no_physical
+        else ""
+    )
     return Outcome(
         SUCCEEDED,
-        f"selected {selection.manifest.id}, recovery point {point}, "
-        f"age {format_duration(age)}{verdict}{unsigned}{impact_note}{fallback}",
+        f"selected {selection.manifest.kind} snapshot {selection.manifest.id}, recovery point "
+        f"{point}, age {format_duration(age)}{verdict}{unsigned}{impact_note}{fallback}{preferred}",
         {
             "snapshot_id": selection.manifest.id,
             "chain": [m.id for m in selection.chain],
@@ -139,6 +161,8 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
             "source": describe_source(selection.manifest.source),
             "point_in_time": selection.manifest.point_in_time_note(),
             "age_s": round(age, 3),
+            "kind": selection.manifest.kind,
+            "no_physical": no_physical,
         },
         [table],
     )

@@ -43,12 +43,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         help="back up the database's files (--data-dir) instead of reading its records",
     )
     create.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="with --physical: a stopped server's data folder, or a frozen copy of it",
-    )
-    create.add_argument(
         "--scratch",
         type=Path,
         metavar="DIR",
@@ -133,7 +127,7 @@ def create_command(args: argparse.Namespace) -> int:
         raise UsageError("--object-lock-days must be more than 0")
     if args.physical:
         return report(args, _physical(args, checkpoint, collections))
-    if args.data_dir or args.scratch:
+    if getattr(args, "data_dir", None) or args.scratch:
         raise UsageError("--data-dir and --scratch go with --physical")
     if not collections:
         raise UsageError("--collections names no collection")
@@ -172,24 +166,29 @@ def _physical(
     args: argparse.Namespace, checkpoint: dict[str, str], collections: list[str]
 ) -> tuple[Manifest, ObjectStore]:
     """``--physical``: the data folder packed, described from a server started on it."""
-    if args.data_dir is None:
-        raise UsageError("--physical needs --data-dir", "give the stopped server's data folder")
+    target = target_from_args(args)
+    data_dir = Path(target["data_dir"]) if target.get("data_dir") else None
+    if data_dir is None:
+        raise UsageError(
+            "--physical needs --data-dir", "give the stopped server's data folder, or a frozen copy"
+        )
     if args.incremental or args.parent or args.quiesce or args.unquiesce:
         raise UsageError(
             "--incremental, --parent, --quiesce and --unquiesce do not go with --physical",
             "a physical backup copies a stopped server's whole folder",
         )
-    if not args.data_dir.is_dir():
-        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
-    target = target_from_args(args)
+    if not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a folder")
     adapter = engine_adapter(target["engine"])
     store = _catalog_store(args)
     request = PhysicalRequest(
         engine=adapter.name,
-        data_dir=args.data_dir,
+        data_dir=data_dir,
         store=store,
         name=args.name or snapshot_name(target),
-        namespace={option.name: target.get(option.name) for option in adapter.options},
+        namespace={
+            option.name: target.get(option.name) for option in adapter.options if option.namespace
+        },
         collections=collections,
         source_url=args.url,
         ingest_checkpoint=checkpoint,

@@ -39,7 +39,7 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, url_required: bool 
             default = f" (default: {option.default})" if option.default else ""
             helps.setdefault(option.name, []).append(f"{adapter.name}: {option.help}{default}")
     for name, lines in helps.items():
-        parser.add_argument(f"--{name}", help="; ".join(lines))
+        parser.add_argument(_flag(name), dest=name, help="; ".join(lines))
 
 
 def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,11 +55,11 @@ def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if option.name not in own and getattr(args, option.name, None) is not None
     }
     if others:
-        flags = ", ".join(f"--{name}" for name in sorted(others))
+        flags = ", ".join(_flag(name) for name in sorted(others))
         verb = "does" if len(others) == 1 else "do"
         raise UsageError(
             f"{flags} {verb} not apply to the {adapter.name} engine",
-            f"its options: {', '.join(f'--{name}' for name in sorted(own)) or 'none'}",
+            f"its options: {', '.join(_flag(name) for name in sorted(own)) or 'none'}",
         )
     return {
         "engine": adapter.name,
@@ -67,6 +67,11 @@ def target_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "token": args.token,
         **{name: getattr(args, name) for name in own},
     }
+
+
+def _flag(option: str) -> str:
+    """``--data-dir`` for the option ``data_dir``."""
+    return "--" + option.replace("_", "-")
 
 
 def _engine_of(url: str) -> str:

@@ -184,6 +184,13 @@ def _step_finished(state: RunState, event: Event) -> None:
     step.continued = bool(event.data.get("continued", False))
     if step.status == "succeeded" and isinstance(step.details.get("placement"), dict):
         state.placement = dict(step.details["placement"])
+    if step.status == "succeeded" and isinstance(step.details.get("target"), dict):
+        moved = {
+            k: step.details["target"][k]
+            for k in ("url", "sandbox_pid")
+            if k in step.details["target"]
+        }
+        state.facts["target"] = {**(state.facts.get("target") or {}), **moved}
     if isinstance(step.details.get("leases"), list):
         state.leases = sorted(set(state.leases) | {str(name) for name in step.details["leases"]})
 

@@ -42,8 +42,10 @@ TOP_KEYS = (
     "permissions",
     "golden",
     "filters",
+    "prefer",
     "steps",
 )
+PREFER = ("logical", "physical")
 RUNBOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SANDBOX_CATALOGS = ("s3",)
 CATALOG_KEYS = (
@@ -119,6 +121,9 @@ class _Reader:
         collections = self._collections(fields.get("collections"))
         permissions = self._permissions(fields.get("permissions"))
         golden = string(fields.get("golden"), "golden", self.problems)
+        prefer = string(fields.get("prefer"), "prefer", self.problems) or "logical"
+        if prefer not in PREFER:
+            self.problems.add(fields["prefer"], f"prefer must be one of {', '.join(PREFER)}")
         self.engine = adapters().get(target.get("engine") or "")
         filters = self._filters(fields.get("filters"))
         owner = string(fields.get("owner"), "owner", self.problems)
@@ -143,6 +148,7 @@ class _Reader:
             golden=golden,
             filters=tuple(filters),
             steps=tuple(steps),
+            prefer=prefer,
             extensions={k: v.plain() for k, v in fields.items() if k.startswith("x-")},
         )
 

@@ -76,6 +76,9 @@ class Runbook:
     filters: tuple[dict[str, Any], ...]
     steps: tuple[Step, ...]
     extensions: dict[str, Any] = field(default_factory=dict)
+    prefer: str = "logical"
+    """Which snapshots a restore prefers: ``physical`` restores the newest physical
+    backup by unpacking its files (into a sandbox, or a stopped target's ``data_dir``)."""
 
     def step(self, step_id: str) -> Step:
         return next(step for step in self.steps if step.id == step_id)

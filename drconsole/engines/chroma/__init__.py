@@ -16,6 +16,11 @@ ADAPTER = EngineAdapter(
     options=(
         TargetOption("tenant", "Chroma tenant", default=DEFAULT_TENANT),
         TargetOption("database", "Chroma database", default=DEFAULT_DATABASE),
+        TargetOption(
+            "data_dir",
+            "the server's data folder (physical backups and restores; the server stopped)",
+            namespace=False,
+        ),
     ),
     capabilities=frozenset(
         {
