@@ -32,6 +32,7 @@ from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.lock import lock_catalog
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.physical import (
+    PART_BYTES,
     PackedFolder,
     check_parts,
     folder_fingerprint,
@@ -74,6 +75,7 @@ class PhysicalRequest:
     key: CatalogKey | None = None
     part_rows: int = PART_ROWS
     workers: int = 2
+    part_bytes: int = PART_BYTES
     scratch: Path | None = None
     """Where the parts are unpacked to be read (the system's temporary folder if None)."""
 
@@ -98,6 +100,7 @@ def create_physical_snapshot(
             store_sink(request.store, snapshot_id),
             folder,
             workers=request.workers,
+            part_bytes=request.part_bytes,
             progress=(lambda done, total: progress(FILES, done, total)) if progress else None,
         )
         refuse_live_folder(folder, "back it up")
@@ -141,6 +144,7 @@ def create_physical_snapshot(
                 "method": method.method,
                 "engine": adapter.name,
                 "engine_version": source.get("server_version", ""),
+                "read_by": method.release(),
                 "written_by": written_by,
                 "files": packed.files,
                 "bytes": packed.bytes,

@@ -73,6 +73,7 @@ def restore_files(
     parts = [(manifest.id, part) for manifest in chain for part in manifest.physical_parts]
     checkpoint = dict(context.last_checkpoint or {})
     unpacked = set(checkpoint.get("unpacked", []))
+    resumed = len(unpacked)
     total = sum(part.bytes for _, part in parts)
     progress(Progress(0, total, "bytes", f"checking {plural(len(parts), 'part')}"))
     check_parts(
@@ -118,10 +119,12 @@ def restore_files(
         "files": manifest.physical.get("files"),
         "bytes": manifest.physical.get("bytes"),
         "engine_version": manifest.physical.get("engine_version"),
+        "resumed_after_parts": resumed,
     }
     what = (
         f"unpacked {plural(int(manifest.physical.get('files') or 0), 'file')} "
         f"({format_bytes(int(manifest.physical.get('bytes') or 0))}) of {manifest.id}"
+        + (f" (resumed after {plural(resumed, 'part')} of {len(parts)})" if resumed else "")
     )
     if way == SANDBOX:
         shutil.rmtree(aside, ignore_errors=True)

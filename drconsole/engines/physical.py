@@ -18,6 +18,11 @@ class PhysicalMethod(Protocol):
         """What the folder says about the engine version that wrote it."""
         ...
 
+    def release(self) -> str:
+        """The engine release drconsole starts on backed-up files (``chromadb 1.5.9``):
+        the backup is read, and a sandbox restore served, by it."""
+        ...
+
     def server(self, workdir: Path) -> EngineServer:
         """A throwaway server whose data folder is ``workdir/data`` (``data_dir``)."""
         ...

@@ -4,6 +4,7 @@ index files per collection segment), copied while no server uses it."""
 from __future__ import annotations
 
 import sqlite3
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ class ChromaDataFolder:
         except sqlite3.Error as error:
             return {"migrations": None, "note": f"{SQLITE} cannot be read ({error})"}
         return {"migrations": {str(part): int(version) for part, version in rows}}
+
+    def release(self) -> str:
+        try:
+            return f"chromadb {version('chromadb')}"
+        except PackageNotFoundError:
+            return "chromadb (version unknown)"
 
     def server(self, workdir: Path) -> EngineServer:
         return ChromaServer(workdir)
