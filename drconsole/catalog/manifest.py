@@ -17,6 +17,7 @@ from typing import Any
 from drconsole.catalog.layout import KNOWN_FILES
 from drconsole.errors import IntegrityError
 from drconsole.model.schema import CollectionSchema, SchemaError, legacy_schema, parse_schema
+from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration, format_utc, parse_utc
 from drconsole.wording import plural
 
@@ -146,6 +147,20 @@ class Manifest:
     @property
     def size(self) -> int:
         return sum(entry.bytes for entry in self.all_files)
+
+    def physical_note(self) -> str | None:
+        """``data-folder of chroma: 11 files (8.0 MiB) in 1 part, read by chromadb 1.5.9``
+        for a physical snapshot; None for a logical one."""
+        if not self.is_physical:
+            return None
+        section = self.physical
+        return (
+            f"{section.get('method')} of {section.get('engine')}: "
+            f"{plural(int(section.get('files') or 0), 'file')} "
+            f"({format_bytes(int(section.get('bytes') or 0))}) in "
+            f"{plural(len(self.physical_parts), 'part')}"
+            + (f", read by {section['read_by']}" if section.get("read_by") else "")
+        )
 
     def point_in_time_note(self) -> str:
         """What the recovery point means, for people: ``fuzzy over 42s, 600 changes seen``,

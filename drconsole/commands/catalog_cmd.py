@@ -325,6 +325,8 @@ def show_command(args: argparse.Namespace) -> int:
         f"recovery point {format_utc(manifest.recovery_point)}"
     )
     stdout.print(f"point in time: {escape(manifest.point_in_time_note())}")
+    if physical := manifest.physical_note():
+        stdout.print(f"physical: {escape(physical)}")
     _, why = view.authenticity.get(manifest.id, (UNSIGNED, "not signed"))
     stdout.print(f"authenticity: {escape(why)}")
     stdout.print(

@@ -207,6 +207,8 @@ class CatalogScreen(ConsoleScreen):
         text.append(f"{manifest.id}\n", style="bold")
         text.append(f"{manifest.kind}, recovery point {format_utc(manifest.recovery_point)}\n")
         text.append(f"point in time  {manifest.point_in_time_note()}\n")
+        if physical := manifest.physical_note():
+            text.append(f"physical       {physical}\n")
         _, why = self.view.authenticity.get(manifest.id, ("unsigned", "not signed"))
         refusal = self._refusal(manifest)
         text.append(f"authenticity   {why}\n", style="red" if refusal else "")

@@ -172,6 +172,10 @@ def test_a_drill_restores_the_data_folder_and_every_gate_passes_exactly(
     assert golden["status"] == "succeeded" and "recall@k 1.000" in golden["summary"]
     listed = run_cli("catalog", "list", str(catalog_copy), "--json")
     assert json.loads(listed.stdout)["snapshots"][0]["kind"] == "physical", listed.stdout
+    shown = run_cli("catalog", "show", str(catalog_copy), verify["details"]["snapshot_id"])
+    assert "physical: data-folder of chroma: " in shown.stdout, shown.stdout
+    assert "read by chromadb 1." in shown.stdout
+    assert "files as of their newest change" in shown.stdout
 
 
 def test_the_logical_copy_restores_record_by_record_when_preferred(
