@@ -1,16 +1,19 @@
-"""The data step of a physical snapshot: its files unpacked into a server's data folder.
+"""The data step of a physical snapshot: its chain's files made into a server's data folder.
 
 Every part of the chain is checked against its digest before anything is touched (a
-tampered or truncated part stops the step with the target as it was). Then:
+tampered or truncated part stops the step with the target as it was). Each snapshot's
+parts are unpacked into a folder of their own beside the data folder, checked by the
+engine's own tool where it has one (``pg_verifybackup``) and combined
+(``pg_combinebackup`` for a base backup and its incrementals). Then:
 
-- **sandbox** (a drill): drconsole's throwaway server is stopped, the parts are
-  unpacked beside its folder, the folder is replaced and the server started again on
-  the restored files; its new address goes into the run's target for the gates.
+- **sandbox** (a drill): drconsole's throwaway server is stopped, its folder replaced by
+  the restored one and the server started again on it; its new address goes into the
+  run's target for the gates.
 - **data_dir** (an incident): the target's data folder, with its server stopped (a
-  process using it is refused, named), gets the parts unpacked beside it, then the two
-  are swapped by renames: the old folder is kept aside, named in the result, until the
-  operator has confirmed the restore. Starting the server is the runbook's next step
-  (a ``command`` step, or a person).
+  process using it is refused, named), is swapped with the restored one by renames; the
+  old folder is kept aside, named in the result, until the operator has confirmed the
+  restore. The restored files get the old folder's owner. Starting the server is the
+  runbook's next step (a ``command`` step, or a person).
 
 The checkpoint names the parts unpacked and whether the swap happened, so a run killed
 during the unpack continues with the parts it had not finished.
@@ -20,17 +23,15 @@ from __future__ import annotations
 
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from drconsole.actions.base import SUCCEEDED, ActionContext, Outcome, Progress, ProgressCallback
-from drconsole.actions.physical_snapshot import refuse_live_folder
+from drconsole.actions.physical_files import combine, refuse_live_folder, unpack_chain
 from drconsole.actions.sources import target_adapter
 from drconsole.catalog.manifest import FileEntry, Manifest
-from drconsole.catalog.physical import check_parts, unpack_part
+from drconsole.catalog.physical import check_parts
 from drconsole.catalog.store import ObjectStore
-from drconsole.errors import DrconsoleError
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration
 from drconsole.wording import plural
@@ -63,22 +64,17 @@ def restore_files(
     chain: list[Manifest],
     way: str,
 ) -> Outcome:
-    if len(chain) != 1:
-        raise DrconsoleError(
-            f"{chain[-1].id} is a chain of {len(chain)} physical snapshots; combining "
-            "chains is not supported for this engine",
-            "restore its base, or prefer logical restores",
-        )
     started = time.monotonic()
-    parts = [(manifest.id, part) for manifest in chain for part in manifest.physical_parts]
+    parts = [[(manifest.id, part) for part in manifest.physical_parts] for manifest in chain]
+    flat = [item for items in parts for item in items]
     checkpoint = dict(context.last_checkpoint or {})
     unpacked = set(checkpoint.get("unpacked", []))
     resumed = len(unpacked)
-    total = sum(part.bytes for _, part in parts)
-    progress(Progress(0, total, "bytes", f"checking {plural(len(parts), 'part')}"))
+    total = sum(part.bytes for _, part in flat)
+    progress(Progress(0, total, "bytes", f"checking {plural(len(flat), 'part')}"))
     check_parts(
         store,
-        parts,
+        flat,
         progress=lambda done, all_bytes: progress(
             Progress(done, all_bytes, "bytes", "checking the parts before unpacking")
         ),
@@ -86,12 +82,13 @@ def restore_files(
     adapter = target_adapter(context)
     method = adapter.physical()
     suffix = context.run_id.rsplit("-", 1)[-1]
+    workdir: Path | None = None
     if way == SANDBOX:
-        folder = Path(context.target["sandbox_dir"])
         from drconsole.sandbox import stop_pid
 
-        stop_pid(int(context.target.get("sandbox_pid") or 0), folder)
-        data_dir = method.server(folder).data_dir
+        workdir = Path(context.target["sandbox_dir"])
+        stop_pid(int(context.target.get("sandbox_pid") or 0), workdir)
+        data_dir = method.data_folder(workdir)
     else:
         data_dir = Path(context.target["data_dir"]).resolve()
         if not checkpoint.get("swapped"):
@@ -99,10 +96,37 @@ def restore_files(
     staging = data_dir.with_name(f"{data_dir.name}.restoring-{suffix}")
     aside = data_dir.with_name(f"{data_dir.name}.before-{suffix}")
     if not checkpoint.get("swapped"):
-        _unpack(context, progress, store, parts, staging, unpacked=unpacked)
+        done = [sum(flat[number][1].bytes for number in unpacked)]
+
+        def unpacked_one(number: int, part: FileEntry) -> None:
+            done[0] += part.bytes
+            progress(
+                Progress(
+                    done[0],
+                    total,
+                    "bytes",
+                    f"unpacked {part.path} ({len(unpacked)}/{len(flat)})",
+                    checkpoint={"unpacked": sorted(unpacked), "swapped": False},
+                )
+            )
+
+        folders = unpack_chain(
+            store,
+            parts,
+            staging / "unpacked",
+            done=unpacked,
+            workers=UNPACK_WORKERS,
+            unpacked=unpacked_one,
+            cancelled=context.cancel.is_set,
+        )
+        progress(Progress(total, total, "bytes", f"combining {plural(len(chain), 'snapshot')}"))
+        combine(method, folders, staging / "restored")
+        owner = _owner(data_dir) if way == DATA_DIR else None
+        method.adopt(staging / "restored", workdir, owner)
         if data_dir.exists():
             data_dir.rename(aside)
-        staging.rename(data_dir)
+        (staging / "restored").rename(data_dir)
+        shutil.rmtree(staging, ignore_errors=True)
         progress(
             Progress(
                 total,
@@ -112,7 +136,25 @@ def restore_files(
                 checkpoint={"unpacked": sorted(unpacked), "swapped": True},
             )
         )
+    return _outcome(
+        context, chain, way, data_dir=data_dir, aside=aside, resumed=resumed, started=started
+    )
+
+
+def _outcome(
+    context: ActionContext,
+    chain: list[Manifest],
+    way: str,
+    *,
+    data_dir: Path,
+    aside: Path,
+    resumed: int,
+    started: float,
+) -> Outcome:
+    adapter = target_adapter(context)
+    method = adapter.physical()
     manifest = chain[-1]
+    parts = sum(len(item.physical_parts) for item in chain)
     details: dict[str, Any] = {
         "physical": True,
         "chain": [item.id for item in chain],
@@ -121,75 +163,48 @@ def restore_files(
         "engine_version": manifest.physical.get("engine_version"),
         "resumed_after_parts": resumed,
     }
+    combined = f", combining {plural(len(chain), 'snapshot')}" if len(chain) > 1 else ""
     what = (
         f"unpacked {plural(int(manifest.physical.get('files') or 0), 'file')} "
-        f"({format_bytes(int(manifest.physical.get('bytes') or 0))}) of {manifest.id}"
-        + (f" (resumed after {plural(resumed, 'part')} of {len(parts)})" if resumed else "")
+        f"({format_bytes(int(manifest.physical.get('bytes') or 0))}) of {manifest.id}{combined}"
+        + (f" (resumed after {plural(resumed, 'part')} of {parts})" if resumed else "")
     )
     if way == SANDBOX:
-        shutil.rmtree(aside, ignore_errors=True)
         from drconsole.sandbox import start_server
 
-        server = start_server(lambda: method.server(folder))
+        shutil.rmtree(aside, ignore_errors=True)
+        workdir = Path(context.target["sandbox_dir"])
+        server = start_server(lambda: method.server(workdir))
         details["target"] = {"url": server.url, "sandbox_pid": server.pid}
-        summary = (
+        return Outcome(
+            SUCCEEDED,
             f"{what} into the sandbox and started its server on them "
-            f"in {format_duration(time.monotonic() - started)}"
+            f"in {format_duration(time.monotonic() - started)}",
+            details,
         )
-    else:
-        details["kept_aside"] = str(aside) if aside.exists() else None
-        details["to_do"] = [
-            f"start the {adapter.title} server on {data_dir} "
-            f"({manifest.physical.get('engine_version') or 'the same version'} or newer)"
-        ] + (
-            [f"delete {aside} once the restore is confirmed (the folder it replaced)"]
-            if aside.exists()
-            else []
+    kept = aside.exists()
+    details["kept_aside"] = str(aside) if kept else None
+    details["to_do"] = [
+        f"start the {adapter.title} server on {data_dir} "
+        f"({manifest.physical.get('read_by') or 'the same release'} or a newer one)"
+    ] + ([f"delete {aside} once the restore is confirmed (the folder it replaced)"] if kept else [])
+    return Outcome(
+        SUCCEEDED,
+        f"{what} into {data_dir} in {format_duration(time.monotonic() - started)}; "
+        + (
+            f"the folder it replaced is kept at {aside} until you confirm"
+            if kept
+            else "there was no folder to replace"
         )
-        summary = (
-            f"{what} into {data_dir} in {format_duration(time.monotonic() - started)}; "
-            + (
-                f"the folder it replaced is kept at {aside} until you confirm"
-                if aside.exists()
-                else "there was no folder to replace"
-            )
-            + f"; to do: start the server on {data_dir}"
-        )
-    return Outcome(SUCCEEDED, summary, details)
+        + f"; to do: start the server on {data_dir}",
+        details,
+    )
 
 
-def _unpack(
-    context: ActionContext,
-    progress: ProgressCallback,
-    store: ObjectStore,
-    parts: list[tuple[str, FileEntry]],
-    staging: Path,
-    *,
-    unpacked: set[int],
-) -> None:
-    """Unpack the parts not yet unpacked, a checkpoint after each one."""
-    staging.mkdir(parents=True, exist_ok=True)
-    total = sum(part.bytes for _, part in parts)
-    done = [sum(parts[number][1].bytes for number in unpacked)]
-
-    def unpack(number: int) -> int:
-        if context.cancel.is_set():
-            raise DrconsoleError("restore cancelled during the unpack; run it again to continue")
-        snapshot_id, part = parts[number]
-        unpack_part(store, snapshot_id, part, staging)
-        return number
-
-    waiting = [number for number in range(len(parts)) if number not in unpacked]
-    with ThreadPoolExecutor(max_workers=UNPACK_WORKERS, thread_name_prefix="unpack") as pool:
-        for number in pool.map(unpack, waiting):
-            unpacked.add(number)
-            done[0] += parts[number][1].bytes
-            progress(
-                Progress(
-                    done[0],
-                    total,
-                    "bytes",
-                    f"unpacked {parts[number][1].path} ({len(unpacked)}/{len(parts)})",
-                    checkpoint={"unpacked": sorted(unpacked), "swapped": False},
-                )
-            )
+def _owner(folder: Path) -> tuple[int, int] | None:
+    """The owner the restored files must have: the folder's they replace."""
+    try:
+        status = folder.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_uid, status.st_gid

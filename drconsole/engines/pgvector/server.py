@@ -72,11 +72,13 @@ class PostgresServer(EngineServer):
             "listen_addresses=127.0.0.1",
             "-c",
             f"unix_socket_directories={self.cluster}",
+            "-c",
+            "summarize_wal=on",
         ]
         if not durable:  # tests: a crash loses the cluster, and nothing is waited for
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
         argv = [
-            *self._as_user(),
+            *self.as_user(),
             str(self.install / "bin" / "postgres"),
             "-D",
             str(self.cluster / "data"),
@@ -94,7 +96,7 @@ class PostgresServer(EngineServer):
         except FileNotFoundError:
             return None
 
-    def _new_password(self) -> str:
+    def new_password(self) -> str:
         """A new superuser password, kept in a file only we may read."""
         password = secrets.token_urlsafe(24)
         with os.fdopen(open_private(self.password_file, append=False), "w") as out:
@@ -122,7 +124,7 @@ class PostgresServer(EngineServer):
                 self.data_dir.symlink_to(self.cluster / "data")
         _remove_stale_lock(self.cluster / "data" / "postmaster.pid")
         if not (self.cluster / "data" / "PG_VERSION").is_file():
-            self.password = self._new_password()
+            self.password = self.new_password()
             self._initdb()
         elif self.password is None:
             raise SandboxError(
@@ -139,7 +141,7 @@ class PostgresServer(EngineServer):
         try:
             done = subprocess.run(
                 [
-                    *self._as_user(),
+                    *self.as_user(),
                     str(self.install / "bin" / "initdb"),
                     "-D",
                     str(self.cluster / "data"),
@@ -163,7 +165,7 @@ class PostgresServer(EngineServer):
             tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
             raise SandboxError(f"initdb failed: {tail}", f"see {self.workdir}")
 
-    def _as_user(self) -> list[str]:
+    def as_user(self) -> list[str]:
         """``setpriv`` to the unprivileged user when we are root; nothing otherwise."""
         if self.user is None:
             return []

@@ -1,0 +1,105 @@
+"""A physical chain's files made into one data folder a server can start on: each
+snapshot's parts checked and unpacked into a folder of its own, checked by the engine's
+own tool where it has one, then combined (``PhysicalMethod.assemble``). Shared by the
+snapshot (which reads its backup back) and the restore.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from drconsole.catalog.manifest import FileEntry
+from drconsole.catalog.physical import check_parts, unpack_part
+from drconsole.catalog.store import ObjectStore
+from drconsole.engines.physical import PhysicalMethod
+from drconsole.errors import DrconsoleError
+from drconsole.folder_users import folder_users
+
+ChainParts = list[list[tuple[str, FileEntry]]]
+"""Each snapshot of a chain (base first): its (snapshot id, part) pairs."""
+
+
+def refuse_live_folder(folder: Path, doing: str) -> int:
+    """Refuse a folder that a process uses, naming it and how that is known; returns how
+    many processes could not be checked (none when running as root)."""
+    found = folder_users(folder)
+    if found.users:
+        raise DrconsoleError(
+            f"{folder} is in use, so its files are not safe to {doing}: "
+            + "; ".join(user.describe() for user in found.users[:3])
+            + " (seen in /proc)",
+            "stop the server first, or back up a frozen copy of the folder "
+            "(a filesystem or volume snapshot mounted elsewhere)",
+        )
+    return found.unreadable
+
+
+def unpack_chain(
+    store: ObjectStore,
+    parts: ChainParts,
+    folder: Path,
+    *,
+    done: set[int] | None = None,
+    workers: int = 2,
+    unpacked: Callable[[int, FileEntry], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> list[Path]:
+    """Unpack every part not in ``done`` (numbered across the chain) into ``folder/K``
+    for the K-th snapshot, calling ``unpacked`` after each; returns the K folders."""
+    done = set() if done is None else done
+    numbered = [
+        (number, position, snapshot_id, part)
+        for number, (position, snapshot_id, part) in enumerate(
+            (position, snapshot_id, part)
+            for position, items in enumerate(parts)
+            for snapshot_id, part in items
+        )
+    ]
+    folders = [folder / str(position) for position in range(len(parts))]
+    for path in folders:
+        path.mkdir(parents=True, exist_ok=True)
+
+    def unpack(item: tuple[int, int, str, FileEntry]) -> tuple[int, FileEntry]:
+        number, position, snapshot_id, part = item
+        if cancelled():
+            raise DrconsoleError("cancelled during the unpack; run the step again to continue")
+        unpack_part(store, snapshot_id, part, folders[position])
+        return number, part
+
+    waiting = [item for item in numbered if item[0] not in done]
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="unpack") as pool:
+        for number, part in pool.map(unpack, waiting):
+            done.add(number)
+            if unpacked is not None:
+                unpacked(number, part)
+    return folders
+
+
+def assemble_chain(
+    store: ObjectStore,
+    method: PhysicalMethod,
+    parts: ChainParts,
+    scratch: Path,
+    output: Path,
+    *,
+    workers: int = 2,
+) -> None:
+    """Check, unpack and combine a chain into ``output`` in one go (no checkpoints)."""
+    check_parts(store, [item for items in parts for item in items], workers=workers)
+    folders = unpack_chain(store, parts, scratch, workers=workers)
+    combine(method, folders, output)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def combine(method: PhysicalMethod, folders: list[Path], output: Path) -> None:
+    """Each unpacked snapshot checked by the engine's tool, then the chain combined into
+    ``output`` (made again from the unpacked folders if an attempt left one)."""
+    for folder in folders:
+        method.check(folder)
+    if output.exists():
+        shutil.rmtree(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    method.assemble(folders, output)
