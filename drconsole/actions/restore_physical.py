@@ -158,15 +158,17 @@ def _outcome(
     details: dict[str, Any] = {
         "physical": True,
         "chain": [item.id for item in chain],
-        "files": manifest.physical.get("files"),
-        "bytes": manifest.physical.get("bytes"),
+        "files": sum(int(item.physical.get("files") or 0) for item in chain),
+        "bytes": sum(int(item.physical.get("bytes") or 0) for item in chain),
         "engine_version": manifest.physical.get("engine_version"),
         "resumed_after_parts": resumed,
     }
+    files = sum(int(item.physical.get("files") or 0) for item in chain)
+    size = sum(int(item.physical.get("bytes") or 0) for item in chain)
     combined = f", combining {plural(len(chain), 'snapshot')}" if len(chain) > 1 else ""
     what = (
-        f"unpacked {plural(int(manifest.physical.get('files') or 0), 'file')} "
-        f"({format_bytes(int(manifest.physical.get('bytes') or 0))}) of {manifest.id}{combined}"
+        f"unpacked {plural(files, 'file')} ({format_bytes(size)}) of "
+        f"{'the chain ending in ' if len(chain) > 1 else ''}{manifest.id}{combined}"
         + (f" (resumed after {plural(resumed, 'part')} of {parts})" if resumed else "")
     )
     if way == SANDBOX:
