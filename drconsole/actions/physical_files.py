@@ -7,16 +7,20 @@ snapshot (which reads its backup back) and the restore.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from drconsole.catalog.manifest import FileEntry
+from drconsole.catalog.manifest import FileEntry, Manifest
 from drconsole.catalog.physical import check_parts, unpack_part
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines.physical import PhysicalMethod
-from drconsole.errors import DrconsoleError
+from drconsole.engines.registry import engine_adapter
+from drconsole.errors import DrconsoleError, IntegrityError, UsageError
 from drconsole.folder_users import folder_users
+from drconsole.wording import plural
 
 ChainParts = list[list[tuple[str, FileEntry]]]
 """Each snapshot of a chain (base first): its (snapshot id, part) pairs."""
@@ -90,16 +94,75 @@ def assemble_chain(
     """Check, unpack and combine a chain into ``output`` in one go (no checkpoints)."""
     check_parts(store, [item for items in parts for item in items], workers=workers)
     folders = unpack_chain(store, parts, scratch, workers=workers)
-    combine(method, folders, output)
+    combine(method, folders, output, [items[0][0] for items in parts])
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def combine(method: PhysicalMethod, folders: list[Path], output: Path) -> None:
-    """Each unpacked snapshot checked by the engine's tool, then the chain combined into
-    ``output`` (made again from the unpacked folders if an attempt left one)."""
-    for folder in folders:
-        method.check(folder)
+def combine(
+    method: PhysicalMethod, folders: list[Path], output: Path, names: list[str] | None = None
+) -> None:
+    """Each unpacked snapshot (``names``: their ids) checked by the engine's tool, then
+    the chain combined into ``output`` (made again from the unpacked folders if an
+    attempt left one)."""
+    for number, folder in enumerate(folders):
+        try:
+            method.check(folder)
+        except IntegrityError as error:
+            which = names[number] if names else folder.name
+            raise IntegrityError(f"snapshot {which}: {error.message}", error.hint) from None
     if output.exists():
         shutil.rmtree(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     method.assemble(folders, output)
+
+
+@dataclass
+class ToolChecks:
+    """What the engines' own tools said of physical snapshots (``verify`` at depth full)."""
+
+    checked: dict[str, str] = field(default_factory=dict)
+    """Snapshot id -> the tool that found it intact."""
+    problems: dict[str, str] = field(default_factory=dict)
+    unchecked: dict[str, str] = field(default_factory=dict)
+    """Snapshot id -> why its engine's tool could not run (the engine is not installed)."""
+
+    def note(self) -> str:
+        tools = sorted(set(self.checked.values()))
+        parts = (
+            [f"{', '.join(tools)} passed on {plural(len(self.checked), 'snapshot')}"]
+            if tools
+            else []
+        )
+        parts += [
+            f"{item} NOT checked by its engine's tool: {why}"
+            for item, why in self.unchecked.items()
+        ]
+        return "; ".join(parts)
+
+
+def tool_checks(
+    store: ObjectStore, manifests: list[Manifest], scratch: Path | None = None
+) -> ToolChecks:
+    """Each physical snapshot's parts (already hashed) unpacked into a scratch folder and
+    checked by its engine's own tool, where it has one (pg_verifybackup)."""
+    found = ToolChecks()
+    for manifest in manifests:
+        if not manifest.is_physical:
+            continue
+        try:
+            method = engine_adapter(str(manifest.physical.get("engine"))).physical()
+        except UsageError as error:
+            found.unchecked[manifest.id] = error.message
+            continue
+        if method.check_tool is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="drconsole-check-", dir=scratch) as folder:
+            parts = [[(manifest.id, part) for part in manifest.physical_parts]]
+            unpacked = unpack_chain(store, parts, Path(folder))[0]
+            try:
+                method.check(unpacked)
+            except IntegrityError as error:
+                found.problems[manifest.id] = error.message
+                continue
+        found.checked[manifest.id] = method.check_tool
+    return found

@@ -120,7 +120,7 @@ def restore_files(
             cancelled=context.cancel.is_set,
         )
         progress(Progress(total, total, "bytes", f"combining {plural(len(chain), 'snapshot')}"))
-        combine(method, folders, staging / "restored")
+        combine(method, folders, staging / "restored", [item.id for item in chain])
         owner = _owner(data_dir) if way == DATA_DIR else None
         method.adopt(staging / "restored", workdir, owner)
         if data_dir.exists():

@@ -22,6 +22,7 @@ from drconsole.actions.base import (
     ProgressCallback,
     ResultTable,
 )
+from drconsole.actions.physical_files import ToolChecks, tool_checks
 from drconsole.actions.sources import open_catalog, runbook_source
 from drconsole.catalog.manifest import Manifest
 from drconsole.catalog.select import Selection, select_recovery_point
@@ -89,6 +90,13 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
             selection = select(source.accepts)
     except IntegrityError as error:
         return Outcome(FAILED, error.message, {"hint": error.hint})
+    tools = tool_checks(store, selection.chain) if depth.name == "full" else ToolChecks()
+    if tools.problems:
+        return Outcome(
+            FAILED,
+            "; ".join(f"{item}: {problem}" for item, problem in tools.problems.items()),
+            {"hint": "restore another snapshot (verify_chain with snapshot: ID)"},
+        )
     for skipped in selection.skipped:
         context.report_finding(
             Finding("chain_intact", False, skipped["snapshot_id"], "intact", skipped["reason"])
@@ -149,7 +157,8 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
     return Outcome(
         SUCCEEDED,
         f"selected {selection.manifest.kind} snapshot {selection.manifest.id}, recovery point "
-        f"{point}, age {format_duration(age)}{verdict}{unsigned}{impact_note}{fallback}{preferred}",
+        f"{point}, age {format_duration(age)}{verdict}{unsigned}{impact_note}{fallback}{preferred}"
+        + (f"; {tools.note()}" if tools.note() else ""),
         {
             "snapshot_id": selection.manifest.id,
             "chain": [m.id for m in selection.chain],
@@ -163,6 +172,7 @@ def run_verify_chain(context: ActionContext, progress: ProgressCallback) -> Outc
             "age_s": round(age, 3),
             "kind": selection.manifest.kind,
             "no_physical": no_physical,
+            "engine_checks": tools.checked,
         },
         [table],
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from drconsole.actions.physical_files import ToolChecks, tool_checks
 from drconsole.catalog.auth import FORGED, SIGNED, UNCHECKED, UNSIGNED, CatalogKey
 from drconsole.catalog.catalog import CatalogView, Finding, load_catalog, rebuild_index
 from drconsole.catalog.index import INDEX
@@ -409,25 +410,44 @@ def verify_command(args: argparse.Namespace) -> int:
     else:
         ids = [m.id for m in view.ordered()]
     result = verify(view, store, ids, depth, seed=args.seed)
+    tools = ToolChecks()
+    if depth.name == "full":
+        intact = {item for item in ids if not result.findings_for(item)}
+        tools = tool_checks(store, [view.snapshots[item] for item in ids if item in intact])
     not_kept = keep_verification(store, view, result, key, utc_now())
     if not_kept:
         stderr.print(f"warning: {escape(not_kept)}")
     invalid = [] if args.snapshot_id else sorted(view.invalid.items())
     if args.json:
-        print_json({**result.to_json(), "invalid": [{"id": i, "problem": p} for i, p in invalid]})
+        print_json(
+            {
+                **result.to_json(),
+                "invalid": [{"id": i, "problem": p} for i, p in invalid],
+                "engine_checks": {
+                    "passed": tools.checked,
+                    "problems": tools.problems,
+                    "not_checked": tools.unchecked,
+                },
+            }
+        )
     else:
         for finding in result.findings:
             stdout.print(f"{finding.snapshot_id}: {finding.kind}: {escape(finding.message)}")
         for snapshot_id, problem in invalid:
             stdout.print(f"{snapshot_id}: manifest_invalid: {escape(problem)}")
+        for snapshot_id, problem in tools.problems.items():
+            stdout.print(f"{snapshot_id}: engine_check: {escape(problem)}")
         seed = f", seed {result.seed}" if result.seed is not None else ""
-        verdict = "intact" if result.intact and not invalid else "PROBLEMS FOUND"
+        clean = result.intact and not invalid and not tools.problems
+        verdict = "intact" if clean else "PROBLEMS FOUND"
         stdout.print(
             f"{plural(len(ids), 'snapshot')} at depth {result.depth}{seed}: {verdict} "
             f"({result.files_checked} files, {format_bytes(result.bytes_hashed)} hashed)"
         )
+        if tools.note():
+            stdout.print(escape(tools.note()))
         stdout.print(_authenticity_summary(view, ids))
-    return 0 if result.intact and not invalid else EXIT_FINDINGS
+    return 0 if result.intact and not invalid and not tools.problems else EXIT_FINDINGS
 
 
 def _authenticity_summary(view: CatalogView, ids: list[str]) -> str:

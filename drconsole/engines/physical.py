@@ -22,6 +22,8 @@ class PhysicalMethod(Protocol):
     """Can take incrementals on an earlier physical snapshot."""
     manifest_name: str
     """The file an incremental needs of its parent (``backup_manifest``), if any."""
+    check_tool: str | None
+    """The engine's own tool that ``check`` runs (``pg_verifybackup``), if it has one."""
 
     def written_by(self, folder: Path) -> dict[str, Any]:
         """What the files say about the engine version that wrote them."""

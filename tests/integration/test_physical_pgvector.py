@@ -8,6 +8,7 @@ incident restores the stopped server's own cluster folder and keeps the old one 
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from drconsole.actions.physical_snapshot import PhysicalRequest, create_physical_snapshot
-from drconsole.catalog.layout import file_key
+from drconsole.catalog.layout import file_key, mac_key, manifest_key
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.physical import pack_folder, store_sink, unpack_part
 from drconsole.engines.pgvector.server import PostgresServer
 from drconsole.incident.record import read_record
 from drconsole.sandbox import start_server
@@ -276,3 +278,42 @@ def test_an_incident_restores_the_stopped_cluster_folder_and_keeps_the_old_one(
             assert connection.execute(ROWS).fetchall() == chain.rows
     finally:
         started.stop()
+
+
+def test_pg_verifybackup_catches_a_backup_whose_parts_match_their_digests(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """A base backup repacked with one data file changed and its manifest rewritten to
+    match (unsigned): every digest holds, yet pg_verifybackup, run by verify_chain and
+    `catalog verify` at depth full, finds the file against the backup's own manifest."""
+    folder = _copy(chain, tmp_path)
+    store = LocalStore(folder / "catalog")
+    base = chain.snapshots[0]
+    unpacked = tmp_path / "unpacked"
+    for part in base.physical_parts:
+        unpack_part(store, base.id, part, unpacked)
+    victim = max((unpacked / "base").rglob("*"), key=lambda path: path.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    for part in base.physical_parts:
+        (folder / "catalog" / file_key(base.id, part.path)).unlink()
+    packed = pack_folder(store_sink(store, base.id), unpacked)
+    manifest_path = folder / "catalog" / manifest_key(base.id)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["physical"]["parts"] = [part.to_json() for part in packed.parts]
+    manifest_path.write_text(json.dumps(manifest))
+    (folder / "catalog" / mac_key(base.id)).unlink()
+    shutil.rmtree(folder / "catalog" / "index", ignore_errors=True)
+    hashed = run_cli("catalog", "verify", str(folder / "catalog"), base.id, "--depth", "full")
+    assert hashed.returncode != 0, hashed.stdout
+    assert f"{base.id}: engine_check: pg_verifybackup" in hashed.stdout.replace("\n", " ")
+    runbook = _runbook(folder, "{sandbox: pgvector}", GATES)
+    runbook.write_text(
+        runbook.read_text().replace(f'key: "file:{KEY_FILE}"', "allow_unsigned: true")
+    )
+    code, events = _drill(folder, "--yes")
+    assert code == 1
+    verify = _finished(events, "verify")
+    assert verify["status"] == "failed" and "pg_verifybackup" in verify["summary"]
+    assert base.id in verify["summary"]

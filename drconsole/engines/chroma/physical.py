@@ -23,6 +23,7 @@ class ChromaDataFolder:
     from_server = False
     incremental = False
     manifest_name = ""
+    check_tool = None
 
     def written_by(self, folder: Path) -> dict[str, Any]:
         """The schema migrations the folder's database has applied, per part of Chroma

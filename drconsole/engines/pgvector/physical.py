@@ -46,6 +46,7 @@ class PgBaseBackup:
     from_server = True
     incremental = True
     manifest_name = MANIFEST
+    check_tool = "pg_verifybackup"
 
     def written_by(self, folder: Path) -> dict[str, Any]:
         """The PostgreSQL major version of the cluster and what its backup label says."""
@@ -123,7 +124,7 @@ class PgBaseBackup:
         done = _run([str(pg_install() / "bin" / "pg_verifybackup"), "--quiet", str(folder)], {})
         if done.returncode != 0:
             raise IntegrityError(
-                f"pg_verifybackup found the base backup in {folder} damaged: {_tail(done)}",
+                f"pg_verifybackup found the base backup damaged: {_tail(done)}",
                 "restore another snapshot",
             )
 
