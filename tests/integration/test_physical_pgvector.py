@@ -317,3 +317,24 @@ def test_pg_verifybackup_catches_a_backup_whose_parts_match_their_digests(
     verify = _finished(events, "verify")
     assert verify["status"] == "failed" and "pg_verifybackup" in verify["summary"]
     assert base.id in verify["summary"]
+
+
+def test_the_command_line_takes_a_base_backup_then_an_incremental_and_keeps_the_password_out(
+    chain: Chain, tmp_path: Path
+) -> None:
+    server = chain.server
+    take = (
+        *("snapshot", "create", "--physical", "--url", server.url),
+        *("--token", server.token_reference, "--catalog", str(tmp_path / "catalog")),
+    )
+    full = run_cli(*take)
+    assert full.returncode == 0, full.stderr
+    assert full.stdout.startswith("physical snapshot") and "files: " in full.stdout
+    incremental = run_cli(*take, "--incremental")
+    assert incremental.returncode == 0, incremental.stderr
+    assert incremental.stdout.startswith("physical-incremental snapshot")
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "catalog").rglob("*.json"))
+    assert server.password is not None and server.password.encode() not in stored
+    refused = run_cli(*take, "--data-dir", str(tmp_path))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "taken from the running server" in refused.stderr
