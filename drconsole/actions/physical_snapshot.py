@@ -31,6 +31,7 @@ from drconsole.actions.snapshot import (
     index_written,
     new_snapshot_id,
     require_collection,
+    select_parent,
     snapshot_collection,
 )
 from drconsole.catalog.auth import CatalogKey
@@ -44,15 +45,13 @@ from drconsole.catalog.physical import (
     read_member,
     store_sink,
 )
-from drconsole.catalog.select import select_recovery_point
 from drconsole.catalog.store import ObjectStore
-from drconsole.catalog.verify import Depth
 from drconsole.catalog.writer import PART_ROWS, SnapshotWriter
 from drconsole.engines.adapter import EngineAdapter
 from drconsole.engines.base import ScanWindow
 from drconsole.engines.physical import PhysicalMethod
 from drconsole.engines.registry import engine_adapter
-from drconsole.errors import DrconsoleError, IntegrityError, UsageError
+from drconsole.errors import DrconsoleError, UsageError
 from drconsole.secrets import resolve
 from drconsole.timefmt import format_utc, utc_now
 
@@ -239,20 +238,14 @@ def _parent_chain(request: PhysicalRequest, view: CatalogView) -> list[Manifest]
             and manifest.source.get("url") == request.url
         )
 
-    try:
-        selection = select_recovery_point(
-            view,
-            request.store,
-            Depth.parse("sizes"),
-            snapshot_id=request.parent_id,
-            where=same_source,
-            allow_unsigned=request.key is None,
-        )
-    except IntegrityError as error:
-        raise DrconsoleError(
-            f"no intact physical parent for an incremental: {error.message}",
-            "take a full physical snapshot first (drop --incremental), or name one with --parent",
-        ) from None
+    selection = select_parent(
+        request.store,
+        view,
+        request.parent_id,
+        same_source,
+        signed=request.key is not None,
+        what="physical snapshot",
+    )
     if not same_source(selection.manifest):
         raise DrconsoleError(
             f"snapshot {selection.manifest.id} is not a physical snapshot of {request.url}",

@@ -27,7 +27,7 @@ from drconsole.catalog.lock import CatalogLock, lock_catalog
 from drconsole.catalog.manifest import CollectionEntry, Manifest
 from drconsole.catalog.plan import id_hashes
 from drconsole.catalog.reader import SnapshotReader
-from drconsole.catalog.select import select_recovery_point
+from drconsole.catalog.select import Selection, select_recovery_point
 from drconsole.catalog.state import content_hashes
 from drconsole.catalog.store import ObjectStore
 from drconsole.catalog.verify import Depth
@@ -265,21 +265,36 @@ def _parent(request: SnapshotRequest, view: CatalogView, source: dict[str, Any])
             source["namespace"],
         )
 
+    return select_parent(
+        request.store, view, request.parent_id, same_source, signed=request.key is not None
+    ).manifest
+
+
+def select_parent(
+    store: ObjectStore,
+    view: CatalogView,
+    parent_id: str | None,
+    where: Callable[[Manifest], bool],
+    *,
+    signed: bool,
+    what: str = "snapshot",
+) -> Selection:
+    """What an incremental is taken on: the newest intact snapshot ``where`` accepts (or
+    the one named), checked at depth sizes."""
     try:
-        selection = select_recovery_point(
+        return select_recovery_point(
             view,
-            request.store,
+            store,
             Depth.parse("sizes"),
-            snapshot_id=request.parent_id,
-            where=same_source,
-            allow_unsigned=request.key is None,
+            snapshot_id=parent_id,
+            where=where,
+            allow_unsigned=not signed,
         )
     except IntegrityError as error:
         raise DrconsoleError(
-            f"no intact parent for an incremental snapshot: {error.message}",
-            "take a full snapshot first (drop --incremental), or name one with --parent",
+            f"no intact parent for an incremental {what}: {error.message}",
+            f"take a full {what} first (drop --incremental), or name one with --parent",
         ) from None
-    return selection.manifest
 
 
 def snapshot_collection(

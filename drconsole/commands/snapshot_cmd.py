@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -146,12 +147,7 @@ def create_command(args: argparse.Namespace) -> int:
         name=args.name or snapshot_name(target),
         incremental=args.incremental or bool(args.parent),
         parent_id=args.parent,
-        ingest_checkpoint=checkpoint,
-        embedding={"model": args.embedding_model, "version": args.embedding_version},
-        tenant_field=args.tenant_field,
-        acl_field=args.acl_field,
-        golden=golden_files(args.golden) if args.golden else [],
-        key=_catalog_key(args),
+        **_recorded(args, checkpoint),
         quiesce=hook_argv(args.quiesce, "--quiesce") if args.quiesce else None,
         unquiesce=hook_argv(args.unquiesce, "--unquiesce") if args.unquiesce else None,
     )
@@ -195,12 +191,7 @@ def _physical(
             option.name: target.get(option.name) for option in adapter.options if option.namespace
         },
         collections=collections,
-        ingest_checkpoint=checkpoint,
-        embedding={"model": args.embedding_model, "version": args.embedding_version},
-        tenant_field=args.tenant_field,
-        acl_field=args.acl_field,
-        golden=golden_files(args.golden) if args.golden else [],
-        key=_catalog_key(args),
+        **_recorded(args, checkpoint),
         scratch=args.scratch,
     )
     if args.json or not stderr.is_terminal:
@@ -223,8 +214,19 @@ def _catalog_store(args: argparse.Namespace) -> ObjectStore:
     return store
 
 
-def _catalog_key(args: argparse.Namespace) -> CatalogKey | None:
-    return CatalogKey.from_reference(args.catalog_key, create=True) if args.catalog_key else None
+def _recorded(args: argparse.Namespace, checkpoint: dict[str, str]) -> dict[str, Any]:
+    """What a snapshot of either kind records besides its data, and the key it is signed
+    with."""
+    return {
+        "ingest_checkpoint": checkpoint,
+        "embedding": {"model": args.embedding_model, "version": args.embedding_version},
+        "tenant_field": args.tenant_field,
+        "acl_field": args.acl_field,
+        "golden": golden_files(args.golden) if args.golden else [],
+        "key": (
+            CatalogKey.from_reference(args.catalog_key, create=True) if args.catalog_key else None
+        ),
+    }
 
 
 def report(args: argparse.Namespace, written: tuple[Manifest, ObjectStore]) -> int:

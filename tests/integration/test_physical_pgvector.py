@@ -89,14 +89,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     folder = tmp_path_factory.mktemp("chain")
     (folder / "catalog").mkdir()
     server = start_server(lambda: PostgresServer(folder / "source"))
+    found = None
     try:
         _prepare(server)
-        captured = run_cli(
-            *("golden", "capture", "--url", server.url, "--token", server.token_reference),
-            *("--collection", "docs", "--queries", "12", "--k", "5"),
-            *("--out", str(folder / "golden.json")),
-        )
-        assert captured.returncode == 0, captured.stderr
         snapshots = [_backup(server, folder, incremental=False)]
         with server.connect() as connection:
             connection.execute(
@@ -112,9 +107,16 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         snapshots.append(_backup(server, folder, incremental=True))
         with server.connect() as connection:
             rows = connection.execute(ROWS).fetchall()
-        yield Chain(server, folder, snapshots, rows)
+        captured = run_cli(  # what the application saw at the last backup
+            *("golden", "capture", "--url", server.url, "--token", server.token_reference),
+            *("--collection", "docs", "--queries", "12", "--k", "5"),
+            *("--out", str(folder / "golden.json")),
+        )
+        assert captured.returncode == 0, captured.stderr
+        found = Chain(server, folder, snapshots, rows)
+        yield found
     finally:
-        server.discard()
+        (found.server if found else server).discard()  # the incident test restarts it
 
 
 def test_the_chain_is_recorded_with_what_each_backup_changed(chain: Chain) -> None:
@@ -268,16 +270,13 @@ def test_an_incident_restores_the_stopped_cluster_folder_and_keeps_the_old_one(
     aside = Path(data["details"]["kept_aside"])
     assert aside.name.startswith(f"{cluster.name}.before-") and (aside / "PG_VERSION").exists()
     assert cluster.stat().st_uid == aside.stat().st_uid, "the restored files keep the owner"
-    started = start_server(lambda: PostgresServer(server.workdir, port=server.port))
-    try:
-        resumed = run_cli(
-            *("drill", "--resume", "latest", "--yes", "--json", "--runs-dir", "runs"), cwd=folder
-        )
-        assert resumed.returncode == 0, resumed.stderr[-2000:]
-        with started.connect() as connection:
-            assert connection.execute(ROWS).fetchall() == chain.rows
-    finally:
-        started.stop()
+    chain.server = start_server(lambda: PostgresServer(server.workdir, port=server.port))
+    resumed = run_cli(
+        *("drill", "--resume", "latest", "--yes", "--json", "--runs-dir", "runs"), cwd=folder
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with chain.server.connect() as connection:
+        assert connection.execute(ROWS).fetchall() == chain.rows
 
 
 def test_pg_verifybackup_catches_a_backup_whose_parts_match_their_digests(
