@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from drconsole.actions.physical_files import assemble_chain, refuse_live_folder
 from drconsole.actions.snapshot import (
@@ -176,7 +177,7 @@ def create_physical_snapshot(
             recovery_point=recovery_point,
             source={
                 **source,
-                "url": request.url or folder.as_uri(),
+                "url": without_password(request.url) if request.url else folder.as_uri(),
                 **({"data_dir": str(folder)} if request.data_dir is not None else {}),
             },
             ingest_checkpoint=request.ingest_checkpoint,
@@ -235,7 +236,7 @@ def _parent_chain(request: PhysicalRequest, view: CatalogView) -> list[Manifest]
         return (
             manifest.is_physical
             and manifest.source.get("engine") == request.engine
-            and manifest.source.get("url") == request.url
+            and manifest.source.get("url") == without_password(request.url or "")
         )
 
     selection = select_parent(
@@ -252,6 +253,16 @@ def _parent_chain(request: PhysicalRequest, view: CatalogView) -> list[Manifest]
             "name a physical snapshot of the same server with --parent",
         )
     return selection.chain
+
+
+def without_password(url: str) -> str:
+    """The url as a manifest may keep it: a password written into it is left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _point_in_time(

@@ -123,7 +123,9 @@ def restore_files(
         combine(method, folders, staging / "restored", [item.id for item in chain])
         owner = _owner(data_dir) if way == DATA_DIR else None
         method.adopt(staging / "restored", workdir, owner)
-        if data_dir.exists():
+        if data_dir.exists() and aside.exists():
+            shutil.rmtree(data_dir)  # swapped in by an attempt cut off before its checkpoint
+        elif data_dir.exists():
             data_dir.rename(aside)
         (staging / "restored").rename(data_dir)
         shutil.rmtree(staging, ignore_errors=True)
@@ -155,16 +157,16 @@ def _outcome(
     method = adapter.physical()
     manifest = chain[-1]
     parts = sum(len(item.physical_parts) for item in chain)
+    files = sum(int(item.physical.get("files") or 0) for item in chain)
+    size = sum(int(item.physical.get("bytes") or 0) for item in chain)
     details: dict[str, Any] = {
         "physical": True,
         "chain": [item.id for item in chain],
-        "files": sum(int(item.physical.get("files") or 0) for item in chain),
-        "bytes": sum(int(item.physical.get("bytes") or 0) for item in chain),
+        "files": files,
+        "bytes": size,
         "engine_version": manifest.physical.get("engine_version"),
         "resumed_after_parts": resumed,
     }
-    files = sum(int(item.physical.get("files") or 0) for item in chain)
-    size = sum(int(item.physical.get("bytes") or 0) for item in chain)
     combined = f", combining {plural(len(chain), 'snapshot')}" if len(chain) > 1 else ""
     what = (
         f"unpacked {plural(files, 'file')} ({format_bytes(size)}) of "

@@ -329,7 +329,11 @@ def test_the_command_line_takes_a_base_backup_then_an_incremental_and_keeps_the_
     full = run_cli(*take)
     assert full.returncode == 0, full.stderr
     assert full.stdout.startswith("physical snapshot") and "files: " in full.stdout
-    incremental = run_cli(*take, "--incremental")
+    inline = server.url.replace("drconsole@", f"drconsole:{server.password}@")
+    incremental = run_cli(  # the password written into the url instead of a reference
+        *("snapshot", "create", "--physical", "--url", inline, "--incremental"),
+        *("--catalog", str(tmp_path / "catalog")),
+    )
     assert incremental.returncode == 0, incremental.stderr
     assert incremental.stdout.startswith("physical-incremental snapshot")
     stored = b"".join(path.read_bytes() for path in (tmp_path / "catalog").rglob("*.json"))

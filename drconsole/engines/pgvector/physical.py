@@ -89,7 +89,7 @@ class PgBaseBackup:
         with tempfile.TemporaryDirectory(prefix="drconsole-pgpass-") as private:
             passfile = Path(private) / "pgpass"
             with os.fdopen(os.open(passfile, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
-                out.write(f"*:*:*:*:{_escaped(token or '')}\n")
+                out.write(f"*:*:*:*:{_escaped(token or unquote(parts.password or ''))}\n")
             argv = [
                 str(pg_install() / "bin" / "pg_basebackup"),
                 "--dbname",
