@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drconsole.catalog.manifest import FileEntry, Manifest
-from drconsole.catalog.physical import check_parts, unpack_part
+from drconsole.catalog.physical import check_parts, sync_files, unpack_part
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines.physical import PhysicalMethod
 from drconsole.engines.registry import engine_adapter
@@ -78,6 +78,7 @@ def unpack_chain(
         for number, part in pool.map(unpack, waiting):
             done.add(number)
             if unpacked is not None:
+                sync_files()  # durable before a checkpoint says so
                 unpacked(number, part)
     return folders
 
@@ -114,6 +115,7 @@ def combine(
         shutil.rmtree(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     method.assemble(folders, output)
+    sync_files()
 
 
 @dataclass

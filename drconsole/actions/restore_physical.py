@@ -30,8 +30,9 @@ from drconsole.actions.base import SUCCEEDED, ActionContext, Outcome, Progress, 
 from drconsole.actions.physical_files import combine, refuse_live_folder, unpack_chain
 from drconsole.actions.sources import target_adapter
 from drconsole.catalog.manifest import FileEntry, Manifest
-from drconsole.catalog.physical import check_parts
+from drconsole.catalog.physical import check_parts, sync_files
 from drconsole.catalog.store import ObjectStore
+from drconsole.errors import DrconsoleError
 from drconsole.sizes import format_bytes
 from drconsole.timefmt import format_duration
 from drconsole.wording import plural
@@ -65,6 +66,8 @@ def restore_files(
     way: str,
 ) -> Outcome:
     started = time.monotonic()
+    if way == DATA_DIR:
+        _refuse_another_namespace(context, chain[-1])
     parts = [[(manifest.id, part) for part in manifest.physical_parts] for manifest in chain]
     flat = [item for items in parts for item in items]
     checkpoint = dict(context.last_checkpoint or {})
@@ -128,7 +131,7 @@ def restore_files(
         elif data_dir.exists():
             data_dir.rename(aside)
         (staging / "restored").rename(data_dir)
-        shutil.rmtree(staging, ignore_errors=True)
+        sync_files()
         progress(
             Progress(
                 total,
@@ -138,9 +141,11 @@ def restore_files(
                 checkpoint={"unpacked": sorted(unpacked), "swapped": True},
             )
         )
-    return _outcome(
+    outcome = _outcome(
         context, chain, way, data_dir=data_dir, aside=aside, resumed=resumed, started=started
     )
+    shutil.rmtree(staging, ignore_errors=True)  # the unpacked snapshots: after the server is up
+    return outcome
 
 
 def _outcome(
@@ -179,7 +184,11 @@ def _outcome(
         shutil.rmtree(aside, ignore_errors=True)
         workdir = Path(context.target["sandbox_dir"])
         server = start_server(lambda: method.server(workdir))
-        details["target"] = {"url": server.url, "sandbox_pid": server.pid}
+        details["target"] = {
+            "url": server.url,
+            "sandbox_pid": server.pid,
+            "namespace": dict(manifest.source.get("namespace") or {}),
+        }
         return Outcome(
             SUCCEEDED,
             f"{what} into the sandbox and started its server on them "
@@ -203,6 +212,26 @@ def _outcome(
         + f"; to do: start the server on {data_dir}",
         details,
     )
+
+
+def _refuse_another_namespace(context: ActionContext, manifest: Manifest) -> None:
+    """Files bring collections back where they were: a target that names another
+    namespace (schema, tenant, database) than the snapshot's source is refused before
+    anything is touched (the gates would look in the wrong place)."""
+    adapter = target_adapter(context)
+    source = manifest.source.get("namespace") or {}
+    defaults = adapter.default_namespace()
+    differ = [
+        f"{key} {wanted!r}, the snapshot's is {source[key]!r}"
+        for key in source
+        if (wanted := context.target.get(key) or defaults.get(key)) not in (None, source[key])
+    ]
+    if differ:
+        raise DrconsoleError(
+            "a physical restore brings the collections back where they were, and the target "
+            f"names another place: {'; '.join(differ)}; nothing was touched",
+            "name the snapshot's namespace in the target, or prefer logical restores",
+        )
 
 
 def _owner(folder: Path) -> tuple[int, int] | None:

@@ -185,12 +185,12 @@ def _step_finished(state: RunState, event: Event) -> None:
     if step.status == "succeeded" and isinstance(step.details.get("placement"), dict):
         state.placement = dict(step.details["placement"])
     if step.status == "succeeded" and isinstance(step.details.get("target"), dict):
-        moved = {
-            k: step.details["target"][k]
-            for k in ("url", "sandbox_pid")
-            if k in step.details["target"]
+        moved = step.details["target"]  # a sandbox served again on restored files
+        state.facts["target"] = {
+            **(state.facts.get("target") or {}),
+            **{key: moved[key] for key in ("url", "sandbox_pid") if key in moved},
+            **{str(key): str(value) for key, value in (moved.get("namespace") or {}).items()},
         }
-        state.facts["target"] = {**(state.facts.get("target") or {}), **moved}
     if isinstance(step.details.get("leases"), list):
         state.leases = sorted(set(state.leases) | {str(name) for name in step.details["leases"]})
 

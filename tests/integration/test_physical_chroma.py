@@ -26,6 +26,11 @@ from drconsole.sandbox import start_server
 from chroma_restore import dump, kill_drill_mid_restore, seed
 from helpers import KEY_FILE, catalog_key, run_cli, write_runbook
 
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.xdist_group("physical-chroma"),  # one worker seeds and backs up once
+]
+
 COLLECTIONS = ["help_articles", "tickets"]
 
 

@@ -27,7 +27,10 @@ from drconsole.sandbox import start_server
 
 from helpers import KEY_FILE, catalog_key, run_cli, write_runbook
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.xdist_group("physical-pgvector"),  # one worker builds the chain once
+]
 
 TENANTS = ("acme", "globex", "initech")
 ROWS = "select id, tenant_id, body, embedding::text from docs order by id"
@@ -60,6 +63,14 @@ def _prepare(server: PostgresServer) -> None:
             "create index docs_embedding_idx on docs using hnsw (embedding vector_l2_ops)"
         )
         connection.execute("grant select on docs to kb_app")
+        connection.execute("create schema src")
+        connection.execute(
+            "create table src.items (id bigint primary key, embedding vector(4) not null)"
+        )
+        connection.execute(
+            "insert into src.items select n, array[n, 1, 2, 3]::real[]::vector "
+            "from generate_series(1, 50) n"
+        )
         connection.execute("alter table docs enable row level security")
         connection.execute(
             "create policy tenant_rows on docs for select to kb_app "
@@ -341,3 +352,66 @@ def test_the_command_line_takes_a_base_backup_then_an_incremental_and_keeps_the_
     refused = run_cli(*take, "--data-dir", str(tmp_path))
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "taken from the running server" in refused.stderr
+
+
+def test_a_sandbox_serves_the_restored_tables_in_their_own_schema(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """Files bring tables back where they were: a snapshot of schema src restored into a
+    sandbox (whose own default is public) is checked in src; an incident target that
+    names another schema is refused before anything is touched."""
+    backup = create_physical_snapshot(
+        PhysicalRequest(
+            engine="pgvector",
+            store=LocalStore(tmp_path / "catalog"),
+            name="src",
+            url=chain.server.url,
+            token=chain.server.password,
+            namespace={"schema": "src"},
+            key=catalog_key(tmp_path),
+        )
+    )
+    assert backup.source["namespace"] == {"schema": "src"}
+    write_runbook(
+        tmp_path,
+        f"""
+        schema: drconsole/runbook/v1
+        id: src-physical
+        title: Restore the src schema's items
+        objectives: {{rto: 1h, rpo: 1d}}
+        catalog: {{url: catalog, key: "file:{KEY_FILE}"}}
+        target: {{sandbox: pgvector}}
+        source: {{engine: pgvector, schema: src}}
+        collections: [items]
+        prefer: physical
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+          - {{id: schema, action: restore_schema, needs: [verify]}}
+          - {{id: data, action: restore_data, needs: [schema]}}
+          - {{id: counts, action: check_counts, gate: true, marks: service_restored}}
+        """,
+    )
+    code, events = _drill(tmp_path, "--yes")
+    assert code == 0, _finished(events, "counts")["summary"]
+    assert _finished(events, "data")["details"]["target"]["namespace"] == {"schema": "src"}
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "PG_VERSION").write_text("18\n")
+    runbook = tmp_path / "runbook.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "target: {sandbox: pgvector}",
+            f'target: {{engine: pgvector, url: "{chain.server.url}", schema: public, '
+            f'data_dir: "{elsewhere}"}}',
+        )
+    )
+    shutil.rmtree(tmp_path / "runs")
+    code, events = _drill(tmp_path, "--yes", "--mode", "incident")
+    assert code == 1
+    data = _finished(events, "data")
+    assert "names another place: schema 'public', the snapshot's is 'src'" in data["summary"]
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("else")) == [
+        "elsewhere"
+    ], "nothing unpacked beside the folder, nothing swapped"
+    assert (elsewhere / "PG_VERSION").read_text() == "18\n"
