@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import BUCKET
 
 from drconsole.actions.physical_snapshot import PhysicalRequest, create_physical_snapshot
 from drconsole.catalog.layout import file_key
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
+from drconsole.catalog.s3 import S3Store
 from drconsole.corpus import CorpusSpec
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
 from drconsole.incident.record import read_record
-from drconsole.sandbox import start_server
+from drconsole.sandbox import SeaweedS3, start_server
 
 from chroma_restore import dump, kill_drill_mid_restore, seed
 from helpers import KEY_FILE, catalog_key, run_cli, write_runbook
@@ -364,3 +366,36 @@ def test_a_stopped_target_folder_in_use_is_refused(
     data = finished(events, "data")
     assert "is in use" in data["summary"] and f"pid {server.pid}" in data["summary"]
     assert not list(workdir.glob("data.*")), "nothing unpacked, nothing swapped"
+
+
+def test_a_physical_backup_on_s3_restores_in_a_drill(
+    stopped_source: Backup, tmp_path: Path, seaweed: SeaweedS3, s3_credentials: str
+) -> None:
+    """The same backup on a real S3 (SeaweedFS): the parts are streamed up, listed,
+    checked and unpacked from there."""
+    prefix = f"physical-{tmp_path.name}"
+    store = S3Store(BUCKET, prefix, endpoint=seaweed.endpoint, credentials=s3_credentials)
+    create_physical_snapshot(
+        PhysicalRequest(
+            engine="chroma",
+            data_dir=stopped_source.folder,
+            store=store,
+            name="kb",
+            tenant_field="tenant_id",
+            key=catalog_key(tmp_path),
+            part_bytes=1024 * 1024,
+        )
+    )
+    shutil.copy(stopped_source.golden, tmp_path / "golden.json")
+    runbook = drill_runbook(tmp_path)
+    runbook.write_text(
+        runbook.read_text().replace(
+            "catalog: {url: catalog,",
+            f"catalog: {{url: s3://{BUCKET}/{prefix}, endpoint: {seaweed.endpoint}, "
+            f"credentials: {s3_credentials},",
+        )
+    )
+    code, events = drill(tmp_path)
+    assert code == 0, [finished(events, s)["summary"] for s in ("verify", "data")]
+    assert "into the sandbox and started its server" in finished(events, "data")["summary"]
+    assert "recall@k 1.000" in finished(events, "golden")["summary"]
