@@ -50,12 +50,9 @@ def unpack_chain(
     workers: int = 2,
     unpacked: Callable[[int, FileEntry], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
-    durable: bool = False,
 ) -> list[Path]:
     """Unpack every part not in ``done`` (numbered across the chain) into ``folder/K``
-    for the K-th snapshot, calling ``unpacked`` after each (``durable``: once its files
-    are on disk, so that a checkpoint naming it survives a power loss); returns the K
-    folders."""
+    for the K-th snapshot, calling ``unpacked`` after each; returns the K folders."""
     done = set() if done is None else done
     numbered = [
         (number, position, snapshot_id, part)
@@ -80,9 +77,8 @@ def unpack_chain(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="unpack") as pool:
         for number, part in pool.map(unpack, waiting):
             done.add(number)
-            if durable:
-                sync_files()
             if unpacked is not None:
+                sync_files()  # durable before a checkpoint says so
                 unpacked(number, part)
     return folders
 
@@ -104,16 +100,11 @@ def assemble_chain(
 
 
 def combine(
-    method: PhysicalMethod,
-    folders: list[Path],
-    output: Path,
-    names: list[str] | None = None,
-    *,
-    durable: bool = False,
+    method: PhysicalMethod, folders: list[Path], output: Path, names: list[str] | None = None
 ) -> None:
     """Each unpacked snapshot (``names``: their ids) checked by the engine's tool, then
     the chain combined into ``output`` (made again from the unpacked folders if an
-    attempt left one; ``durable``: on disk when this returns)."""
+    attempt left one)."""
     for number, folder in enumerate(folders):
         try:
             method.check(folder)
@@ -124,8 +115,7 @@ def combine(
         shutil.rmtree(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     method.assemble(folders, output)
-    if durable:
-        sync_files()
+    sync_files()
 
 
 @dataclass

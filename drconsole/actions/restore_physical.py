@@ -16,11 +16,7 @@ engine's own tool where it has one (``pg_verifybackup``) and combined
   runbook's next step (a ``command`` step, or a person).
 
 The checkpoint names the parts unpacked and whether the swap happened, so a run killed
-during the unpack continues with the parts it had not finished. Into a data folder,
-files are on disk before a checkpoint names them and before the swap (synced once per
-part, not file by file). A sandbox's files are not synced: a checkpoint written
-before the machine restarted (another boot id) is not trusted, and the sandbox's
-restore starts over.
+during the unpack continues with the parts it had not finished.
 """
 
 from __future__ import annotations
@@ -74,8 +70,7 @@ def restore_files(
         _refuse_another_namespace(context, chain[-1])
     parts = [[(manifest.id, part) for part in manifest.physical_parts] for manifest in chain]
     flat = [item for items in parts for item in items]
-    durable = way == DATA_DIR
-    checkpoint = trusted_checkpoint(context.last_checkpoint, durable=durable)
+    checkpoint = dict(context.last_checkpoint or {})
     unpacked = set(checkpoint.get("unpacked", []))
     resumed = len(unpacked)
     total = sum(part.bytes for _, part in flat)
@@ -114,7 +109,7 @@ def restore_files(
                     total,
                     "bytes",
                     f"unpacked {part.path} ({len(unpacked)}/{len(flat)})",
-                    checkpoint={"unpacked": sorted(unpacked), "swapped": False, "boot": boot_id()},
+                    checkpoint={"unpacked": sorted(unpacked), "swapped": False},
                 )
             )
 
@@ -126,10 +121,9 @@ def restore_files(
             workers=UNPACK_WORKERS,
             unpacked=unpacked_one,
             cancelled=context.cancel.is_set,
-            durable=durable,
         )
         progress(Progress(total, total, "bytes", f"combining {plural(len(chain), 'snapshot')}"))
-        combine(method, folders, staging / "restored", [item.id for item in chain], durable=durable)
+        combine(method, folders, staging / "restored", [item.id for item in chain])
         owner = _owner(data_dir) if way == DATA_DIR else None
         method.adopt(staging / "restored", workdir, owner)
         if data_dir.exists() and aside.exists():
@@ -137,15 +131,14 @@ def restore_files(
         elif data_dir.exists():
             data_dir.rename(aside)
         (staging / "restored").rename(data_dir)
-        if durable:
-            sync_files()
+        sync_files()
         progress(
             Progress(
                 total,
                 total,
                 "bytes",
                 "swapped in the restored folder",
-                checkpoint={"unpacked": sorted(unpacked), "swapped": True, "boot": boot_id()},
+                checkpoint={"unpacked": sorted(unpacked), "swapped": True},
             )
         )
     outcome = _outcome(
@@ -219,22 +212,6 @@ def _outcome(
         + f"; to do: start the server on {data_dir}",
         details,
     )
-
-
-def trusted_checkpoint(checkpoint: dict[str, Any] | None, *, durable: bool) -> dict[str, Any]:
-    """The checkpoint to continue from: a sandbox's (files not synced) only when it was
-    written in this boot of the machine; else none, and the restore starts over."""
-    if not checkpoint or (not durable and checkpoint.get("boot") != boot_id()):
-        return {}
-    return dict(checkpoint)
-
-
-def boot_id() -> str:
-    """This boot of the machine (Linux): files not synced before it may be gone."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
 
 
 def _refuse_another_namespace(context: ActionContext, manifest: Manifest) -> None:
