@@ -192,7 +192,9 @@ def _set_superuser_password(server: PostgresServer, folder: Path) -> None:
     )
     if done.returncode != 0 or "ERROR" in done.stderr:
         raise DrconsoleError(
-            f"the restored cluster in {folder} did not take the sandbox's superuser: {_tail(done)}"
+            f"the restored cluster in {folder} did not take the sandbox's superuser: "
+            + _tail(done).replace(password, "***"),  # single-user mode echoes the statement
+            "see the PostgreSQL messages above; the cluster may need extensions not installed",
         )
 
 
