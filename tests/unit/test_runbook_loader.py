@@ -1609,3 +1609,10 @@ def test_env_name_with_a_line_break_keeps_the_problem_on_one_line(tmp_path: Path
     position, _ = only_problem(tmp_path, text)  # checks each problem is one line
 
     assert position == "8:37"
+
+
+def test_prefer_is_logical_unless_it_says_physical(tmp_path: Path) -> None:
+    assert load(tmp_path, MINIMAL).prefer == "logical"
+    assert load(tmp_path, MINIMAL + "prefer: physical\n").prefer == "physical"
+    _, message = only_problem(tmp_path, MINIMAL + "prefer: fastest\n")
+    assert_words(message, "prefer must be one of logical, physical")
