@@ -115,7 +115,6 @@ def create_physical_snapshot(
         parent = chain[-1] if chain else None
         snapshot_id = new_snapshot_id(request.name, "P")
         writer = SnapshotWriter(request.store, snapshot_id, request.part_rows, request.key)
-        writer.claim()
         created_at = utc_now()
         if request.data_dir is not None:
             folder = request.data_dir.resolve()
@@ -131,6 +130,7 @@ def create_physical_snapshot(
                 else None,
             )
         written_by = method.written_by(folder)
+        writer.claim()  # the id, before any part is written under it
         packed = pack_folder(
             store_sink(request.store, snapshot_id),
             folder,

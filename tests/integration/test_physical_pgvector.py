@@ -349,6 +349,12 @@ def test_the_command_line_takes_a_base_backup_then_an_incremental_and_keeps_the_
     assert incremental.stdout.startswith("physical-incremental snapshot")
     stored = b"".join(path.read_bytes() for path in (tmp_path / "catalog").rglob("*.json"))
     assert server.password is not None and server.password.encode() not in stored
+    unreachable = run_cli(
+        *("snapshot", "create", "--physical", "--catalog", str(tmp_path / "elsewhere")),
+        *("--url", server.url.replace(f":{server.port}/", ":1/")),
+    )
+    assert unreachable.returncode != 0 and "check the url" in unreachable.stderr
+    assert not list((tmp_path / "elsewhere").glob("snapshots/*")), "nothing claimed"
     refused = run_cli(*take, "--data-dir", str(tmp_path))
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "taken from the running server" in refused.stderr

@@ -109,13 +109,18 @@ class PgBaseBackup:
             done = _run(argv, {"PGPASSFILE": str(passfile)})
         if done.returncode != 0:
             message = _tail(done)
-            hint = (
-                "an incremental needs `summarize_wal = on` on the server, and its parent's "
-                "WAL summaries still there (wal_summary_keep_time)"
-                if "summar" in message.lower()
-                else "the role needs REPLICATION (or superuser) and a `replication` line in "
-                "pg_hba.conf"
-            )
+            if "summar" in message.lower():
+                hint = (
+                    "an incremental needs `summarize_wal = on` on the server, and its "
+                    "parent's WAL summaries still there (wal_summary_keep_time)"
+                )
+            elif "connection refused" in message.lower() or "could not" in message.lower():
+                hint = "check the url: is the server running, and reachable from here?"
+            else:
+                hint = (
+                    "the role needs REPLICATION (or superuser) and a `replication` line in "
+                    "pg_hba.conf"
+                )
             raise DrconsoleError(f"pg_basebackup of {_safe(url)} failed: {message}", hint)
         self.check(into)
 
