@@ -27,7 +27,7 @@ import zstandard
 from drconsole.catalog.layout import file_key
 from drconsole.catalog.manifest import FileEntry, Manifest, ManifestError, check_relative_path
 from drconsole.catalog.store import ObjectStore
-from drconsole.errors import IntegrityError, StoreError
+from drconsole.errors import DrconsoleError, IntegrityError, StoreError
 
 PART_BYTES = 64 * 1024 * 1024
 """Files are grouped into parts of about this many bytes (a bigger file is a part alone)."""
@@ -80,23 +80,34 @@ def pack_folder(
                 tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT) as tar,
             ):
                 for relative in groups[number]:
-                    source = folder / relative
-                    info = tar.gettarinfo(str(source), arcname=relative)
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    if info.isreg():
-                        with source.open("rb") as handle:
-                            tar.addfile(info, handle)
-                        done[0] += info.size
-                        if progress is not None:
-                            progress(done[0], total)
-                    else:
-                        tar.addfile(info)
+                    done[0] += _add(tar, folder / relative, relative)
+                    if progress is not None:
+                        progress(done[0], total)
         return FileEntry(path, PHYSICAL, len(groups[number]), sink.bytes, sink.sha256)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="pack") as pool:
         parts = list(pool.map(pack, range(len(groups))))
     return PackedFolder(parts, files, total, newest, fingerprint)
+
+
+def _add(tar: tarfile.TarFile, source: Path, relative: str) -> int:
+    """One file or folder into the part, owned by nobody in particular; its size. A file
+    that cannot be read (gone since the folder was listed) stops the snapshot."""
+    try:
+        info = tar.gettarinfo(str(source), arcname=relative)
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        if not info.isreg():
+            tar.addfile(info)
+            return 0
+        with source.open("rb") as handle:
+            tar.addfile(info, handle)
+        return info.size
+    except OSError as error:
+        raise DrconsoleError(
+            f"cannot read {source} ({error.strerror or error}); nothing was recorded",
+            "stop the server that uses the folder, or copy a frozen snapshot of it",
+        ) from None
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -155,7 +166,13 @@ class _PartSink:
     def write(self, data: bytes) -> int:
         self.digest.update(data)
         self.bytes += len(data)
-        return self.handle.write(data)
+        try:
+            return self.handle.write(data)
+        except OSError as error:  # the catalog's disk, not the folder being read
+            raise StoreError(
+                f"could not write a part to the catalog ({error.strerror or error})",
+                "free disk space or fix the folder's permissions; nothing half-written was kept",
+            ) from None
 
     def flush(self) -> None:
         self.handle.flush()
@@ -242,8 +259,21 @@ def unpack_part(store: ObjectStore, snapshot_id: str, entry: FileEntry, destinat
     unpack): the caller makes them durable with ``sync_files`` before it records them
     as unpacked. A member that could leave the destination, a link or a special file is
     refused as tampering."""
-    written = 0
     where = f"snapshot {snapshot_id}: part {entry.path}"
+    try:
+        return _unpack(store, snapshot_id, entry, destination, where)
+    except OSError as error:
+        raise DrconsoleError(
+            f"cannot unpack {where} into {destination}: {error.strerror or error}",
+            "free space (or fix the folder's permissions) and run the step again: it "
+            "continues with the parts not yet unpacked",
+        ) from None
+
+
+def _unpack(
+    store: ObjectStore, snapshot_id: str, entry: FileEntry, destination: Path, where: str
+) -> int:
+    written = 0
     with (
         store.open(file_key(snapshot_id, entry.path)) as stream,
         zstandard.ZstdDecompressor().stream_reader(stream) as raw,

@@ -131,3 +131,36 @@ def test_a_run_that_filled_its_disk_resumes_once_there_is_room(tmp_path: Path) -
     assert "No space left on device" in done.stderr
     assert "SECOND=0" in done.stdout, done.stdout + done.stderr
     assert "VERIFY=0" in done.stdout, done.stdout
+
+
+def test_a_physical_restore_onto_a_full_disk_says_so_and_leaves_the_target_folder_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The incident swap's folder is on a disk too small for the backup: the data step
+    fails in one clear line and the target's folder is untouched (nothing swapped)."""
+    from test_physical_chroma import backup_of_a_stopped_source, drill_runbook
+
+    catalog = tmp_path / "catalog"
+    backup_of_a_stopped_source(tmp_path)
+    disk = tmp_path / "disk"
+    drill_runbook(
+        tmp_path,
+        target=f'{{engine: chroma, url: "http://127.0.0.1:9", data_dir: "{disk / "data"}"}}',
+        steps="""
+          - {id: counts, action: check_counts, gate: true, marks: service_restored}
+        """,
+    )
+    assert catalog.is_dir()
+    done = _on_tiny_disk(
+        disk,
+        "1m",
+        f"mkdir {disk / 'data'} && echo old > {disk / 'data' / 'marker'} && cd {tmp_path} && "
+        f"{DRCONSOLE} drill runbook.yaml --mode incident --json --runs-dir runs; "
+        f"echo EXIT=$?; cat {disk / 'data' / 'marker'}; ls {disk} | sed 's/^/HAS /'",
+    )
+    assert "EXIT=1" in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "old" in done.stdout.splitlines(), "the target's folder is untouched"
+    assert not [line for line in done.stdout.splitlines() if ".before-" in line], "no swap"
+    record = next((tmp_path / "runs").glob("*.jsonl")).read_text()
+    assert "No space left on device" in record and "run the step again" in record

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from conftest import BUCKET
 
-from drconsole.actions.physical_snapshot import PhysicalRequest, create_physical_snapshot
+from drconsole.actions.physical_snapshot import (
+    FILES,
+    PhysicalRequest,
+    create_physical_snapshot,
+)
+from drconsole.actions.snapshot import SnapshotRequest, create_snapshot
+from drconsole.catalog.catalog import load_catalog
 from drconsole.catalog.layout import file_key
 from drconsole.catalog.local import LocalStore
 from drconsole.catalog.manifest import Manifest
@@ -22,6 +28,7 @@ from drconsole.catalog.s3 import S3Store
 from drconsole.corpus import CorpusSpec
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
+from drconsole.errors import DrconsoleError
 from drconsole.incident.record import read_record
 from drconsole.sandbox import SeaweedS3, start_server
 
@@ -48,7 +55,18 @@ class Backup:
 @pytest.fixture(scope="module")
 def stopped_source(tmp_path_factory: pytest.TempPathFactory) -> Backup:
     """A Chroma server seeded with two collections, its golden set captured, stopped."""
-    work = tmp_path_factory.mktemp("source")
+    return seeded_and_stopped(tmp_path_factory.mktemp("source"))
+
+
+def backup_of_a_stopped_source(folder: Path) -> Manifest:
+    """A seeded, stopped Chroma folder backed up into ``folder/catalog`` (golden.json
+    beside it): for tests outside this module."""
+    source = seeded_and_stopped(folder / "source")
+    shutil.copy(source.golden, folder / "golden.json")
+    return backup(source, folder / "catalog")
+
+
+def seeded_and_stopped(work: Path) -> Backup:
     server = start_server(lambda: ChromaServer(work))
     try:
         engine = ChromaEngine(server.url)
@@ -405,3 +423,85 @@ def test_a_physical_backup_on_s3_restores_in_a_drill(
     assert code == 0, [finished(events, s)["summary"] for s in ("verify", "data")]
     assert "into the sandbox and started its server" in finished(events, "data")["summary"]
     assert finished(events, "golden")["status"] == "succeeded"
+
+
+def test_a_folder_that_changes_while_it_is_packed_is_not_recorded(
+    stopped_source: Backup, tmp_path: Path
+) -> None:
+    """A server (or anything) writing into the folder during the copy: the snapshot is
+    refused, not recorded with files from two moments."""
+    folder = tmp_path / "source"
+    shutil.copytree(stopped_source.folder, folder)
+    written = []
+
+    def write_meanwhile(label: str, done: int, total: int) -> None:
+        if label == FILES and not written:
+            (folder / "chroma.sqlite3").open("ab").write(b"a late write")
+            written.append(done)
+
+    with pytest.raises(DrconsoleError, match="changed while it was copied") as raised:
+        create_physical_snapshot(
+            PhysicalRequest(
+                engine="chroma", data_dir=folder, store=LocalStore(tmp_path / "c"), name="kb"
+            ),
+            write_meanwhile,
+        )
+    assert "was not recorded" in raised.value.message and written
+    assert not list((tmp_path / "c").glob("snapshots/*/manifest.json"))
+
+
+def test_the_recovery_point_is_the_newest_change_among_the_files(
+    stopped_source: Backup, backed_up: Path
+) -> None:
+    manifest = next(iter(load_catalog(LocalStore(backed_up / "catalog")).snapshots.values()))
+    newest = max(
+        path.stat().st_mtime for path in stopped_source.folder.rglob("*") if path.is_file()
+    )
+    assert abs(manifest.recovery_point.timestamp() - newest) < 0.002
+    assert manifest.point_in_time["kind"] == "files"
+
+
+def test_preferring_physical_with_none_restorable_says_so_and_takes_the_logical_one(
+    stopped_source: Backup, catalog_copy: Path
+) -> None:
+    """The physical snapshot's part is damaged and a logical snapshot of the same source
+    is there: verify_chain must not claim a physical restore; it names the fallback."""
+    folder = catalog_copy.parent
+    workdir = folder / "server"
+    shutil.copytree(stopped_source.folder, workdir / "data")
+    server = start_server(lambda: ChromaServer(workdir))
+    try:
+        engine = ChromaEngine(server.url)
+        create_snapshot(
+            SnapshotRequest(
+                engine=engine,
+                store=LocalStore(catalog_copy),
+                collections=COLLECTIONS,
+                name="kb",
+                tenant_field="tenant_id",
+                acl_field="acl_groups",
+                key=catalog_key(folder),
+            )
+        )
+        engine.close()
+    finally:
+        server.stop()
+    physical = next(
+        m for m in load_catalog(LocalStore(catalog_copy)).snapshots.values() if m.is_physical
+    )
+    part = catalog_copy / file_key(physical.id, physical.physical_parts[0].path)
+    data = bytearray(part.read_bytes())
+    data[100] ^= 0x01
+    part.write_bytes(bytes(data))
+    shutil.copy(stopped_source.golden, folder / "golden.json")
+    drill_runbook(folder)
+    code, events = drill(folder)
+    verify = finished(events, "verify")
+    assert verify["summary"].startswith("selected full snapshot"), verify["summary"]
+    assert "prefers physical backups, but there is NO restorable one" in verify["summary"]
+    assert physical.id in verify["summary"]
+    data_step = finished(events, "data")
+    assert (
+        "physical" not in data_step["details"] and "restored 2,200 records" in data_step["summary"]
+    )
+    assert code == 0, [finished(events, s)["summary"] for s in ("counts", "golden")]

@@ -179,22 +179,29 @@ def _set_superuser_password(server: PostgresServer, folder: Path) -> None:
         f"ALTER ROLE {SUPERUSER} WITH SUPERUSER LOGIN PASSWORD '{password}'; ELSE "
         f"CREATE ROLE {SUPERUSER} WITH SUPERUSER LOGIN PASSWORD '{password}'; END IF; END$$;\n"
     )
-    done = subprocess.run(
-        [
-            *server.as_user(),
-            str(pg_install() / "bin" / "postgres"),
-            "--single",
-            "-D",
-            str(folder),
-            "postgres",
-        ],
-        input=statement,
-        env=child_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [
+                *server.as_user(),
+                str(pg_install() / "bin" / "postgres"),
+                "--single",
+                "-D",
+                str(folder),
+                "postgres",
+            ],
+            input=statement,
+            env=child_environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise DrconsoleError(
+            f"the restored cluster in {folder} did not finish its recovery in single-user "
+            "mode within 5 minutes",
+            "look at the cluster's WAL and logs; the sandbox was not started",
+        ) from None
     if done.returncode != 0 or "ERROR" in done.stderr:
         raise DrconsoleError(
             f"the restored cluster in {folder} did not take the sandbox's superuser: "
@@ -217,14 +224,27 @@ def _version() -> str:
 
 
 def _run(argv: list[str], extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        env=child_environment(extra),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    """A PostgreSQL program with a minimal environment (plus ``extra``), bounded in time."""
+    program = Path(argv[0]).name
+    try:
+        return subprocess.run(
+            argv,
+            env=child_environment(extra),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise DrconsoleError(
+            f"{program} did not finish within {TIMEOUT_S // 3600} hours; it was stopped",
+            "check the server and the disk, then try again",
+        ) from None
+    except OSError as error:
+        raise DrconsoleError(
+            f"cannot run {program} ({error.strerror or error})",
+            "install the pgvector extra: pip install 'drconsole[pgvector]'",
+        ) from None
 
 
 def _tail(done: subprocess.CompletedProcess[str]) -> str:
