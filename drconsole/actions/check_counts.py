@@ -209,6 +209,17 @@ def _collection_findings(
         found.append(
             Finding("vectors", want_vectors == have_vectors, name, want_vectors, have_vectors)
         )
+    if wanted.aliases or have.aliases:
+        want_aliases, have_aliases = sorted(wanted.aliases), sorted(have.aliases)
+        found.append(
+            Finding("aliases", want_aliases == have_aliases, name, want_aliases, have_aliases)
+        )
+    if wanted.tenancy.tenants:
+        want_tenants = sorted(tenant.name for tenant in wanted.tenancy.tenants)
+        have_tenants = sorted(tenant.name for tenant in have.tenancy.tenants)
+        found.append(
+            Finding("tenants", want_tenants == have_tenants, name, want_tenants, have_tenants)
+        )
     want_index, have_index = _index_settings(wanted), _index_settings(have)
     found.append(Finding("index", want_index == have_index, name, want_index, have_index))
     found.append(_sample_finding(engine, name, truth))

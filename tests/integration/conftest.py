@@ -13,10 +13,12 @@ from drconsole.catalog.s3 import S3Store
 from drconsole.catalog.store import ObjectStore
 from drconsole.engines.chroma.engine import ChromaEngine
 from drconsole.engines.chroma.server import ChromaServer
+from drconsole.engines.milvus.server import MilvusServer, ObjectStorage
 from drconsole.engines.pgvector.server import PostgresServer
 from drconsole.sandbox import SeaweedS3, start_server
 
 BUCKET = "drconsole-tests"
+MILVUS_BUCKET = "milvus-data"
 _prefixes = itertools.count()
 
 
@@ -98,3 +100,24 @@ def source_engine(chroma: ChromaServer) -> Iterator[ChromaEngine]:
         yield engine
     finally:
         engine.close()
+
+
+@pytest.fixture(scope="session")
+def milvus(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Iterator[MilvusServer]:
+    """One real Milvus 2.3.5 for the run (its test modules share one xdist worker), in a
+    network namespace of its own, authorization on, its data in a bucket of the test
+    SeaweedFS (so a server-side import reads what drconsole put there)."""
+    seaweed.create_bucket(MILVUS_BUCKET)
+    storage = ObjectStorage(seaweed.endpoint, MILVUS_BUCKET, *seaweed.keys)
+    folder = tmp_path_factory.mktemp("milvus")
+    server = start_server(lambda: MilvusServer(folder / "server", storage))
+    try:
+        yield server
+    finally:
+        server.discard()
+
+
+@pytest.fixture
+def milvus_database(milvus: MilvusServer) -> str:
+    """A fresh database name on the shared server (made by the test's engine)."""
+    return f"db{next(_databases):04d}"
