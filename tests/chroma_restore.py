@@ -114,8 +114,10 @@ def restore_runbook(
     counts: bool = False,
     name: str = "restore.yaml",
     catalog_options: str | None = None,
+    data_options: str = "",
 ) -> Path:
-    """verify, schema and data steps (and a check_counts gate with ``counts``). The
+    """verify, schema and data steps (and a check_counts gate with ``counts``;
+    ``data_options`` adds to the data step's ``with``, after a comma). The
     target is another database than the snapshots' source, so the runbook names that
     source (the namespace of the catalog's snapshots)."""
     destructive = "true" if on_exists == "replace" else "false"
@@ -149,7 +151,7 @@ def restore_runbook(
             destructive: {destructive}
           - id: data
             action: restore_data
-            with: {{batch: {batch}, in_flight: {in_flight}}}
+            with: {{batch: {batch}, in_flight: {in_flight}{data_options}}}
             needs: [schema]
             marks: service_restored
     """

@@ -143,6 +143,28 @@ RESTORE_DATA = ActionSpec(
     params=(
         Param("batch", "int", "records per upsert", default=1000, minimum=1, maximum=100_000),
         Param("in_flight", "int", "upserts at once", default=2, minimum=1, maximum=16),
+        Param(
+            "method",
+            "choice",
+            "insert (batched upserts), import (the target's server-side import), or auto: "
+            "import a collection of at least import_from records where the target can",
+            default="auto",
+            choices=("auto", "insert", "import"),
+        ),
+        Param(
+            "import_from",
+            "int",
+            "records from which auto imports a collection",
+            default=50_000,
+            minimum=0,
+        ),
+        Param(
+            "import_file_rows",
+            "int",
+            "records per staged import file",
+            default=500_000,
+            minimum=1,
+        ),
     ),
     entry="drconsole.actions.restore_data:run_restore_data",
     requires=("catalog", "target"),

@@ -28,6 +28,7 @@ from drconsole.actions.base import (
 )
 from drconsole.actions.finish_load import FinishedLoad, finish_load
 from drconsole.actions.lease import check_leases
+from drconsole.actions.restore_import import chooses_import, import_collection
 from drconsole.actions.restore_physical import files_restore, restore_files
 from drconsole.actions.restore_schema import schema_mismatch
 from drconsole.actions.sources import (
@@ -60,6 +61,8 @@ class _Tally:
     batches: int = 0
     records: int = 0
     per_collection: dict[str, int] = field(default_factory=dict)
+    imports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per collection restored by import: its staged files, their import tasks, done."""
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any] | None) -> _Tally:
@@ -75,6 +78,7 @@ class _Tally:
             int(checkpoint.get("batches", 0)) if checkpoint.get("task") is not None else 0,
             int(checkpoint.get("records", 0)),
             dict(checkpoint.get("per_collection", {})),
+            {k: [dict(e) for e in v] for k, v in checkpoint.get("imports", {}).items()},
         )
 
     def done(self, collection: str, task: int) -> bool:
@@ -97,6 +101,7 @@ class _Tally:
             "batches": self.batches,
             "records": self.records,
             "per_collection": self.per_collection,
+            "imports": self.imports,
         }
 
 
@@ -112,6 +117,7 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     engine = open_target(context)
     adapter = target_adapter(context)
     finished: dict[str, FinishedLoad] = {}
+    methods: dict[str, str] = {}
     try:
         check_leases(engine, order, context.run_id)
         _check_targets(engine, chain[-1], order)
@@ -125,7 +131,17 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
             if tally.collection != name:
                 tally.collection, tally.task, tally.batches = name, None, 0
             try:
-                for number, task in enumerate(plan.tasks(name)):
+                if name in tally.imports or chooses_import(context, adapter, engine, plan, name):
+                    import_collection(
+                        engine,
+                        plan,
+                        name,
+                        context=context,
+                        tally=tally,
+                        report=lambda text: meter.report(tally, text),
+                    )
+                    methods[name] = "import"
+                for number, task in enumerate(plan.tasks(name) if name not in methods else []):
                     if tally.done(name, number):
                         continue
                     skip = tally.batches if tally.task == number else 0
@@ -165,10 +181,17 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
     finally:
         engine.close()
     rows = tuple(
-        (name, str(tally.per_collection.get(name, 0)), str(plan.final_count(name)))
+        (
+            name,
+            methods.get(name, "insert"),
+            str(tally.per_collection.get(name, 0)),
+            str(plan.final_count(name)),
+        )
         for name in order
     )
-    table = ResultTable("records restored", ("collection", "written", "final state"), rows)
+    table = ResultTable(
+        "records restored", ("collection", "method", "written", "final state"), rows
+    )
     lost_note = "".join(
         f"; NOT restored in {name}: {', '.join(done.not_restored)}"
         for name, done in finished.items()
@@ -187,6 +210,7 @@ def run_restore_data(context: ActionContext, progress: ProgressCallback) -> Outc
             "to_do": [note for done in finished.values() for note in done.notes],
             "records": tally.records,
             "per_collection": tally.per_collection,
+            "methods": {name: methods.get(name, "insert") for name in order},
             "resumed_after": resumed_at,
             "chain": [m.id for m in chain],
         },
