@@ -313,3 +313,76 @@ def test_the_import_path_restores_what_the_insert_path_does_and_resumes_after_a_
         assert _dump(open_engine(imported), name) == rows, name
     staged = seaweed.client().list_objects_v2(Bucket=MILVUS_BUCKET, Prefix="staged/")
     assert staged.get("KeyCount", 0) == 0, "imported files are removed from the stage"
+
+
+def test_roles_grants_and_users_are_restored_and_a_missing_grant_is_named(
+    milvus: MilvusServer, source: tuple[Engine, MilvusClient], tmp_path: Path
+) -> None:
+    """A role with two privileges on the collection and a user holding it are captured;
+    restored into another database after the user was dropped, the grants are made
+    again, the user is made again (with a password nobody knows, and the step says so),
+    and check_permissions passes; a grant revoked afterwards fails it, named."""
+    engine, _ = source
+    suffix = next(_databases)
+    role, user = f"kb_reader_{suffix}", f"kb_alice_{suffix}"
+    root = milvus.client()
+    root.create_role(role)
+    for privilege in ("Search", "Query"):
+        root.grant_privilege(role, "Collection", privilege, "articles", db_name=engine.database)
+    root.create_user(user, "a-password-1")
+    root.grant_role(user, role)
+    catalog = tmp_path / "catalog"
+    full = snapshot(engine, catalog, ["articles"], part_rows=64)
+    access = full.collection("articles").schema.access
+    assert {(g.role, g.privilege) for g in access.grants} == {(role, "Search"), (role, "Query")}
+    root.revoke_role(user, role)
+    root.drop_user(user)
+    target = f"granted{suffix}"
+    steps = f"""
+        schema: drconsole/runbook/v1
+        id: kb-restore
+        title: Restore the knowledge base
+        objectives: {{rto: 1h}}
+        catalog: {{url: {catalog}, key: "file:{tmp_path / KEY_FILE}"}}
+        target: {{engine: milvus, url: "{milvus.url}", database: {target},
+                  token: "{milvus.token_reference}"}}
+        source: {{engine: milvus, database: {engine.database}}}
+        collections: [articles]
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+    """
+    restore = write_runbook(
+        tmp_path,
+        steps
+        + """
+          - {id: schema, action: restore_schema, needs: [verify]}
+          - {id: data, action: restore_data, needs: [schema]}
+          - {id: access, action: check_permissions, needs: [data], gate: true,
+             marks: service_restored}
+        """,
+        name="restore.yaml",
+    )
+    result = run_drill(restore, tmp_path / "runs")
+    assert result.exit_code == 0, result.message
+    events = read_record(next((tmp_path / "runs").glob("*.jsonl"))).events
+    data = [e for e in events if e.type == "step.finished" and e.step_id == "data"][-1].data
+    assert any(user in note and "password" in note for note in data["details"]["to_do"])
+    assert role in (root.describe_user(user).get("roles") or ())
+    granted = root.describe_role(role, db_name=target)["privileges"]
+    assert {(g["object_name"], g["privilege"]) for g in granted} == {
+        ("articles", "Search"),
+        ("articles", "Query"),
+    }
+    recheck = write_runbook(
+        tmp_path,
+        steps
+        + "\n          - {id: access, action: check_permissions, gate: true,"
+        + " marks: service_restored}\n",
+        name="recheck.yaml",
+    )
+    assert run_drill(recheck, tmp_path / "recheck-runs").exit_code == 0
+    root.revoke_privilege(role, "Collection", "Query", "articles", db_name=target)
+    assert run_drill(recheck, tmp_path / "recheck-runs").exit_code != 0
+    grants = [f for f in _failed_checks(tmp_path / "recheck-runs") if f["check"] == "grants"]
+    assert grants and grants[0]["details"]["missing"] == [f"Query to {role}"], grants
+    root.close()

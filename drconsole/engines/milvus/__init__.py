@@ -35,6 +35,7 @@ ADAPTER = EngineAdapter(
             Capability.DEFERRED_INDEXES,
             Capability.NEEDS_FLUSH,
             Capability.BULK_LOAD,
+            Capability.ACCESS_POLICIES,
         }
     ),
     filter_operators=OPERATORS,
@@ -50,5 +51,6 @@ ADAPTER = EngineAdapter(
     ),
     url_example="http://root@milvus.internal:19530",
     extra="milvus",
-    deferred_config=("index",),
+    deferred_config=("index", "users"),
+    access_config=("users",),
 )

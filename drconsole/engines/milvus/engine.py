@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import grpc
 import numpy as np
 from pymilvus import MilvusClient, MilvusException
 from pymilvus.grpc_gen import milvus_pb2
@@ -38,6 +39,7 @@ from drconsole.engines.base import (
     QueryResult,
     ScanWindow,
 )
+from drconsole.engines.milvus.access import read_access, restore_access
 from drconsole.engines.milvus.bulk import ImportState, stage_of, write_parquet
 from drconsole.engines.milvus.filters import _string as quoted
 from drconsole.engines.milvus.filters import compile_filter
@@ -120,7 +122,25 @@ _MESSAGES = (
 )
 
 
+_GRPC_KINDS = {
+    grpc.StatusCode.PERMISSION_DENIED: ErrorKind.AUTH,
+    grpc.StatusCode.UNAUTHENTICATED: ErrorKind.AUTH,
+    grpc.StatusCode.UNAVAILABLE: ErrorKind.TRANSIENT,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.TRANSIENT,
+}
+
+
+def _detail(error: Exception) -> str:
+    """What the server said: pymilvus's message, or a raw gRPC error's details (Milvus
+    2.3 refuses a call the user has no privilege for with one)."""
+    if isinstance(error, grpc.RpcError) and callable(getattr(error, "details", None)):
+        return str(error.details())
+    return str(getattr(error, "message", None) or error)
+
+
 def _kind_of(error: Exception) -> ErrorKind:
+    if isinstance(error, grpc.RpcError) and callable(getattr(error, "code", None)):
+        return _GRPC_KINDS.get(error.code(), ErrorKind.UNKNOWN)
     text = str(error).lower()
     for marker, kind in _MESSAGES:
         if marker in text:
@@ -203,9 +223,9 @@ class MilvusEngine:
         """pymilvus's errors as MilvusError, saying what was being done to what."""
         try:
             yield
-        except (MilvusException, RecordRefused, FilterError) as error:
+        except (MilvusException, RecordRefused, FilterError, grpc.RpcError) as error:
             kind = _kind_of(error)
-            detail = getattr(error, "message", None) or str(error)
+            detail = _detail(error)
             where = f" {collection}" if collection else ""
             hint = {
                 ErrorKind.AUTH: "check the user in the url, its password (the target's token) "
@@ -271,6 +291,15 @@ class MilvusEngine:
                 indexes[index.get("field_name", index_name)] = index
             partitions = list(client.list_partitions(name))
         schema, unrestorable = neutral_schema(described, indexes, partitions)
+        try:
+            policy, users = read_access(client, self.database, name)
+        except (MilvusException, grpc.RpcError) as error:
+            unrestorable.append(
+                f"roles and grants (user {self.user} cannot read them: {_detail(error)})"
+            )
+        else:
+            config = {**schema.engine_config[ENGINE], "users": users}
+            schema = replace(schema, access=policy, engine_config={ENGINE: config})
         self._schemas[name] = schema
         return CollectionInfo(
             name, schema, metadata_of(described.get("description") or ""), tuple(unrestorable)
@@ -357,7 +386,8 @@ class MilvusEngine:
         progress: Callable[[str], None] | None = None,
     ) -> LoadFinished:
         """Flush the restored data, wait for its index (reporting rows indexed), load the
-        collection, then point the snapshot's aliases at it. Safe to run again."""
+        collection, point the snapshot's aliases at it, then give it its roles, grants
+        and users (``access``). Safe to run again."""
         client = self._connect()
         say = progress or (lambda _text: None)
         field = vector_field(schema)
@@ -380,6 +410,10 @@ class MilvusEngine:
             client.load_collection(name)
             self._await_imported(client, name, say)
             notes = self._point_aliases(client, name, schema.aliases)
+            say("restoring roles, grants and users")
+            notes += restore_access(
+                client, self.database, name, schema.access, config_of(schema).get("users") or {}
+            )
         self._schemas.pop(name, None)
         return LoadFinished([field], notes, [])
 
