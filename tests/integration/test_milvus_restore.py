@@ -18,12 +18,13 @@ from pymilvus import DataType, MilvusClient
 from drconsole.engines import open_engine
 from drconsole.engines.base import Engine
 from drconsole.engines.milvus.server import MilvusServer
+from drconsole.golden import capture, save_golden
 from drconsole.incident import events as ev
 from drconsole.incident.record import read_record
 from drconsole.sandbox import SeaweedS3
 
 from chroma_restore import kill_drill_mid_restore, restore_runbook, run_drill, snapshot
-from helpers import KEY_FILE, run_cli, write_runbook
+from helpers import KEY_FILE, process_alive, run_cli, write_runbook
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("milvus")]
 
@@ -386,3 +387,50 @@ def test_roles_grants_and_users_are_restored_and_a_missing_grant_is_named(
     grants = [f for f in _failed_checks(tmp_path / "recheck-runs") if f["check"] == "grants"]
     assert grants and grants[0]["details"]["missing"] == [f"Query to {role}"], grants
     root.close()
+
+
+def test_a_drill_into_a_milvus_sandbox_passes_every_gate_then_drops_it(
+    source: tuple[Engine, MilvusClient], tmp_path: Path
+) -> None:
+    """``target: {sandbox: milvus}`` starts a throwaway Milvus of its own (its own
+    namespace and root password): the chain restores into it, the counts, permissions
+    and golden-query gates pass (the queries searched with the collection's metric), and
+    the sandbox is gone afterwards."""
+    engine, _ = source
+    snapshot(engine, tmp_path / "catalog", ["articles"], part_rows=64)
+    save_golden(capture(engine, "articles", queries=5, k=10), tmp_path / "golden.json")
+    write_runbook(
+        tmp_path,
+        f"""
+        schema: drconsole/runbook/v1
+        id: kb-drill
+        title: Drill the knowledge base
+        objectives: {{rto: 1h}}
+        catalog: {{url: catalog, key: "file:{KEY_FILE}"}}
+        target: {{sandbox: milvus}}
+        source: {{engine: milvus, database: {engine.database}}}
+        collections: [articles]
+        golden: golden.json
+        steps:
+          - {{id: verify, action: verify_chain, gate: true}}
+          - {{id: schema, action: restore_schema}}
+          - {{id: data, action: restore_data}}
+          - {{id: counts, action: check_counts, gate: true}}
+          - {{id: permissions, action: check_permissions, gate: true}}
+          - id: golden
+            action: golden_queries
+            with: {{min_recall: 0.9}}
+            gate: true
+            marks: service_restored
+          - {{id: drop, action: drop_sandbox}}
+        """,
+    )
+    done = run_cli("drill", "runbook.yaml", "--json", "--runs-dir", "runs", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    events = read_record(next((tmp_path / "runs").glob("*.jsonl"))).events
+    recall = [
+        e.data for e in events if e.type == ev.CHECK_RESULT and e.data["check"] == "golden_recall"
+    ]
+    assert recall and all(item["passed"] for item in recall), recall
+    target = next(e.data for e in events if e.type == "run.started")["target"]
+    assert target["sandbox_pid"] and not process_alive(int(target["sandbox_pid"]))
