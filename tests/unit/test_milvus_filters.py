@@ -156,10 +156,12 @@ def test_an_array_holds_only_its_own_kind(where: dict[str, Any], matches: bool) 
         ({"m": {"$contains": "a"}}, f'json_contains({M}, "a")'),
         ({"m": {"$contains": 2}}, f"json_contains({M}, 2)"),
         ({"m": {"$not_contains": 2.5}}, f"not (json_contains({M}, 2.5))"),
+        ({"m": {"$contains": -1e300}}, f"json_contains({M}, -1e+300)"),
         ({"m": {"$contains": math.nan}}, f"{M} in []"),
         ({"m": {"$not_contains": math.inf}}, f"not ({M} in [])"),
         ({"absent key": 1}, '$meta["absent key"] == 1'),
         ({"ünï/~.": 1}, '$meta["ünï/~."] == 1'),
+        ({"it's": 1}, '$meta["it\'s"] == 1'),
     ],
 )
 def test_other_keys_are_read_from_the_dynamic_field(where: dict[str, Any], expression: str) -> None:
@@ -232,7 +234,8 @@ def test_a_string_operand_is_one_literal_whatever_it_holds(hostile: str) -> None
 @pytest.mark.parametrize(
     ("where", "named"),
     [
-        ({"s": "\ud800"}, "surrogate"),
+        ({"s": "\ud800"}, "field s: a string holds a lone surrogate"),
+        ({"m": {"$in": ["a", "b\udfff"]}}, "field m: a string holds a lone surrogate"),
         ({"j": {"$eq": 1}}, "field j is a json field"),
         ({"j": {"$ne": 1}}, "field j is a json field"),
         ({"m": {"$contains": 2.0}}, "field m: Milvus finds 2.0 in a JSON array holding 2"),

@@ -59,7 +59,7 @@ from drconsole.engines.milvus.schema import (
     vector_field,
 )
 from drconsole.errors import EngineError
-from drconsole.model.filters import Filter, FilterError, evaluate
+from drconsole.model.filters import AllOf, AnyOf, Filter, FilterError, evaluate
 from drconsole.model.schema import CollectionSchema, Distance, KeyType, TenancyMode
 from drconsole.records import RecordBatch
 from drconsole.retry import DEFAULT
@@ -679,6 +679,16 @@ class MilvusEngine:
     def _expression(self, schema: CollectionSchema, where: Filter | None) -> str:
         if where is None:
             return ""
+        own = config_of(schema).get("fields") or {}
+        rounded = sorted(
+            name for name in _field_names(where) if (own.get(name) or {}).get("type") == "FLOAT"
+        )
+        if rounded:
+            raise MilvusError(
+                f"field {rounded[0]} is a 32-bit FLOAT: Milvus rounds the operand to 32 bits "
+                "before comparing, which the filter's meaning does not",
+                ErrorKind.INVALID,
+            )
         fields = {item.name: str(item.type) for item in schema.fields if not item.nullable}
         try:
             return compile_filter(where, fields)
@@ -816,6 +826,12 @@ class MilvusEngine:
 UNREADABLE_KEY = 2**63 - 1
 """Milvus 2.3 stores a record with this INT64 key and counts it, but no query or get
 ever returns it: such a record could never be read back, so it is refused."""
+
+
+def _field_names(node: Filter) -> set[str]:
+    if isinstance(node, AllOf | AnyOf):
+        return {name for item in node.items for name in _field_names(item)}
+    return {node.field}
 
 
 def _check(status: Any) -> None:

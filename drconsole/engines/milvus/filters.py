@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+import sys
 import unicodedata
 from typing import Any
 
@@ -65,7 +66,8 @@ KEYWORDS = frozenset(
 )
 """Words Milvus's expression lexer reads as operators, never as a field name."""
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MAX_DOUBLE = repr(float.fromhex("0x1.fffffffffffffp+1023"))
+SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_DOUBLE = repr(sys.float_info.max)
 EXACT = 2**53 + 1
 """An integer a float cannot hold: ``k + EXACT != 2**53`` holds for the integer 0 only."""
 
@@ -76,6 +78,9 @@ def compile_filter(node: Filter, fields: dict[str, str]) -> str:
     if isinstance(node, AllOf | AnyOf):
         joiner = " and " if isinstance(node, AllOf) else " or "
         return "(" + joiner.join(compile_filter(item, fields) for item in node.items) + ")"
+    operands = node.value if isinstance(node.value, tuple) else (node.value,)
+    if any(isinstance(item, str) and SURROGATE.search(item) for item in operands):
+        raise FilterError([f"field {node.field}: a string holds a lone surrogate (not text)"])
     type_name = fields.get(node.field)
     if node.op in NEGATIVE:
         positive = Compare(node.field, NEGATIVE[node.op], node.value)
@@ -187,7 +192,7 @@ def _json_contains(node: Compare, path: str) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):  # JSON holds no NaN or infinity
             return f"{path} in []"
-        if value == int(value):
+        if value == int(value) and abs(value) <= 2.0**63:  # an integer may equal it
             raise FilterError(
                 [
                     f"field {node.field}: Milvus finds {value!r} in a JSON array holding "
@@ -222,8 +227,6 @@ def _string(value: str) -> str:
             out.append("\\" + char)
         elif 0x20 <= code < 0x7F:
             out.append(char)
-        elif 0xD800 <= code <= 0xDFFF:
-            raise FilterError([f"string {value!r} holds a lone surrogate: it is not text"])
         else:
             out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
     return "".join(out) + '"'
@@ -238,10 +241,10 @@ def _identifier(name: str) -> str:
 
 def _key(name: str) -> str:
     """A dynamic key as a quoted path step: Milvus 2.3 takes the text between the quotes
-    as it is (no unescaping), so a key holding a quote, backslash, bracket or control
+    as it is (no unescaping), so a key holding a double quote, backslash, bracket or control
     character cannot be written."""
     if not name or any(
-        char in "\"'\\[]" or unicodedata.category(char) in ("Cc", "Cs") for char in name
+        char in '"\\[]' or unicodedata.category(char) in ("Cc", "Cs") for char in name
     ):
         raise FilterError([f"field {name!r}: Milvus cannot name this dynamic-field key"])
     return f'"{name}"'
