@@ -29,7 +29,7 @@ from drconsole.records import RecordBatch
 
 IMPORT_FROM = 50_000
 FILE_ROWS = 500_000
-POLL_S = 1.0
+POLL_S = 0.5
 
 
 class ImportTally(Protocol):
@@ -81,7 +81,7 @@ def import_collection(
     (and checkpoints the tally)."""
     bulk: Any = engine
     entries = tally.imports.setdefault(name, [])
-    if not entries and engine.count(name):
+    if not entries and bulk.holds_records(name):
         raise DrconsoleError(
             f"collection {name} in the target is not empty: an import would keep both "
             "copies of every record it already has",

@@ -73,7 +73,7 @@ TIMEOUT_S = 60.0
 LIST_PAGE = 16384
 """The most a Milvus query returns at once."""
 WRITE_BATCH = 2000
-INDEX_POLL_S = 1.0
+INDEX_POLL_S = 0.2
 IMPORT_VISIBLE_S = 120.0
 STRONG = "Strong"
 
@@ -345,9 +345,11 @@ class MilvusEngine:
         indexes: bool = True,
     ) -> CollectionInfo | None:
         """Create the collection with its index defined (and the description it was
-        saved with, unless ``metadata`` is given); load it unless the load is deferred to
-        ``finish_load`` (a restore). None when one has that name: Milvus
-        refuses a second create, so the check is the server's."""
+        saved with, unless ``metadata`` is given), not loaded: the first read loads it,
+        or ``finish_load`` once a restore's data is in. Milvus defines the index at once
+        either way and builds it per sealed segment, so ``indexes`` changes nothing.
+        None when one has that name: Milvus refuses a second create, so the check is
+        the server's."""
         client = self._connect()
         config = config_of(schema)
         description = description_of(metadata) if metadata else config.get("description", "")
@@ -373,8 +375,6 @@ class MilvusEngine:
             if schema.tenancy.mode == TenancyMode.PARTITION:
                 for tenant in schema.tenancy.tenants:
                     client.create_partition(name, tenant.name)
-            if indexes:
-                client.load_collection(name)
         return self._describe(name)
 
     @_named
@@ -551,6 +551,7 @@ class MilvusEngine:
         schema = self._schema(name)
         self.ensure_loaded(name)
         client = self._connect()
+        key = key_field(schema)
         partitions: dict[str, str] = {}
         ids: list[str] = []
         names = (
@@ -560,17 +561,23 @@ class MilvusEngine:
         )
         with self._errors("listing the ids of", name):
             for partition in names:
-                for record_id in self._ids_in(client, name, schema, partition):
-                    ids.append(record_id)
-                    if partition and partition != DEFAULT_PARTITION:
-                        partitions[record_id] = partition
+                for page in self._rows_in(client, name, schema, partition, []):
+                    for row in page:
+                        record_id = str(row[key])
+                        ids.append(record_id)
+                        if partition and partition != DEFAULT_PARTITION:
+                            partitions[record_id] = partition
         return ids, partitions
 
     @staticmethod
-    def _ids_in(
-        client: MilvusClient, name: str, schema: CollectionSchema, partition: str | None
-    ) -> Iterator[str]:
-        """The ids of a collection (or one partition) in key order, a page at a time:
+    def _rows_in(
+        client: MilvusClient,
+        name: str,
+        schema: CollectionSchema,
+        partition: str | None,
+        output_fields: list[str],
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The rows of a collection (or one partition) in key order, a page at a time:
         each page asks for the keys after the last one seen, at Strong consistency (what
         was written before is seen). pymilvus's query iterator is not used: against 2.3
         it reads at a timestamp of the client's clock, which can miss a record written
@@ -582,16 +589,17 @@ class MilvusEngine:
             rows = client.query(
                 name,
                 filter=expression,
-                output_fields=[key],
+                output_fields=[key, *output_fields],
                 limit=LIST_PAGE,
                 consistency_level=STRONG,
                 **({"partition_names": [partition]} if partition else {}),
             )
-            keys = sorted(row[key] for row in rows)
-            yield from (str(value) for value in keys)
-            if len(keys) < LIST_PAGE:
+            rows.sort(key=lambda row: row[key])
+            yield rows
+            if len(rows) < LIST_PAGE:
                 return
-            expression = f"{key} > {keys[-1] if integer else quoted(keys[-1])}"
+            last = rows[-1][key]
+            expression = f"{key} > {last if integer else quoted(last)}"
 
     def _fetch(
         self,
@@ -624,11 +632,25 @@ class MilvusEngine:
         kept = [record_id for record_id in ids if record_id in by_id]
         return _batch(schema, [by_id[record_id] for record_id in kept], kept, partitions)
 
+    @_named
     def scan_metadata(
         self, name: str, page_size: int = 5000
     ) -> Iterator[tuple[list[str], list[Any]]]:
-        for page in self.scan(name, page_size):
-            yield page.ids, page.metadatas
+        """(ids, metadatas) pages, without vectors, in key order (a record added during
+        the scan below the page under way is not seen; one deleted is not returned)."""
+        schema = self._schema(name)
+        self.ensure_loaded(name)
+        key, field = key_field(schema), vector_field(schema)
+        client = self._connect()
+        with self._errors("reading the fields of", name):
+            for page in self._rows_in(client, name, schema, None, ["*"]):
+                yield (
+                    [str(row[key]) for row in page],
+                    [
+                        _metadata({k: v for k, v in row.items() if k != field}, key, field)
+                        for row in page
+                    ],
+                )
 
     @_named
     def get_records(self, name: str, ids: list[str]) -> RecordBatch:
@@ -806,6 +828,17 @@ class MilvusEngine:
             int(state.progress),
             state.failed_reason or "",
         )
+
+    @_named
+    @_retried
+    def holds_records(self, name: str) -> bool:
+        """Whether anything was ever written to the collection (flushed first, so that
+        rows not yet sealed count; deleted rows count too), without loading it: an
+        import goes only into a collection that holds nothing."""
+        client = self._connect()
+        with self._errors("reading the row count of", name):
+            client.flush(name)
+            return int(client.get_collection_stats(name).get("row_count", 0)) > 0
 
     @_named
     def imported(self, name: str, rows: int) -> None:
