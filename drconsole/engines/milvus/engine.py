@@ -58,11 +58,11 @@ from drconsole.engines.milvus.schema import (
     neutral_schema,
     vector_field,
 )
+from drconsole.engines.retried import retried_on
 from drconsole.errors import EngineError
 from drconsole.model.filters import AllOf, AnyOf, Filter, FilterError, evaluate
 from drconsole.model.schema import CollectionSchema, Distance, KeyType, TenancyMode
 from drconsole.records import RecordBatch
-from drconsole.retry import DEFAULT
 
 T = TypeVar("T")
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
@@ -84,6 +84,11 @@ class MilvusError(EngineError):
     def __init__(self, message: str, kind: ErrorKind, hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.kind = kind
+
+
+_retried = retried_on(MilvusError)
+"""Calls tried again when Milvus cannot be reached: each is a read or an idempotent write
+(an upsert of the same rows)."""
 
 
 def open_milvus(url: str, options: dict[str, Any], token: str | None) -> MilvusEngine:
@@ -148,28 +153,6 @@ def _kind_of(error: Exception) -> ErrorKind:
     if isinstance(error, MilvusException | ValueError | TypeError):
         return ErrorKind.INVALID
     return ErrorKind.UNKNOWN
-
-
-def _retried(method: Callable[..., T]) -> Callable[..., T]:
-    """The method tried again under the retry policy when Milvus cannot be reached: each
-    is a read or an idempotent write (an upsert of the same rows)."""
-
-    @functools.wraps(method)
-    def call(self: MilvusEngine, *args: Any, **kwargs: Any) -> T:
-        try:
-            return DEFAULT.run(lambda: method(self, *args, **kwargs), _transient)
-        except MilvusError as error:
-            if not _transient(error):
-                raise
-            raise MilvusError(
-                f"{error.message} (tried {DEFAULT.describe()})", error.kind, error.hint
-            ) from None
-
-    return call
-
-
-def _transient(error: BaseException) -> bool:
-    return isinstance(error, MilvusError) and error.kind == ErrorKind.TRANSIENT
 
 
 def _named(method: Callable[..., T]) -> Callable[..., T]:

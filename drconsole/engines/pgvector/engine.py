@@ -18,7 +18,6 @@ state (``access``).
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -52,11 +51,11 @@ from drconsole.engines.pgvector.introspect import (
 )
 from drconsole.engines.pgvector.rows import Layout, RecordRefused
 from drconsole.engines.pgvector.table import define_table, fit_name
+from drconsole.engines.retried import retried_on
 from drconsole.errors import EngineError
 from drconsole.model.filters import Filter, FilterError
 from drconsole.model.schema import CollectionSchema, Distance, ElementType
 from drconsole.records import RecordBatch
-from drconsole.retry import DEFAULT
 
 T = TypeVar("T")
 DEFAULT_SCHEMA = "public"
@@ -113,35 +112,17 @@ _SQLSTATE_CLASSES = {
 }
 
 
-def _retried(method: Callable[..., T]) -> Callable[..., T]:
-    """The method tried again under the retry policy when PostgreSQL cannot be reached
-    or ended the session (a restart, a failover): each is one transaction or a read, so
-    running it again is safe."""
-
-    @functools.wraps(method)
-    def call(self: PgVectorEngine, *args: Any, **kwargs: Any) -> T:
-        try:
-            return DEFAULT.run(lambda: method(self, *args, **kwargs), _transient)
-        except PgVectorError as error:
-            if not _transient(error):
-                raise
-            raise PgVectorError(
-                f"{error.message} (tried {DEFAULT.describe()})", error.kind, error.hint
-            ) from None
-
-    return call
-
-
-def _transient(error: BaseException) -> bool:
-    return isinstance(error, PgVectorError) and error.kind == ErrorKind.TRANSIENT
-
-
 class PgVectorError(EngineError):
     """An error of the PostgreSQL target; ``kind`` says how it is treated."""
 
     def __init__(self, message: str, kind: ErrorKind, hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.kind = kind
+
+
+_retried = retried_on(PgVectorError)
+"""Calls tried again when PostgreSQL cannot be reached or ended the session (a restart,
+a failover): each is one transaction or a read, so running it again is safe."""
 
 
 def open_pgvector(url: str, options: dict[str, Any], token: str | None) -> PgVectorEngine:
