@@ -70,3 +70,16 @@ def test_a_filter_on_a_32_bit_float_is_counted_here_and_refused_for_a_search(
             engine.query("scores", np.ones((1, 4), np.float32), 2, tree)
         assert "score is a 32-bit FLOAT" in refused.value.message
     client.close()
+
+
+def test_a_wrong_password_is_named_an_authentication_failure(milvus: MilvusServer) -> None:
+    """pymilvus says "Fail connecting to server" for a refused password as for a server
+    that is down; the server answers, so drconsole says it refused the connection, blames
+    the credentials, and does not try again."""
+    engine = ADAPTER.open(milvus.url, {}, "not-the-password")
+    with pytest.raises(EngineError) as refused:
+        engine.info()
+    assert ADAPTER.classify(refused.value) is ErrorKind.AUTH
+    assert "refused the connection" in refused.value.message
+    assert "tried" not in refused.value.message
+    assert refused.value.hint and "password" in refused.value.hint

@@ -3,14 +3,15 @@ option), through pymilvus's ``MilvusClient``.
 
 Reads run at Strong consistency, so a read after a write sees it. Milvus 2.3 reads no
 past instant (time travel was removed in 2.3), so a scan is fuzzy, like Chroma's: the
-ids are listed (the query iterator, keys only), fetched by id a page at a time, and
-listed again at the end; records added or deleted meanwhile are counted in the scan's
-window and every record appears once, in a state it had during the scan.
+ids are listed in key order, a page of keys at a time, fetched by id a page at a time,
+and listed again at the end; records added or deleted meanwhile are counted in the
+scan's window and every record appears once, in a state it had during the scan.
 
-A collection created for a restore gets its index defined at once (Milvus builds it per
-sealed segment as data arrives) but is not loaded; ``finish_load`` flushes it, waits for
-the index with progress, loads it, and points its aliases at it. Records carry their
-partition as their tenant when the collection keeps tenants in partitions.
+A collection gets its index defined when it is created (Milvus builds it per sealed
+segment as data arrives) and is loaded on first read; after a restore's data,
+``finish_load`` flushes it, waits for the index with progress, loads it, points its
+aliases at it and gives it its roles, grants and users. Records carry their partition as
+their tenant when the collection keeps tenants in partitions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -41,8 +43,8 @@ from drconsole.engines.base import (
 )
 from drconsole.engines.milvus.access import read_access, restore_access
 from drconsole.engines.milvus.bulk import ImportState, stage_of, write_parquet
-from drconsole.engines.milvus.filters import _string as quoted
 from drconsole.engines.milvus.filters import compile_filter
+from drconsole.engines.milvus.filters import string_literal as quoted
 from drconsole.engines.milvus.schema import (
     DEFAULT_PARTITION,
     ENGINE,
@@ -193,13 +195,37 @@ class MilvusEngine:
     # ----- connection and errors -----------------------------------------------------
 
     def _connect(self) -> MilvusClient:
+        """The client, connected on first use. pymilvus reports a refused password as
+        it reports an unreachable server ("Fail connecting to server"): when the port
+        answers, the refusal is taken for what it most likely is, an authentication
+        failure, and not tried again."""
         if self._client is None:
             token = f"{self.user}:{self._password}" if self._password is not None else ""
-            with self._errors("connecting"):
+            try:
                 self._client = MilvusClient(
                     uri=self.address, token=token, db_name=self.database, timeout=TIMEOUT_S
                 )
+            except MilvusException as error:
+                if _kind_of(error) is ErrorKind.TRANSIENT and self._listening():
+                    raise MilvusError(
+                        f"connecting at {self.url} (database {self.database}): the server "
+                        f"answers but refused the connection: {_detail(error)}",
+                        ErrorKind.AUTH,
+                        "check the user in the url and its password (the target's token); "
+                        "also that the database exists and the server needs no TLS",
+                    ) from None
+                with self._errors("connecting"):
+                    raise
         return self._client
+
+    def _listening(self) -> bool:
+        """Whether something accepts connections at the server's address."""
+        parts = urlsplit(self.address)
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=3):
+                return True
+        except OSError:
+            return False
 
     @contextmanager
     def _errors(self, doing: str, collection: str | None = None) -> Iterator[None]:

@@ -207,7 +207,7 @@ def _literal(value: Any) -> str:
     64-bit integer and the infinities as constant expressions the parser folds, since
     it reads no literal for them."""
     if isinstance(value, str):
-        return _string(value)
+        return string_literal(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if type(value) is int and value == INT64[0]:
@@ -217,7 +217,7 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
-def _string(value: str) -> str:
+def string_literal(value: str) -> str:
     """A double-quoted literal: quote and backslash escaped, anything outside printable
     ASCII as a ``\\u``/``\\U`` escape (the parser unquotes as Go's ``strconv.Unquote``)."""
     out = ['"']
