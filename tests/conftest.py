@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-"""A worker that ran the Milvus tests has gRPC loaded; a test that forks a drconsole
-command from it (``preexec_fn``) would otherwise find gRPC's fork handlers' log lines
-in that command's stderr, which are not drconsole's."""
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import resource
 import struct
 import subprocess
 import sys
@@ -35,18 +34,23 @@ SETTINGS = settings(
 )
 
 
+LIMITED = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'drconsole.cli', *sys.argv[1:]])"
+)
+"""The limit is set by the child itself, then it becomes drconsole: a ``preexec_fn``
+would run in a fork of this test worker, which may have gRPC loaded (the Milvus
+tests), whose fork handlers then abort under the limit."""
+
+
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """drconsole in a subprocess held to 1 GiB of memory and 10 s."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-
     return subprocess.run(
-        [sys.executable, "-m", "drconsole.cli", *args],
+        [sys.executable, "-c", LIMITED, *args],
         capture_output=True,
         text=True,
         errors="replace",
-        preexec_fn=limit,
         timeout=10,
         stdin=subprocess.DEVNULL,
         cwd=cwd,
