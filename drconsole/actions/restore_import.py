@@ -91,8 +91,10 @@ def import_collection(
     file_rows = int(context.params.get("import_file_rows", FILE_ROWS))
     for entry in entries:
         if not entry.get("done"):
-            _submit(bulk, name, entry, adopt=True)
-            report(f"{name}: import of {entry['key']} submitted again after the resume")
+            how = "taken up" if _submit(bulk, name, entry, adopt=True) else "submitted again"
+            report(
+                f"{name}: import of {entry['key']} {how} after the resume (task {entry['task']})"
+            )
     start = entries[-1]["tasks"][1] + 1 if entries else 0
     while start < len(tasks):
         end = _last_task(tasks, start, file_rows)
@@ -125,14 +127,16 @@ def _batches(plan: RestorePlan, tasks: list[PartTask]) -> Iterator[RecordBatch]:
         yield from plan.task_batches(task)
 
 
-def _submit(bulk: Any, name: str, entry: dict[str, Any], *, adopt: bool) -> None:
-    """Submit the file's import, unless one was submitted already and has not failed."""
+def _submit(bulk: Any, name: str, entry: dict[str, Any], *, adopt: bool) -> bool:
+    """Submit the file's import, unless one was submitted already and has not failed;
+    whether an earlier one was taken up."""
     if adopt:
         task = entry.get("task") or bulk.find_import(name, entry["key"])
-        if task is not None and bulk.import_state(task).state not in ("Failed",):
+        if task is not None and bulk.import_state(task).state != "Failed":
             entry["task"] = task
-            return
+            return True
     entry["task"] = bulk.start_import(name, entry["key"])
+    return False
 
 
 def _await(

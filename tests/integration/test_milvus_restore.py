@@ -291,7 +291,7 @@ def test_the_import_path_restores_the_source_exactly_and_resumes_after_a_kill(
     data = [e for e in events if e.type == "step.finished" and e.step_id == "data"][-1].data
     assert data["details"]["methods"] == {"articles": "import", "notes": "insert"}
     assert any(
-        "after the resume" in str(e.data.get("message"))
+        "taken up after the resume" in str(e.data.get("message"))
         for e in events
         if e.type == "step.progress" and e.step_id == "data"
     ), "the resumed run took up the import the killed one had submitted"
